@@ -1,0 +1,65 @@
+"""Process set-up shared by every entry point: seeding, device choice, logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (if imported or installed) torch, on CPU and CUDA."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    try:
+        import torch
+    except ImportError:  # torch is optional for the pure-data parts
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(requested: str | None = None) -> str:
+    """Return ``requested`` if given, else "cuda" when a GPU is available, else "cpu"."""
+    if requested:
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def setup_logging(level: int | str = logging.INFO, log_file: str | os.PathLike | None = None) -> None:
+    """Log to the console and, if given, to ``log_file`` (appending), with one format."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+
+
+def is_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted (HF_HUB_OFFLINE set to a true value)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def repo_root() -> Path:
+    """The workspace checkout (shared/ is installed editable from it)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def shared_data_dir() -> Path:
+    """The public datasets beside the checkout: $EMBED_SHARED_DATA, else ``<repo>/../shared/data``."""
+    env = os.environ.get("EMBED_SHARED_DATA")
+    return Path(env) if env else repo_root().parent / "shared" / "data"

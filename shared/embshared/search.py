@@ -1,0 +1,253 @@
+"""Search baselines and indexes: BM25 through bm25s, dense search through FAISS.
+
+Both return ``(ids, scores)`` lists per query, best first, and save to / load from a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embshared.errors import UserError
+from embshared.files import atomic_dir, write_json
+
+
+class IndexLoadError(UserError):
+    """A missing or incompatible saved index."""
+
+
+# ---------------------------------------------------------------------------------------
+# BM25
+
+
+class BM25Index:
+    """Okapi BM25 (Lucene variant) over English text with stop words removed and Snowball stemming.
+
+    Args:
+        k1, b: the BM25 parameters.
+        stem: apply the English Snowball stemmer (PyStemmer) if it is installed.
+    """
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75, stem: bool = True):
+        self.k1 = k1
+        self.b = b
+        self.stem = stem
+        self.doc_ids: list[str] = []
+        self._retriever = None
+
+    def _stemmer(self):
+        if not self.stem:
+            return None
+        try:
+            import Stemmer
+        except ImportError:
+            return None
+        return Stemmer.Stemmer("english")
+
+    def _tokenize(self, texts: Sequence[str], return_ids: bool):
+        import bm25s
+
+        return bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self._stemmer(), return_ids=return_ids, show_progress=False
+        )
+
+    def index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> BM25Index:
+        """Index ``texts``; ``doc_ids[i]`` names ``texts[i]``."""
+        import bm25s
+
+        if len(doc_ids) != len(texts):
+            raise ValueError("doc_ids and texts differ in length")
+        if not texts:
+            raise ValueError("cannot index an empty corpus")
+        self.doc_ids = [str(d) for d in doc_ids]
+        self._retriever = bm25s.BM25(k1=self.k1, b=self.b)
+        self._retriever.index(self._tokenize(texts, return_ids=True), show_progress=False)
+        return self
+
+    def _query_tokens(self, queries: Sequence[str]) -> list[list[str]]:
+        return self._tokenize(queries, return_ids=False)
+
+    def score_matrix(self, queries: Sequence[str]) -> np.ndarray:
+        """(n_queries, n_docs) BM25 scores in the order of ``doc_ids``."""
+        if self._retriever is None:
+            raise RuntimeError("index() or load() first")
+        out = np.zeros((len(queries), len(self.doc_ids)), dtype=np.float32)
+        for row, tokens in enumerate(self._query_tokens(queries)):
+            ids = self._retriever.get_tokens_ids(tokens)
+            if ids:
+                out[row] = self._retriever.get_scores_from_ids(ids)
+        return out
+
+    def search(self, queries: Sequence[str], k: int = 10) -> tuple[list[list[str]], list[list[float]]]:
+        """Top-``k`` doc ids and scores per query (ties by ascending id)."""
+        from embshared.evaluate import top_k
+
+        scores = self.score_matrix(queries)
+        ranked = top_k(scores, self.doc_ids, k)
+        position = {d: i for i, d in enumerate(self.doc_ids)}
+        values = [[float(scores[r, position[d]]) for d in row] for r, row in enumerate(ranked)]
+        return ranked, values
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Save the index and its doc ids to ``folder`` (replaced atomically)."""
+        with atomic_dir(folder, overwrite=True) as tmp:
+            self._retriever.save(str(tmp), show_progress=False)
+            write_json(tmp / "doc_ids.json", {"k1": self.k1, "b": self.b, "stem": self.stem, "doc_ids": self.doc_ids})
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> BM25Index:
+        import bm25s
+
+        folder = Path(folder)
+        meta_path = folder / "doc_ids.json"
+        if not meta_path.is_file():
+            raise IndexLoadError(f"{folder}: not a saved BM25 index (doc_ids.json missing)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        index = cls(k1=meta["k1"], b=meta["b"], stem=meta["stem"])
+        index.doc_ids = meta["doc_ids"]
+        index._retriever = bm25s.BM25.load(str(folder), show_progress=False)
+        return index
+
+
+def bm25_score_fn(doc_ids: Sequence[str], texts: Sequence[str], **kwargs):
+    """A score function (query texts -> (batch, n_docs)) for :func:`embshared.evaluate.evaluate_retrieval`."""
+    return BM25Index(**kwargs).index(doc_ids, texts).score_matrix
+
+
+# ---------------------------------------------------------------------------------------
+# FAISS
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+METRIC_KINDS = ("ip", "l2")
+
+
+class FaissIndex:
+    """A FAISS index over float32 vectors with string ids.
+
+    Args:
+        dim: vector size.
+        metric: "ip" (inner product; cosine on normalised vectors) or "l2".
+        kind: "flat" (exact), "ivf" (inverted lists; trained on the vectors added first)
+            or "hnsw" (graph); the last two are approximate, for large corpora.
+        nlist: IVF cells (default about 4 * sqrt(n)); nprobe: cells searched.
+        hnsw_m: HNSW graph degree; ef_search: HNSW search breadth.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "ip",
+        kind: str = "flat",
+        nlist: int | None = None,
+        nprobe: int = 16,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+    ):
+        if metric not in METRIC_KINDS:
+            raise ValueError(f"metric must be one of {METRIC_KINDS}, got {metric!r}")
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"kind must be one of {INDEX_KINDS}, got {kind!r}")
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.dim = dim
+        self.metric = metric
+        self.kind = kind
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.ids: list[str] = []
+        self._index = None
+
+    def _new_index(self, n_train: int):
+        import faiss
+
+        faiss_metric = faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
+        if self.kind == "flat":
+            return faiss.IndexFlatIP(self.dim) if self.metric == "ip" else faiss.IndexFlatL2(self.dim)
+        if self.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss_metric)
+            index.hnsw.efSearch = self.ef_search
+            return index
+        nlist = self.nlist or max(1, min(int(4 * np.sqrt(n_train)), n_train // 39 or 1))
+        quantizer = faiss.IndexFlatIP(self.dim) if self.metric == "ip" else faiss.IndexFlatL2(self.dim)
+        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
+        index.nprobe = min(self.nprobe, nlist)
+        return index
+
+    @staticmethod
+    def _as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
+        vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if vectors.ndim != 2 or vectors.shape[1] != dim:
+            raise ValueError(f"expected vectors of shape (n, {dim}), got {vectors.shape}")
+        return vectors
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> FaissIndex:
+        """Add vectors (n, dim) named by ``ids``; an IVF index is trained on the first batch."""
+        vectors = self._as_matrix(vectors, self.dim)
+        if len(ids) != len(vectors):
+            raise ValueError("ids and vectors differ in length")
+        if self._index is None:
+            self._index = self._new_index(len(vectors))
+            if not self._index.is_trained:
+                self._index.train(vectors)
+        self._index.add(vectors)
+        self.ids.extend(str(i) for i in ids)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, queries: np.ndarray, k: int = 10) -> tuple[list[list[str]], list[list[float]]]:
+        """Top-``k`` ids and scores per query. Scores are inner products, or L2 *distances* (smaller is closer)."""
+        if self._index is None or not self.ids:
+            raise RuntimeError("the index is empty")
+        queries = self._as_matrix(queries, self.dim)
+        k = min(k, len(self.ids))
+        scores, indices = self._index.search(queries, k)
+        if self.metric == "l2":
+            scores = np.sqrt(np.maximum(scores, 0.0))  # faiss returns squared distances
+        ids = [[self.ids[i] for i in row if i >= 0] for row in indices]
+        values = [[float(s) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, indices)]
+        return ids, values
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write ``index.faiss`` and ``index.json`` (ids and settings) to ``folder``, atomically."""
+        import faiss
+
+        if self._index is None:
+            raise RuntimeError("nothing to save: the index is empty")
+        with atomic_dir(folder, overwrite=True) as tmp:
+            faiss.write_index(self._index, str(tmp / "index.faiss"))
+            meta = {
+                "dim": self.dim,
+                "metric": self.metric,
+                "kind": self.kind,
+                "nlist": self.nlist,
+                "nprobe": self.nprobe,
+                "hnsw_m": self.hnsw_m,
+                "ef_search": self.ef_search,
+                "ids": self.ids,
+            }
+            write_json(tmp / "index.json", meta, indent=None)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> FaissIndex:
+        import faiss
+
+        folder = Path(folder)
+        meta_path, index_path = folder / "index.json", folder / "index.faiss"
+        if not meta_path.is_file() or not index_path.is_file():
+            raise IndexLoadError(f"{folder}: not a saved FAISS index (index.json / index.faiss missing)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        ids = meta.pop("ids")
+        index = cls(**meta)
+        index._index = faiss.read_index(str(index_path))
+        if index._index.ntotal != len(ids):
+            raise IndexLoadError(f"{folder}: index holds {index._index.ntotal} vectors but {len(ids)} ids")
+        index.ids = ids
+        return index
