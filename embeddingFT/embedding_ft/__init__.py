@@ -1,0 +1,1 @@
+"""Contrastive fine-tuning of sentence-transformers models with hard-negative mining."""

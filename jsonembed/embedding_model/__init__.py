@@ -1,0 +1,1 @@
+"""An open-weight character-level CNN that embeds JSON records, trained from scratch."""

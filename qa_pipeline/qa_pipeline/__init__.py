@@ -1,0 +1,1 @@
+"""Scientific PDFs to Q&A pairs to a fine-tuned embedding model."""

@@ -1,0 +1,1 @@
+"""Isotropic Gaussian embeddings (LeJEPA SIGReg) and a Euclidean GaussianRetriever."""
