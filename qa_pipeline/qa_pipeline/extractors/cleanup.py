@@ -46,6 +46,14 @@ def normalise_text(text: str) -> str:
     return "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))
 
 
+_TRAILING_FOOTNOTE = re.compile(r"(?<=[.!?])\s?\d{1,2}$")
+
+
+def strip_footnote_marker(paragraph: str) -> str:
+    """Drop a footnote number left after a paragraph's last full stop ("benchmark. 1")."""
+    return _TRAILING_FOOTNOTE.sub("", paragraph.rstrip())
+
+
 def has_ligatures(text: str) -> bool:
     """True if ``text`` still contains a ligature glyph (U+FB00..U+FB06)."""
     return bool(_LIGATURE_CHARS.search(text))

@@ -41,6 +41,7 @@ class GrobidClient:
         consolidate_header: ask GROBID to consolidate the header against CrossRef (needs
             network on the server side; off by default).
         transport: an ``httpx`` transport (tests pass a mock here).
+        retry_delay: seconds before the first retry of a 503; doubled each time.
     """
 
     def __init__(
@@ -50,12 +51,14 @@ class GrobidClient:
         retries: int = 3,
         consolidate_header: bool = False,
         transport: httpx.BaseTransport | None = None,
+        retry_delay: float = 2.0,
     ):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.consolidate_header = consolidate_header
         self.transport = transport
+        self.retry_delay = retry_delay
 
     def _client(self, timeout: float) -> httpx.Client:
         return httpx.Client(timeout=timeout, transport=self.transport)
@@ -100,7 +103,7 @@ class GrobidClient:
             "consolidateCitations": "0",
             "includeRawCitations": "1",
         }
-        delay = 2.0
+        delay = self.retry_delay
         for attempt in range(self.retries + 1):
             try:
                 with self._client(self.timeout) as client, open(pdf_path, "rb") as handle:

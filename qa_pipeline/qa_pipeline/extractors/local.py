@@ -46,6 +46,7 @@ _CAPTION = re.compile(r"^(fig\.?|figure|table|tab\.)\s*\d+[a-z]?\s*[:.|]?", re.I
 _NUMBERED_REF = re.compile(r"^\[?\d{1,3}[\].)]\s")
 #: some Springer fonts (AdvTT) map "(" and ")" to "ð" and "Þ" in their text layer.
 _ADVTT_PARENS = re.compile(r"ð([^ðÞ]{0,40})Þ")
+_MARKER = re.compile(r"[\d,\-\u2013*\u2020\u2021\u2217\u00a7\u00b6\s]+")
 _SENTENCE_END = re.compile(r"[.!?:][\"')\]\u201d]?$")
 
 
@@ -73,6 +74,7 @@ class Line:
     text: str
     uniform: bool
     math_share: float
+    markers: int = 0  # superscript markers dropped from the line (authors, footnotes)
     spans: list[Span] = field(default_factory=list, repr=False)
 
     @property
@@ -133,7 +135,19 @@ def read_spans(reader) -> tuple[list[list[Span]], list[float]]:
     return pages, heights
 
 
+def _drop_markers(spans: list[Span]) -> list[Span]:
+    """Drop superscript footnote and affiliation markers ("benchmark.¹", "Cohan†∗")."""
+    size = max(s.size for s in spans)
+    base = min(spans, key=lambda s: (-s.size, s.y)).y
+    kept = [
+        s for s in spans if not (s.size < 0.8 * size and s.y > base + 0.15 * size and _MARKER.fullmatch(s.text.strip()))
+    ]
+    return kept or spans
+
+
 def _make_line(spans: list[Span]) -> Line:
+    all_spans = spans
+    spans = _drop_markers(spans)
     text = "".join(s.text.replace("\n", " ") for s in spans)
     text = normalise_text(text).replace("\n", " ").strip()
     text = _ADVTT_PARENS.sub(r"(\1)", text)
@@ -162,6 +176,7 @@ def _make_line(spans: list[Span]) -> Line:
         text=text,
         uniform=big > 0 and same / big >= 0.9,
         math_share=math_chars / max(total, 1),
+        markers=len(all_spans) - len(spans),
         spans=spans,
     )
 
@@ -264,7 +279,7 @@ def _looks_like_heading_text(text: str, max_words: int) -> bool:
 
 def _is_heading_style(line: Line, body: tuple[str, float]) -> bool:
     font, size = body
-    if not line.uniform or line.math_share > 0.2:
+    if not line.uniform or line.math_share > 0.2 or line.markers:
         return False
     if line.size < 0.85 * size:
         return False
@@ -510,6 +525,9 @@ class LocalExtractor:
         title, title_lines = find_title(lines, body, str(meta.get("/Title") or ""))
         if title_lines:  # nothing up to the end of the title is a heading
             headings = {j: h for j, h in headings.items() if j > title_lines[-1]}
+        abstract_at = [j for j, h in headings.items() if _ABSTRACT.match(h[1])]
+        if abstract_at:  # nor anything between the title and the abstract (authors, affiliations)
+            headings = {j: h for j, h in headings.items() if j >= abstract_at[0]}
 
         # Walk the lines, cutting them into regions at the headings.
         abstract_lines: list[Line] = []

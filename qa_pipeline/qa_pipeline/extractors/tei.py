@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from qa_pipeline.extractors.cleanup import normalise_text
+from qa_pipeline.extractors.cleanup import normalise_text, strip_footnote_marker
 from qa_pipeline.paper import Paper, Reference, Section, paper_id_from_path
 
 TEI_NS = "http://www.tei-c.org/ns/1.0"
@@ -34,11 +34,12 @@ def _text(element: ET.Element | None) -> str:
 
 
 def _paragraph_text(p: ET.Element) -> str:
-    """The text of a ``<p>`` without the formulas GROBID sometimes nests inside it."""
+    """The text of a ``<p>`` without the formulas GROBID sometimes nests inside it and
+    without footnote markers."""
     parts: list[str] = []
 
     def walk(node: ET.Element) -> None:
-        if node.tag == f"{{{TEI_NS}}}formula":
+        if node.tag == f"{{{TEI_NS}}}formula" or (node.tag == f"{{{TEI_NS}}}ref" and node.get("type") == "foot"):
             if node.tail:
                 parts.append(node.tail)
             return
@@ -50,7 +51,7 @@ def _paragraph_text(p: ET.Element) -> str:
             parts.append(node.tail)
 
     walk(p)
-    return " ".join(normalise_text("".join(parts)).split())
+    return strip_footnote_marker(" ".join(normalise_text("".join(parts)).split()))
 
 
 def _person(pers: ET.Element) -> str:
