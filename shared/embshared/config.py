@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,7 @@ from embshared.files import write_text
 T = TypeVar("T")
 
 OVERRIDE_SOURCE = "command line"
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(UserError):
@@ -112,6 +114,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+            return float(value)  # `1e-5` in a YAML file (YAML 1.1 wants a dot)
         fail()
     if tp is str:
         if isinstance(value, str):
@@ -150,6 +154,8 @@ def parse_override(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML: keep the raw string (e.g. a path with a colon)
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads `1e-5` (no dot) as a string; users mean a number
     return key, value
 
 
