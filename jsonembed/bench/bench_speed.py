@@ -1,0 +1,210 @@
+"""Speed benchmark: training and embedding throughput, and search latency over 100k records.
+
+    python jsonembed/bench/bench_speed.py [--records 100000] [--queries 200] [key=value ...]
+
+- Training: records/s of the optimisation loop (two augmented views per record) on SciFact
+  and Cranfield records, for a fixed number of steps with the configured model.
+- Embedding: records/s of ``JsonEmbedder.embed_segments`` on all SciFact and Cranfield records.
+- Latency: 100k records made by resampling real SciFact fields (a title from one abstract,
+  the text of another; for this figure only), embedded once, then one query at a time
+  (SciFact claims): dense = embed the query + exact FAISS inner-product search; hybrid =
+  dense + BM25 over the 100k records + reciprocal-rank fusion. p50 / p95 in milliseconds.
+
+Uses the model trained by bench_quality.py (bench/runs/scifact.pt) when present, else a
+freshly initialised one: speed does not depend on the weights. Writes results/speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import sys
+import time
+
+import numpy as np
+from common import DATASETS, RESULTS_DIR, RUNS_DIR, machine_facts, machine_note
+
+from embedding_model.config import build_config
+from embedding_model.embedder import JsonEmbedder
+from embedding_model.model import build_encoder
+from embedding_model.records import RecordSet, flatten_record
+from embedding_model.retrieval import RecordSearch
+from embedding_model.training import train
+from embedding_model.vocab import CharVocab
+from embshared.config import config_to_dict
+from embshared.files import write_json, write_text
+from embshared.runtime import pick_device, seed_everything, setup_logging, shared_data_dir
+
+
+def build_embedder(cfg, records: RecordSet) -> tuple[JsonEmbedder, str]:
+    """The SciFact bench model if it was trained with this config, else fresh weights."""
+    path = RUNS_DIR / "scifact.pt"
+    device = pick_device(cfg.device or None)
+    if path.is_file():
+        embedder = JsonEmbedder.load(path, device)
+        if config_to_dict(embedder.cfg) == config_to_dict(cfg):
+            return embedder, str(path)
+    vocab = CharVocab.build((t[: cfg.max_chars] for t in records.texts()), cfg.min_char_freq, cfg.lowercase)
+    encoder = build_encoder(cfg, len(vocab)).to(device).eval()
+    return JsonEmbedder(encoder, vocab, cfg, device), "fresh weights"
+
+
+def training_speed(cfg, records: RecordSet, steps: int) -> dict:
+    """Records/s of `steps` optimisation steps (no validation)."""
+    n = min(len(records), steps * cfg.batch_size)
+    run_cfg = dataclasses.replace(cfg, epochs=1, val_fraction=0.0)
+    seed_everything(cfg.seed)
+    _, result = train(run_cfg, records.segments[:n], device=pick_device(cfg.device or None), show_progress=False)
+    return {
+        "steps": result.steps,
+        "records": result.records_seen,
+        "seconds": round(result.train_seconds, 2),
+        "records_per_second": round(result.records_per_second, 1),
+    }
+
+
+def embedding_speed(embedder: JsonEmbedder, records: RecordSet) -> dict:
+    embedder.embed_segments(records.segments[:256])  # warm-up
+    started = time.perf_counter()
+    embedder.embed_segments(records.segments)
+    seconds = time.perf_counter() - started
+    chars = np.mean([min(len(t), embedder.cfg.max_chars) for t in records.texts()])
+    return {
+        "records": len(records),
+        "mean_chars_read": round(float(chars), 1),
+        "seconds": round(seconds, 2),
+        "records_per_second": round(len(records) / seconds, 1),
+    }
+
+
+def resampled_records(source: RecordSet, n: int, seed: int) -> RecordSet:
+    """n records whose title and text are drawn independently from real records (latency figure only)."""
+    rng = random.Random(seed)
+    titles = [r["title"] for r in source.records if r.get("title")]
+    texts = [r["text"] for r in source.records if r.get("text")]
+    rows = [{"title": rng.choice(titles), "text": rng.choice(texts)} for _ in range(n)]
+    segments = [flatten_record(r) for r in rows]
+    return RecordSet(rows, segments, list(range(1, n + 1)), "resampled", ids=[str(i) for i in range(n)])
+
+
+def percentiles(values: list[float]) -> dict:
+    ms = np.asarray(values) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+
+
+def latency(embedder: JsonEmbedder, records: RecordSet, queries: list[str]) -> dict:
+    started = time.perf_counter()
+    matrix = embedder.embed_segments(records.segments, show_progress=True)
+    embed_seconds = time.perf_counter() - started
+    engine = RecordSearch(embedder, records, matrix, embedder.cfg.rrf_k, embedder.cfg.rrf_depth)
+    started = time.perf_counter()
+    engine.faiss  # noqa: B018 - build the index outside the timed queries
+    faiss_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    engine.bm25  # noqa: B018
+    bm25_seconds = time.perf_counter() - started
+    dense, hybrid, lexical = [], [], []
+    for query in queries:
+        t0 = time.perf_counter()
+        engine.dense([query], 10)
+        t1 = time.perf_counter()
+        engine.hybrid([query], 10)
+        t2 = time.perf_counter()
+        engine.lexical([query], 10)
+        t3 = time.perf_counter()
+        dense.append(t1 - t0)
+        hybrid.append(t2 - t1)
+        lexical.append(t3 - t2)
+    return {
+        "records": len(records),
+        "queries": len(queries),
+        "embed_records_per_second": round(len(records) / embed_seconds, 1),
+        "embed_seconds": round(embed_seconds, 1),
+        "faiss_build_seconds": round(faiss_seconds, 2),
+        "bm25_build_seconds": round(bm25_seconds, 2),
+        "dense": percentiles(dense),
+        "hybrid": percentiles(hybrid),
+        "bm25_only": percentiles(lexical),
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = ["# jsonembed speed benchmark", "", f"Command: `{report['command']}`", "", f"Model: {report['model']}.", ""]
+    lines += ["| measure | records | records/s | seconds |", "|---|---:|---:|---:|"]
+    for name, row in report["training"].items():
+        lines.append(
+            f"| training, {name} | {row['records']} | {row['records_per_second']:.0f} | {row['seconds']:.1f} |"
+        )
+    for name, row in report["embedding"].items():
+        lines.append(
+            f"| embedding, {name} (mean {row['mean_chars_read']:.0f} chars read) | {row['records']} | "
+            f"{row['records_per_second']:.0f} | {row['seconds']:.1f} |"
+        )
+    lat = report.get("latency")
+    if lat:
+        lines.append(
+            f"| embedding, {lat['records']} resampled records | {lat['records']} | "
+            f"{lat['embed_records_per_second']:.0f} | {lat['embed_seconds']:.1f} |"
+        )
+        lines += [
+            "",
+            f"Search latency over {lat['records']} records, {lat['queries']} single-query calls, top 10 "
+            f"(index build, once: FAISS {lat['faiss_build_seconds']:.2f} s, BM25 {lat['bm25_build_seconds']:.1f} s):",
+            "",
+            "| search | p50 ms | p95 ms |",
+            "|---|---:|---:|",
+            f"| dense (embed query + exact FAISS inner product) | {lat['dense']['p50_ms']:.1f} | {lat['dense']['p95_ms']:.1f} |",
+            f"| hybrid (dense + BM25 + RRF) | {lat['hybrid']['p50_ms']:.1f} | {lat['hybrid']['p95_ms']:.1f} |",
+            f"| BM25 alone | {lat['bm25_only']['p50_ms']:.1f} | {lat['bm25_only']['p95_ms']:.1f} |",
+        ]
+    goal = max((r["records_per_second"] for r in report["embedding"].values()), default=0)
+    lines += [
+        "",
+        f"Goal: >= 1,000 records/s embedding. Best measured here: {goal:.0f} records/s "
+        f"({'met' if goal >= 1000 else 'not met'} on this run).",
+        "",
+        machine_note(report["machine"], report.get("end_load_average")),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="jsonembed config overrides")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--records", type=int, default=100_000, help="records for the latency figure (0 skips it)")
+    parser.add_argument("--queries", type=int, default=200, help="single-query calls timed")
+    parser.add_argument("--train-steps", type=int, default=20, help="optimisation steps timed per dataset")
+    args = parser.parse_intermixed_args(argv)
+    setup_logging()
+    cfg = build_config(args.config, args.overrides)
+    data = shared_data_dir()
+    sets = {name: DATASETS[name](data / name) for name in DATASETS if (data / name).is_dir()}
+    if "scifact" not in sets:
+        print(f"SciFact not found under {data}; nothing measured", file=sys.stderr)
+        return 0
+    embedder, model = build_embedder(cfg, sets["scifact"][0])
+    report = {
+        "command": "python jsonembed/bench/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_facts(),
+        "config": config_to_dict(cfg),
+        "model": model,
+        "training": {name: training_speed(cfg, records, args.train_steps) for name, (records, _, _) in sets.items()},
+        "embedding": {name: embedding_speed(embedder, records) for name, (records, _, _) in sets.items()},
+    }
+    if args.records > 0:
+        records, queries, _ = sets["scifact"]
+        many = resampled_records(records, args.records, cfg.seed)
+        report["latency"] = latency(embedder, many, list(queries.values())[: args.queries])
+    report["end_load_average"] = [round(x, 2) for x in os.getloadavg()]
+    write_json(RESULTS_DIR / "speed.json", report)
+    write_text(RESULTS_DIR / "speed.md", markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Search JSON records with a trained model.
+
+    python -m embedding_model.cli.search --model my_model.pt --data your_data.jsonl \
+        --query "high quality electronics" --topk 5 [--explain] [--hybrid]
+
+The data is embedded once and the matrix cached beside it (keyed by the model's and the
+data's hashes); queries go through an exact FAISS inner-product index. ``--hybrid`` fuses
+the dense ranking with BM25 by reciprocal-rank fusion; ``--explain`` shows, for every hit,
+the fields whose removal costs the most similarity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from embedding_model.cache import cached_embeddings
+from embedding_model.cli.common import add_common_args, positive, report_skipped, start
+from embedding_model.embedder import JsonEmbedder
+from embedding_model.records import load_records
+from embedding_model.retrieval import RecordSearch
+from embshared.errors import UserError, cli_entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m embedding_model.cli.search", description="Search JSON records with a trained jsonembed model."
+    )
+    parser.add_argument("--model", required=True, help="model file written by embedding_model.cli.train")
+    parser.add_argument("--data", required=True, help="records to search (JSONL)")
+    parser.add_argument("--query", required=True, action="append", help="query text (repeat for several)")
+    parser.add_argument("--topk", type=int, default=5, help="hits per query (default 5)")
+    parser.add_argument("--explain", action="store_true", help="show the fields that contributed most to each hit")
+    parser.add_argument("--explain-fields", type=int, default=3, help="fields shown per hit with --explain")
+    parser.add_argument("--hybrid", action="store_true", help="fuse with BM25 by reciprocal-rank fusion")
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default: .jsonembed_cache beside the data)")
+    parser.add_argument("--no-cache", action="store_true", help="embed the data again and do not cache it")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    add_common_args(parser)
+    return parser
+
+
+def _short(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def search(args: argparse.Namespace) -> list[dict]:
+    """Run the queries; returns one {"query", "hits"} dict per query."""
+    embedder = JsonEmbedder.load(args.model, args.device)
+    records = load_records(args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid)
+    report_skipped(records.path, records.skipped)
+    embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
+    engine = RecordSearch(embedder, records, embeddings, embedder.cfg.rrf_k, embedder.cfg.rrf_depth)
+    query_vectors = embedder.embed_queries(args.query)
+    if args.hybrid:
+        results = engine.hybrid(args.query, args.topk, query_vectors)
+    else:
+        results = engine.dense(args.query, args.topk, query_vectors)
+    out = []
+    for query, vector, hits in zip(args.query, query_vectors, results):
+        rows = []
+        for rank, hit in enumerate(hits, start=1):
+            row = {
+                "rank": rank,
+                "line": records.lines[hit.index],
+                "score": hit.score,
+                "record": records.records[hit.index],
+            }
+            if args.explain:
+                fields = embedder.explain(vector, records.segments[hit.index])[: args.explain_fields]
+                row["explain"] = [{"field": f.key, "value": f.value, "contribution": f.contribution} for f in fields]
+            rows.append(row)
+        out.append({"query": query, "mode": "hybrid" if args.hybrid else "dense", "hits": rows})
+    return out
+
+
+def print_results(results: list[dict]) -> None:
+    for result in results:
+        score_name = "rrf" if result["mode"] == "hybrid" else "cosine"
+        print(f'query: "{result["query"]}"  ({result["mode"]}, {score_name} scores)')
+        for hit in result["hits"]:
+            text = json.dumps(hit["record"], ensure_ascii=False)
+            print(f"{hit['rank']:>3}. {hit['score']:.4f}  line {hit['line']}  {_short(text, 160)}")
+            for field in hit.get("explain", []):
+                print(f"       {field['contribution']:+.4f}  {field['field']} = {_short(field['value'], 100)}")
+        print()
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    start(args)
+    positive(args.topk, "--topk")
+    positive(args.explain_fields, "--explain-fields")
+    if any(not q.strip() for q in args.query):
+        raise UserError("--query must not be empty")
+    results = search(args)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        print_results(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

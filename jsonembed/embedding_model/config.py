@@ -1,0 +1,142 @@
+"""The one config of jsonembed: flat keys, as in ``config/default.yaml``.
+
+The keys are flat (``epochs``, ``char_dim``, ``field_drop_prob``) because that is how the
+user guide writes them; they are grouped below by the component that reads them. The whole
+resolved config is stored inside every model file, so a model always knows how its text was
+built and how it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from embshared.config import ConfigError, load_config
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: ``jsonembed/``: the folder holding ``config/default.yaml`` (the CLI also finds it from any cwd).
+PROJECT_DIR = PACKAGE_DIR.parent
+DEFAULT_CONFIG = "config/default.yaml"
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class JsonEmbedConfig:
+    """Every setting of the record embedder, its training and its augmentations."""
+
+    # --- reproducibility and hardware
+    seed: int = field(default=42, metadata=_help("seed for weights, batching and augmentation"))
+    device: str = field(default="", metadata=_help("torch device; empty = CUDA when available, else CPU"))
+
+    # --- record -> text
+    max_chars: int = field(default=512, metadata=_help("characters of flattened record text the model reads"))
+    lowercase: bool = field(default=True, metadata=_help("lower-case text before looking up characters"))
+    ignore_fields: list[str] = field(
+        default_factory=lambda: ["_id"], metadata=_help("top-level fields left out of the text (identifiers)")
+    )
+    min_char_freq: int = field(default=2, metadata=_help("characters seen fewer times in the training data map to UNK"))
+
+    # --- model
+    char_dim: int = field(default=32, metadata=_help("size of the character embeddings"))
+    conv_channels: int = field(default=128, metadata=_help("output channels of each convolution"))
+    kernel_sizes: list[int] = field(
+        default_factory=lambda: [3, 5, 7], metadata=_help("widths of the parallel 1-D convolutions")
+    )
+    pooling: Literal["max", "mean", "max_mean"] = field(
+        default="max", metadata=_help("pooling over positions: max, mean or both concatenated")
+    )
+    dropout: float = field(default=0.1, metadata=_help("dropout before the projection (training only)"))
+    projection_dim: int = field(default=256, metadata=_help("size of the output embedding"))
+
+    # --- training
+    epochs: int = field(default=15, metadata=_help("passes over the training records"))
+    batch_size: int = field(default=64, metadata=_help("records per step (each gives two views)"))
+    lr: float = field(default=2e-3, metadata=_help("peak AdamW learning rate"))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay"))
+    warmup_ratio: float = field(default=0.05, metadata=_help("fraction of steps with linear warm-up"))
+    temperature: float = field(default=0.05, metadata=_help("NT-Xent (InfoNCE) softmax temperature"))
+    grad_clip: float = field(default=1.0, metadata=_help("gradient norm clip; 0 disables"))
+    log_every: int = field(default=50, metadata=_help("print the loss every this many steps"))
+    val_fraction: float = field(default=0.05, metadata=_help("records held out for the self-retrieval check"))
+    val_max: int = field(default=1000, metadata=_help("cap on held-out records"))
+
+    # --- augmentation (each view of a record is drawn independently)
+    field_drop_prob: float = field(default=0.2, metadata=_help("drop each field with this probability"))
+    field_shuffle_prob: float = field(default=0.5, metadata=_help("shuffle the field order with this probability"))
+    digit_mask_prob: float = field(default=0.1, metadata=_help("replace each digit by '#' with this probability"))
+    key_drop_prob: float = field(
+        default=0.3, metadata=_help("write values without their 'key=' with this probability (query-like views)")
+    )
+    span_crop_prob: float = field(
+        default=0.3, metadata=_help("replace the view by a span of words of one field (query-like views)")
+    )
+    span_min_words: int = field(default=3, metadata=_help("shortest cropped span, in words"))
+    span_max_words: int = field(default=16, metadata=_help("longest cropped span, in words"))
+
+    # --- embedding and search
+    embed_batch_size: int = field(default=256, metadata=_help("records per forward pass when embedding"))
+    rrf_k: int = field(default=60, metadata=_help("reciprocal-rank-fusion constant of --hybrid"))
+    rrf_depth: int = field(default=100, metadata=_help("how many hits of each ranking --hybrid fuses"))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first key whose value is out of range."""
+        positive = ("max_chars", "char_dim", "conv_channels", "projection_dim", "epochs", "log_every")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
+        if self.batch_size < 2:
+            raise ValueError(f"key 'batch_size' must be at least 2 (contrastive batches), got {self.batch_size}")
+        for key in ("lr", "temperature", "embed_batch_size", "rrf_k", "rrf_depth", "min_char_freq"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
+        if not self.kernel_sizes or any(k <= 0 for k in self.kernel_sizes):
+            raise ValueError(f"key 'kernel_sizes' must be a non-empty list of positive widths, got {self.kernel_sizes}")
+        probabilities = (
+            "dropout",
+            "field_drop_prob",
+            "field_shuffle_prob",
+            "digit_mask_prob",
+            "key_drop_prob",
+            "span_crop_prob",
+            "warmup_ratio",
+        )
+        for key in probabilities:
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"key '{key}' must be between 0 and 1, got {getattr(self, key)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"key 'val_fraction' must be in [0, 1), got {self.val_fraction}")
+        if not 1 <= self.span_min_words <= self.span_max_words:
+            raise ValueError(
+                f"keys 'span_min_words' / 'span_max_words' need 1 <= min <= max, got "
+                f"{self.span_min_words} / {self.span_max_words}"
+            )
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.val_max < 0:
+            raise ValueError("keys 'weight_decay', 'grad_clip' and 'val_max' must not be negative")
+
+
+def resolve_config_path(path: str | Path | None) -> Path | None:
+    """Find a config file: as given (relative to the cwd), else relative to ``jsonembed/``.
+
+    ``None`` means the default ``config/default.yaml``, which is optional: without it the
+    dataclass defaults apply. A path the user names must exist.
+    """
+    if path is None:
+        for candidate in (Path(DEFAULT_CONFIG), PROJECT_DIR / DEFAULT_CONFIG):
+            if candidate.is_file():
+                return candidate
+        return None
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute() and (PROJECT_DIR / path).is_file():
+        return PROJECT_DIR / path
+    raise ConfigError(f"{path}: config file not found (looked in the current folder and in {PROJECT_DIR})")
+
+
+def build_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> JsonEmbedConfig:
+    """Defaults, then the config file, then ``key=value`` overrides (type-checked)."""
+    return load_config(JsonEmbedConfig, resolve_config_path(path), list(overrides))

@@ -1,0 +1,113 @@
+"""Retrieval quality of a model against BM25, and of their fusion, on labelled queries.
+
+All metrics come from :mod:`embshared.evaluate` (one implementation for the workspace);
+this module only builds the three score functions over the same records.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from embedding_model.embedder import JsonEmbedder
+from embedding_model.records import RecordSet
+from embedding_model.retrieval import rrf_score_fn
+from embshared.evaluate import dense_score_fn, evaluate_retrieval
+from embshared.io import DataError, read_records
+from embshared.search import BM25Index
+
+DEFAULT_METRICS = ("recall@1", "recall@10", "recall@100", "mrr@10", "ndcg@10")
+SYSTEMS = ("BM25", "jsonembed", "jsonembed + BM25 (RRF)")
+
+
+def load_queries(
+    path: str | os.PathLike, id_field: str = "_id", text_field: str = "text", skip_invalid: bool = False
+) -> dict[str, str]:
+    """query id -> text from a JSONL/JSON/CSV file (BEIR ``queries.jsonl`` by default)."""
+    records = read_records(path, skip_invalid=skip_invalid)
+    queries: dict[str, str] = {}
+    for index, record in enumerate(records):
+        line = records.line_of(index)
+        for key in (id_field, text_field):
+            if key not in record:
+                raise DataError(path, f"field '{key}' missing", line)
+        text = str(record[text_field] or "").strip()
+        if not text:
+            if skip_invalid:
+                continue
+            raise DataError(path, f"field '{text_field}' is empty", line)
+        queries[str(record[id_field])] = text
+    return queries
+
+
+def check_qrels(
+    qrels: Mapping[str, Mapping[str, int]],
+    queries: Mapping[str, str],
+    doc_ids: Sequence[str],
+    source: str,
+    skip_invalid: bool = False,
+) -> dict[str, dict[str, int]]:
+    """Qrels restricted to known queries and documents; an unknown id is an error unless skipped."""
+    known_docs = set(doc_ids)
+    out: dict[str, dict[str, int]] = {}
+    for qid, rels in qrels.items():
+        if qid not in queries:
+            if skip_invalid:
+                continue
+            raise DataError(source, f"query id '{qid}' is not among the queries")
+        for did, grade in rels.items():
+            if did not in known_docs:
+                if skip_invalid:
+                    continue
+                raise DataError(source, f"document id '{did}' is not among the records")
+            out.setdefault(qid, {})[did] = grade
+    if not any(g > 0 for rels in out.values() for g in rels.values()):
+        raise DataError(source, "no relevant (grade > 0) judgement left for the given queries and records")
+    return out
+
+
+def check_unique_ids(records: RecordSet) -> None:
+    """Record ids must name one record each."""
+    seen: dict[str, int] = {}
+    for record_id, line in zip(records.ids, records.lines):
+        if record_id in seen:
+            raise DataError(records.path, f"id '{record_id}' repeats the record of line {seen[record_id]}", line)
+        seen[record_id] = line
+
+
+def evaluate_systems(
+    embedder: JsonEmbedder,
+    records: RecordSet,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    names: Sequence[str] = DEFAULT_METRICS,
+    doc_embeddings: np.ndarray | None = None,
+    show_progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """BM25, the model alone, and their reciprocal-rank fusion on the same records and queries.
+
+    Args:
+        embedder: the trained model.
+        records: the corpus; ``records.ids`` must match the qrels' document ids.
+        queries: query id -> text.
+        qrels: query id -> {document id: grade}.
+        names: metrics, e.g. "ndcg@10".
+        doc_embeddings: the records' embeddings if already computed (e.g. from the cache).
+
+    Returns:
+        {system: {metric: value}} for the systems in :data:`SYSTEMS`.
+    """
+    check_unique_ids(records)
+    doc_ids = list(records.ids)
+    corpus = dict(zip(doc_ids, records.plain_texts()))
+    if doc_embeddings is None:
+        doc_embeddings = embedder.embed_segments(records.segments, show_progress=show_progress)
+    dense = dense_score_fn(embedder.embed_queries, doc_embeddings, metric="dot")
+    bm25 = BM25Index().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix
+    hybrid = rrf_score_fn([dense, bm25], depth=embedder.cfg.rrf_depth, k=embedder.cfg.rrf_k, floors=[None, 0.0])
+    return {
+        system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
+        for system, fn in zip(SYSTEMS, (bm25, dense, hybrid))
+    }

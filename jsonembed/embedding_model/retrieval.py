@@ -1,0 +1,150 @@
+"""Search over records: dense (FAISS inner product), BM25, and their reciprocal-rank fusion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedding_model.embedder import JsonEmbedder
+from embedding_model.records import RecordSet
+from embshared.search import BM25Index, FaissIndex
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Fuse rankings by RRF (Cormack et al., 2009): score(d) = sum_i w_i / (k + rank_i(d)).
+
+    Args:
+        rankings: each a list of ids, best first (ranks start at 1).
+        k: the RRF constant; larger values flatten the difference between top ranks.
+        weights: one weight per ranking (default 1 each).
+
+    Returns:
+        (id, fused score) pairs, best first; ties by the order of first appearance.
+    """
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
+    scores: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def ranks_from_scores(scores: np.ndarray, depth: int) -> list[list[int]]:
+    """Column indices of the ``depth`` best scores of each row (batch, n_docs), best first."""
+    depth = min(depth, scores.shape[1])
+    top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]  # (batch, depth), unordered
+    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1, kind="stable")[:, ::-1]
+    return np.take_along_axis(top, order, axis=1).tolist()
+
+
+def rrf_score_fn(
+    score_fns: Sequence[Callable[[list[str]], np.ndarray]],
+    depth: int = 100,
+    k: int = 60,
+    floors: Sequence[float | None] | None = None,
+) -> Callable[[list[str]], np.ndarray]:
+    """A score function (query texts -> (batch, n_docs)) whose scores are the RRF of several others.
+
+    Each component contributes its ``depth`` best documents; a document in none of them
+    scores 0. Used to evaluate ``--hybrid`` with :func:`embshared.evaluate.evaluate_retrieval`.
+
+    Args:
+        score_fns: the component score functions.
+        depth: how many of each component's best documents are fused.
+        k: the RRF constant.
+        floors: per component, a score a document must exceed to be ranked at all
+            (0 for BM25: a document sharing no term with the query is not a match).
+    """
+    floors = list(floors) if floors is not None else [None] * len(score_fns)
+
+    def score(texts: list[str]) -> np.ndarray:
+        out = None
+        for fn, floor in zip(score_fns, floors):
+            scores = np.asarray(fn(texts), dtype=np.float32)  # (batch, n_docs)
+            if out is None:
+                out = np.zeros_like(scores)
+            for row, columns in enumerate(ranks_from_scores(scores, depth)):
+                if floor is not None:
+                    columns = [c for c in columns if scores[row, c] > floor]
+                out[row, columns] += 1.0 / (k + np.arange(1, len(columns) + 1))
+        return out
+
+    return score
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    index: int  # position of the record in the RecordSet
+    id: str
+    score: float
+
+
+class RecordSearch:
+    """Searches a set of records embedded by a model, optionally fused with BM25.
+
+    Args:
+        embedder: the model (embeds the queries).
+        records: the records (their plain text feeds BM25).
+        embeddings: (n_records, dim) unit vectors of the records.
+        rrf_k, rrf_depth: reciprocal-rank-fusion constant and how many hits of each side are fused.
+    """
+
+    def __init__(
+        self, embedder: JsonEmbedder, records: RecordSet, embeddings: np.ndarray, rrf_k: int = 60, rrf_depth: int = 100
+    ):
+        self.embedder = embedder
+        self.records = records
+        self.embeddings = embeddings
+        self.rrf_k = rrf_k
+        self.rrf_depth = rrf_depth
+        self._faiss: FaissIndex | None = None
+        self._bm25: BM25Index | None = None
+
+    @property
+    def faiss(self) -> FaissIndex:
+        """An exact inner-product index (cosine on the unit vectors), built on first use."""
+        if self._faiss is None:
+            ids = [str(i) for i in range(len(self.records))]
+            self._faiss = FaissIndex(self.embeddings.shape[1], metric="ip", kind="flat").add(ids, self.embeddings)
+        return self._faiss
+
+    @property
+    def bm25(self) -> BM25Index:
+        """BM25 over the records' values, built on first use."""
+        if self._bm25 is None:
+            ids = [str(i) for i in range(len(self.records))]
+            self._bm25 = BM25Index().index(ids, self.records.plain_texts())
+        return self._bm25
+
+    def _hits(self, indices: Sequence[str | int], scores: Sequence[float]) -> list[Hit]:
+        return [Hit(int(i), self.records.ids[int(i)], float(s)) for i, s in zip(indices, scores)]
+
+    def dense(self, queries: Sequence[str], k: int, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """Top-``k`` records per query by cosine similarity."""
+        vectors = self.embedder.embed_queries(queries) if query_vectors is None else query_vectors
+        ids, scores = self.faiss.search(vectors, k)
+        return [self._hits(i, s) for i, s in zip(ids, scores)]
+
+    def lexical(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Top-``k`` records per query by BM25."""
+        ids, scores = self.bm25.search(list(queries), k)
+        return [self._hits(i, s) for i, s in zip(ids, scores)]
+
+    def hybrid(self, queries: Sequence[str], k: int, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """Top-``k`` records per query by RRF of the dense and BM25 rankings (``rrf_depth`` deep)."""
+        depth = max(k, self.rrf_depth)
+        dense = self.dense(queries, depth, query_vectors)
+        lexical = [[h for h in hits if h.score > 0] for hits in self.lexical(queries, depth)]  # 0 = no shared term
+        out = []
+        for d, b in zip(dense, lexical):
+            fused = reciprocal_rank_fusion([[str(h.index) for h in d], [str(h.index) for h in b]], k=self.rrf_k)
+            out.append(self._hits([i for i, _ in fused[:k]], [s for _, s in fused[:k]]))
+        return out

@@ -1,0 +1,215 @@
+"""Training from scratch: two augmented views per record, NT-Xent, AdamW with warm-up.
+
+``train`` is a plain function of (config, records): it builds the vocabulary from the
+training slice, trains, checks self-retrieval on a held-out slice after every epoch and
+returns the embedder plus a history. The CLI does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from embedding_model.augment import Augmenter
+from embedding_model.config import JsonEmbedConfig
+from embedding_model.embedder import JsonEmbedder
+from embedding_model.losses import nt_xent_loss
+from embedding_model.model import build_encoder
+from embedding_model.records import Segment, segments_to_text
+from embedding_model.vocab import CharVocab
+from embshared.evaluate import dense_score_fn, evaluate_retrieval
+
+logger = logging.getLogger(__name__)
+
+VAL_METRICS = ("accuracy@1", "mrr@10")
+
+
+@dataclass
+class TrainResult:
+    """What training produced besides the model."""
+
+    history: list[dict] = field(default_factory=list)  # one entry per logged step / epoch
+    validation: list[dict] = field(default_factory=list)  # self-retrieval per epoch
+    train_records: int = 0
+    val_records: int = 0
+    steps: int = 0
+    records_seen: int = 0
+    seconds: float = 0.0  # wall time, validation included
+    train_seconds: float = 0.0  # the optimisation steps only
+
+    @property
+    def records_per_second(self) -> float:
+        """Training records per second of optimisation (each record gives two views)."""
+        return self.records_seen / self.train_seconds if self.train_seconds else 0.0
+
+
+def split_validation(n: int, fraction: float, max_n: int, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices): a seeded random slice of ``fraction`` (at most ``max_n``).
+
+    No validation slice when it would leave fewer than two records per side.
+    """
+    n_val = min(round(n * fraction), max_n)
+    if n_val < 2 or n - n_val < 2:
+        return list(range(n)), []
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def warmup_linear_decay(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0."""
+    warmup = max(1, math.ceil(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def encode_views(encoder, vocab: CharVocab, texts: Sequence[str], max_chars: int, chunks: int = 2) -> torch.Tensor:
+    """(len(texts), dim) embeddings with gradients, the batch cut into ``chunks`` by length.
+
+    Views differ a lot in length (a cropped span vs. a whole record); padding every view
+    to the longest would waste most of the convolution work on padding.
+    """
+    device = next(encoder.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: min(len(texts[i]), max_chars))
+    size = math.ceil(len(order) / chunks)
+    parts = []
+    for start in range(0, len(order), size):
+        rows = order[start : start + size]
+        ids = vocab.batch([texts[i] for i in rows], max_chars, encoder.min_length).to(device)
+        parts.append(encoder(ids))  # (chunk, dim)
+    vectors = torch.cat(parts)  # (n, dim) in length order
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return vectors[inverse.to(device)]
+
+
+def self_retrieval(
+    embedder: JsonEmbedder, segments: Sequence[Sequence[Segment]], augmenter: Augmenter, seed: int
+) -> dict[str, float]:
+    """Does an augmented view of a held-out record find that record among all held-out records?
+
+    The corpus is the full text of every held-out record; each record's query is one
+    augmented view of it (seeded, so epochs are compared on the same queries).
+
+    Returns:
+        {"accuracy@1": ..., "mrr@10": ...}.
+    """
+    rng = random.Random(seed)
+    ids = [str(i) for i in range(len(segments))]
+    corpus = {i: segments_to_text(s) for i, s in zip(ids, segments)}
+    queries = {i: augmenter.view(s, rng) or corpus[i] for i, s in zip(ids, segments)}
+    qrels = {i: {i: 1} for i in ids}
+    doc_vectors = embedder.embed_texts([corpus[i] for i in ids])
+    score_fn = dense_score_fn(embedder.embed_texts, doc_vectors, metric="dot")
+    return evaluate_retrieval(queries, corpus, qrels, score_fn, names=VAL_METRICS)
+
+
+def train(
+    cfg: JsonEmbedConfig,
+    segments: Sequence[Sequence[Segment]],
+    device: str = "cpu",
+    show_progress: bool = True,
+) -> tuple[JsonEmbedder, TrainResult]:
+    """Train a character CNN from scratch on flattened records.
+
+    Args:
+        cfg: the resolved config (seed, model sizes, optimiser, augmentation).
+        segments: the flattened records (see :func:`embedding_model.records.flatten_record`).
+        device: torch device.
+        show_progress: show a tqdm bar per epoch.
+
+    Returns:
+        (the trained embedder in eval mode, the training history).
+    """
+    if len(segments) < 2:
+        raise ValueError("training needs at least two records")
+    train_idx, val_idx = split_validation(len(segments), cfg.val_fraction, cfg.val_max, cfg.seed)
+    train_segments = [segments[i] for i in train_idx]
+    val_segments = [segments[i] for i in val_idx]
+    vocab = CharVocab.build(
+        (segments_to_text(s)[: cfg.max_chars] for s in train_segments), cfg.min_char_freq, cfg.lowercase
+    )
+    logger.info(
+        "%d training records, %d held out for validation, %d characters in the vocabulary",
+        len(train_segments),
+        len(val_segments),
+        len(vocab),
+    )
+
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(cfg, len(vocab)).to(device)
+    embedder = JsonEmbedder(encoder, vocab, cfg, device)
+    augmenter = Augmenter.from_config(cfg)
+    batch_size = min(cfg.batch_size, len(train_segments))
+    steps_per_epoch = len(train_segments) // batch_size  # the last partial batch is dropped
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total_steps, cfg.warmup_ratio))
+    logger.info("%d epochs x %d steps of %d records on %s", cfg.epochs, steps_per_epoch, batch_size, device)
+
+    result = TrainResult(train_records=len(train_segments), val_records=len(val_segments))
+    order_rng = np.random.default_rng(cfg.seed)
+    view_rng = random.Random(cfg.seed)
+    step = 0
+    started = time.perf_counter()
+    with logging_redirect_tqdm():
+        for epoch in range(1, cfg.epochs + 1):
+            encoder.train()
+            order = order_rng.permutation(len(train_segments))
+            bar = tqdm(
+                range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=not show_progress
+            )
+            epoch_loss = 0.0
+            epoch_started = time.perf_counter()
+            for b in bar:
+                rows = order[b * batch_size : (b + 1) * batch_size]
+                views_a = [augmenter.view(train_segments[i], view_rng) for i in rows]
+                views_b = [augmenter.view(train_segments[i], view_rng) for i in rows]
+                vectors = encode_views(encoder, vocab, views_a + views_b, cfg.max_chars)  # (2 * batch, dim)
+                loss = nt_xent_loss(vectors[: len(rows)], vectors[len(rows) :], cfg.temperature)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                result.records_seen += len(rows)
+                value = float(loss.detach())
+                epoch_loss += value
+                bar.set_postfix(loss=f"{value:.4f}")
+                if step % cfg.log_every == 0 or step == total_steps:
+                    lr = scheduler.get_last_lr()[0]
+                    logger.info("step %d/%d  epoch %d  loss %.4f  lr %.2e", step, total_steps, epoch, value, lr)
+                    result.history.append({"step": step, "epoch": epoch, "loss": value, "lr": lr})
+            result.train_seconds += time.perf_counter() - epoch_started
+            entry = {"epoch": epoch, "step": step, "mean_loss": epoch_loss / max(1, steps_per_epoch)}
+            if val_segments:
+                entry.update(self_retrieval(embedder, val_segments, augmenter, cfg.seed))
+                logger.info(
+                    "epoch %d: mean loss %.4f, held-out self-retrieval accuracy@1 %.3f, mrr@10 %.3f",
+                    epoch,
+                    entry["mean_loss"],
+                    entry["accuracy@1"],
+                    entry["mrr@10"],
+                )
+            else:
+                logger.info("epoch %d: mean loss %.4f (no validation slice)", epoch, entry["mean_loss"])
+            result.validation.append(entry)
+    result.steps = step
+    result.seconds = time.perf_counter() - started
+    encoder.eval()
+    return embedder, result

@@ -1,0 +1,34 @@
+"""The benchmark's Cranfield parser against facts stated in the collection's README."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from embedding_model.config import PROJECT_DIR
+
+
+@pytest.fixture(scope="module")
+def cranfield(shared_data):
+    spec = importlib.util.spec_from_file_location("jsonembed_bench_cranfield", PROJECT_DIR / "bench" / "cranfield.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load_cranfield(shared_data / "cranfield")
+
+
+def test_records_queries_and_graded_qrels(cranfield):
+    assert len(cranfield.records) == 1400
+    first = cranfield.records[0]
+    assert first["_id"] == "1" and first["author"] == "brenckman,m."
+    assert first["title"] == "experimental investigation of the aerodynamics of a wing in a slipstream ."
+    assert first["source"] == "j. ae. scs. 25, 1958, 324."
+    assert first["text"].startswith("experimental investigation of the aerodynamics")
+    assert len(cranfield.queries) == 225
+    # qrels name queries by position: the 3rd query is ".I 004" in cran.qry
+    assert cranfield.queries["3"] == "what problems of heat conduction in composite slabs have been solved so far ."
+    assert cranfield.qrels["1"]["184"] == 3  # code 2 -> grade 5 - 2
+    codes = [5 - g for rels in cranfield.qrels.values() for g in rels.values()]
+    assert {c: codes.count(c) for c in (1, 2, 3, 4)} == {1: 128, 2: 387, 3: 734, 4: 363}  # README counts
+    assert len(cranfield.source_docs) == 225 and cranfield.source_docs["1"] == "486"  # the -1 lines
+    assert all(cranfield.source_docs[q] not in rels for q, rels in cranfield.qrels.items())

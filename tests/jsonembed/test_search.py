@@ -1,0 +1,53 @@
+"""Search: RRF by hand, the exact record found by one of its field values, and --explain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedding_model.retrieval import RecordSearch, ranks_from_scores, reciprocal_rank_fusion, rrf_score_fn
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    fused = dict(reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
+    order = [d for d, _ in reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60)]
+    assert order == ["a", "c", "b"]
+    weighted = reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=1, weights=[2.0, 1.0])
+    assert [d for d, _ in weighted] == ["a", "b"]  # a: 2/2 + 1/3, b: 2/3 + 1/2
+
+
+def test_rrf_score_fn_matches_reciprocal_rank_fusion():
+    dense = np.array([[0.9, 0.1, 0.5, 0.3]])
+    bm25 = np.array([[0.0, 2.0, 1.0, 0.0]])  # documents 0 and 3 share no term with the query
+    assert ranks_from_scores(dense, 3) == [[0, 2, 3]]
+    scores = rrf_score_fn([lambda q: dense, lambda q: bm25], depth=4, k=10, floors=[None, 0.0])(["q"])[0]
+    expected = dict(reciprocal_rank_fusion([["0", "2", "3", "1"], ["1", "2"]], k=10))
+    assert scores == pytest.approx([expected[str(i)] for i in range(4)])
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model, sample_records):
+    embedder, _, _ = tiny_model
+    return RecordSearch(embedder, sample_records, embedder.embed_segments(sample_records.segments))
+
+
+def test_search_finds_the_record_of_a_field_value(engine, sample_records):
+    titles = [r["title"] for r in sample_records.records[:40]]
+    found = [hits[0].index for hits in engine.dense(titles, k=5)]
+    assert np.mean([f == i for i, f in enumerate(found)]) >= 0.9
+    hybrid = engine.hybrid(titles, k=5)
+    assert [hits[0].index for hits in hybrid] == list(range(40))
+    assert hybrid[0][0].id == sample_records.ids[0]
+
+
+def test_explain_names_the_matching_field(engine, sample_records):
+    hits = engine.dense([sample_records.records[3]["title"]], k=1)
+    assert hits[0][0].index == 3
+    query_vector = engine.embedder.embed_queries([sample_records.records[3]["title"]])[0]
+    contributions = engine.embedder.explain(query_vector, sample_records.segments[3])
+    assert contributions[0].key == "title"
+    assert contributions[0].contribution > 0
+    assert contributions[0].value == sample_records.records[3]["title"]
