@@ -1,0 +1,114 @@
+"""Config dataclasses of the gap-filling system: one per component, defaults at the top.
+
+Load them with :func:`embshared.config.load_config` (file, then ``key=value`` overrides, or a
+JSON request body through ``data=``); the resolved config is saved beside the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from embshared.models import DEFAULT_MODEL
+
+
+@dataclass
+class UMAPConfig:
+    """Parametric UMAP: an MLP encoder trained with UMAP's loss, and a decoder trained jointly."""
+
+    n_components: int = field(default=2, metadata={"help": "dimension of the map"})
+    n_neighbors: int = field(default=15, metadata={"help": "neighbours of the fuzzy graph"})
+    min_dist: float = field(default=0.1, metadata={"help": "UMAP min_dist (sets a, b with spread)"})
+    spread: float = field(default=1.0, metadata={"help": "UMAP spread"})
+    metric: Literal["cosine", "euclidean"] = field(default="cosine", metadata={"help": "input-space metric"})
+    n_epochs: int = field(default=60, metadata={"help": "passes over the graph's edges"})
+    batch_size: int = field(default=1024, metadata={"help": "edges per step"})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
+    hidden_layers: list[int] = field(default_factory=lambda: [256, 256], metadata={"help": "MLP widths"})
+    negative_sample_rate: int = field(default=5, metadata={"help": "negative samples per edge"})
+    repulsion_strength: float = field(default=1.0, metadata={"help": "weight of the repulsive term"})
+    reconstruction_weight: float = field(default=1.0, metadata={"help": "weight of the decoder's loss"})
+    reconstruction_loss: Literal["cosine", "mse"] = field(default="cosine", metadata={"help": "decoder loss"})
+    validation_split: float = field(default=0.1, metadata={"help": "fraction of points held out"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def validate(self) -> None:
+        if self.n_components < 1:
+            raise ValueError("n_components must be >= 1")
+        if self.n_neighbors < 2:
+            raise ValueError("n_neighbors must be >= 2")
+        if not 0 <= self.validation_split < 1:
+            raise ValueError("validation_split must be in [0, 1)")
+        if self.min_dist < 0 or self.spread <= 0 or self.min_dist > self.spread:
+            raise ValueError("need 0 <= min_dist <= spread and spread > 0")
+        if self.n_epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("n_epochs, batch_size and learning_rate must be positive")
+        if not self.hidden_layers or any(h < 1 for h in self.hidden_layers):
+            raise ValueError("hidden_layers must be a non-empty list of positive widths")
+
+
+@dataclass
+class Vec2TextConfig:
+    """Embedding -> text: prefix vectors for a small causal LM, trained on (text, embedding) pairs."""
+
+    embedder: str = field(default=DEFAULT_MODEL, metadata={"help": "sentence model whose embeddings are inverted"})
+    num_prefix: int = field(default=8, metadata={"help": "prefix vectors the embedding is mapped to"})
+    projector_hidden: int = field(default=1536, metadata={"help": "hidden width of the projector MLP"})
+    trainable: Literal["projector", "projector+norms", "all"] = field(
+        default="all", metadata={"help": "what is trained besides the projector"}
+    )
+    max_length: int = field(default=40, metadata={"help": "max tokens of a text"})
+    epochs: int = field(default=1, metadata={"help": "passes over the training pairs"})
+    batch_size: int = field(default=16, metadata={"help": "pairs per step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "projector learning rate"})
+    lm_learning_rate: float = field(default=3e-5, metadata={"help": "learning rate of the LM weights"})
+    warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps"})
+    correction_fraction: float = field(
+        default=0.5, metadata={"help": "share of training examples in correction form (with a hypothesis)"}
+    )
+    max_train_seconds: float = field(default=0.0, metadata={"help": "stop training after this long (0: no limit)"})
+    max_examples: int = field(default=0, metadata={"help": "use at most this many training texts (0: all)"})
+    num_steps: int = field(default=3, metadata={"help": "correction steps at inversion"})
+    beam_width: int = field(default=4, metadata={"help": "hypotheses per step"})
+    max_new_tokens: int = field(default=40, metadata={"help": "generation length limit"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def validate(self) -> None:
+        if self.num_prefix < 1 or self.max_length < 4 or self.max_new_tokens < 1:
+            raise ValueError("num_prefix, max_length and max_new_tokens must be positive")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.num_steps < 0 or self.beam_width < 1:
+            raise ValueError("num_steps must be >= 0 and beam_width >= 1")
+        if not 0 <= self.correction_fraction <= 1:
+            raise ValueError("correction_fraction must be in [0, 1]")
+
+
+@dataclass
+class GapConfig:
+    """Gap finding on the 2-D map: a density grid inside the hull of the documents."""
+
+    grid_size: int = field(default=64, metadata={"help": "grid cells per axis"})
+    max_gaps: int = field(default=10, metadata={"help": "gaps returned at most"})
+    min_separation: float = field(default=0.1, metadata={"help": "min distance between gaps (fraction of span)"})
+    hull_margin: float = field(default=0.0, metadata={"help": "shrink the hull by this fraction of the span"})
+
+    def validate(self) -> None:
+        if self.grid_size < 4 or self.max_gaps < 1:
+            raise ValueError("grid_size must be >= 4 and max_gaps >= 1")
+
+
+@dataclass
+class ServiceConfig:
+    """The HTTP service: where it reads data and writes models, and where it listens."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "bind address"})
+    port: int = field(default=8000, metadata={"help": "port"})
+    data_dir: str = field(default="gapfill/data", metadata={"help": "documents are read only from here"})
+    models_dir: str = field(default="gapfill/models", metadata={"help": "models are saved and loaded only here"})
+    embedder: str = field(default=DEFAULT_MODEL, metadata={"help": "sentence model"})
+    max_documents: int = field(default=50000, metadata={"help": "largest collection accepted"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    umap: UMAPConfig = field(default_factory=UMAPConfig)
+    vec2text: Vec2TextConfig = field(default_factory=Vec2TextConfig)
+    gaps: GapConfig = field(default_factory=GapConfig)

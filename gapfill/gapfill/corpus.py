@@ -1,0 +1,64 @@
+"""Text collections used for training and benchmarks: STS-B sentences and SciFact titles.
+
+STS-B's files have no header and no quoting, and some rows carry extra fields after the
+two sentences, so they are split on tabs here (fields 0-6) rather than read as a CSV table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from embshared.io import DataError, document_text, load_beir
+
+
+@dataclass
+class StsPair:
+    sentence1: str
+    sentence2: str
+    score: float
+
+
+def read_sts(path: str | os.PathLike) -> list[StsPair]:
+    """Read an STS-B file (``genre file year id score sentence1 sentence2 [extra]``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 7:
+                raise DataError(path, f"expected at least 7 tab-separated fields, got {len(fields)}", lineno)
+            try:
+                score = float(fields[4])
+            except ValueError:
+                raise DataError(path, f"field 'score': not a number: {fields[4]!r}", lineno) from None
+            pairs.append(StsPair(fields[5].strip(), fields[6].strip(), score))
+    if not pairs:
+        raise DataError(path, "no records found")
+    return pairs
+
+
+def unique(texts) -> list[str]:
+    """Texts in first-seen order without exact duplicates or empty strings."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        if text and text not in seen:
+            seen[text] = None
+    return list(seen)
+
+
+def sts_sentences(folder: str | os.PathLike, split: str = "train") -> list[str]:
+    """The unique sentences of an STS-B split (``train`` or ``dev``)."""
+    pairs = read_sts(Path(folder) / f"sts-{split}.csv")
+    return unique(s for p in pairs for s in (p.sentence1, p.sentence2))
+
+
+def scifact_titles(folder: str | os.PathLike) -> list[str]:
+    """The unique titles of a BEIR SciFact corpus (falling back to the text's start)."""
+    data = load_beir(folder)
+    return unique((doc.get("title") or document_text(doc)[:200]).strip() for doc in data.corpus.values())

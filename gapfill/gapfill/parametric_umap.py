@@ -1,0 +1,230 @@
+"""Parametric UMAP in PyTorch: an MLP encoder (embedding -> map) trained with UMAP's loss on
+umap-learn's fuzzy graph, and an MLP decoder (map -> embedding) trained jointly.
+
+Unlike a network regressed onto precomputed UMAP coordinates, the encoder here *is* the
+UMAP optimisation: edges are sampled in proportion to their membership, negatives are drawn
+from the batch (as umap-learn's parametric UMAP does), and the loss is UMAP's fuzzy
+cross-entropy with ``a, b`` fitted from ``min_dist`` and ``spread``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from embshared.config import load_config, save_config
+from embshared.errors import UserError
+from embshared.files import atomic_dir
+from gapfill.config import UMAPConfig
+from gapfill.graph import ab_params, fuzzy_graph, graph_edges
+from gapfill.losses import RECONSTRUCTION_LOSSES, umap_cross_entropy
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "parametric_umap.safetensors"
+CONFIG_FILE = "config.json"
+
+#: called after each epoch with (epoch, n_epochs, metrics of the epoch)
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ParametricUMAP:
+    """A parametric UMAP with a decoder.
+
+    Args:
+        config: the hyper-parameters (see :class:`gapfill.config.UMAPConfig`).
+        device: torch device for training and inference.
+    """
+
+    def __init__(self, config: UMAPConfig | None = None, device: str = "cpu"):
+        self.config = config or UMAPConfig()
+        self.device = device
+        self.encoder: nn.Sequential | None = None
+        self.decoder: nn.Sequential | None = None
+        self.input_dim: int | None = None
+        self.a: float | None = None
+        self.b: float | None = None
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.encoder is not None
+
+    def _build(self, input_dim: int) -> None:
+        cfg = self.config
+        self.input_dim = input_dim
+        self.encoder = mlp([input_dim, *cfg.hidden_layers, cfg.n_components]).to(self.device)
+        self.decoder = mlp([cfg.n_components, *reversed(cfg.hidden_layers), input_dim]).to(self.device)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        graph: sp.spmatrix | None = None,
+        progress: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ParametricUMAP:
+        """Train encoder and decoder on ``x``.
+
+        Args:
+            x: (n, dim) embeddings.
+            graph: a precomputed (n, n) fuzzy graph of ``x``; by default umap-learn builds it.
+            progress: called after every epoch.
+            should_stop: polled after every epoch; training ends early when it returns True.
+
+        Returns:
+            self, with ``history`` holding the per-epoch losses.
+        """
+        cfg = self.config
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or len(x) <= cfg.n_neighbors:
+            raise UserError(f"need a 2-D array of more than n_neighbors={cfg.n_neighbors} embeddings, got {x.shape}")
+        rng = np.random.default_rng(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        n_val = round(len(x) * cfg.validation_split)
+        if len(x) - n_val <= cfg.n_neighbors:
+            n_val = 0
+        order = rng.permutation(len(x))
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        if graph is None:
+            t0 = time.perf_counter()
+            graph = fuzzy_graph(x[train_idx], cfg.n_neighbors, cfg.metric, cfg.seed)
+            logger.info("fuzzy graph of %d points in %.1f s", len(train_idx), time.perf_counter() - t0)
+        else:
+            graph = sp.csr_matrix(graph)[train_idx][:, train_idx]
+        edges = graph_edges(graph, cfg.n_epochs)
+        self.a, self.b = ab_params(cfg.spread, cfg.min_dist)
+        self._build(x.shape[1])
+
+        x_train = torch.from_numpy(x[train_idx]).to(self.device)  # (n_train, dim)
+        x_val = torch.from_numpy(x[val_idx]).to(self.device)  # (n_val, dim)
+        head = torch.from_numpy(edges.head).to(self.device)
+        tail = torch.from_numpy(edges.tail).to(self.device)
+        weight = torch.from_numpy(edges.weight)
+        params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        steps_per_epoch = max(1, math.ceil(len(weight) / cfg.batch_size))
+        total = cfg.n_epochs * steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - 0.9 * s / total)
+        recon_fn = RECONSTRUCTION_LOSSES[cfg.reconstruction_loss]
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.history = []
+        for epoch in range(1, cfg.n_epochs + 1):
+            self.encoder.train()
+            self.decoder.train()
+            sums = {"umap_loss": 0.0, "reconstruction_loss": 0.0}
+            for _ in range(steps_per_epoch):
+                pick = torch.multinomial(weight, cfg.batch_size, replacement=True, generator=generator)
+                xh, xt = x_train[head[pick]], x_train[tail[pick]]  # (batch, dim)
+                zh, zt = self.encoder(xh), self.encoder(xt)  # (batch, n_components)
+                # Negatives: the batch's own embeddings, shuffled (umap-learn's parametric scheme).
+                neg = torch.cat([zt, zh])[
+                    torch.randint(0, 2 * len(zh), (len(zh) * cfg.negative_sample_rate,), generator=generator)
+                ]  # (batch * rate, n_components)
+                loss_umap = umap_cross_entropy(zh, zt, neg, self.a, self.b, cfg.repulsion_strength)
+                loss_rec = recon_fn(self.decoder(zh), xh)
+                loss = loss_umap + cfg.reconstruction_weight * loss_rec
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 4.0)
+                optimizer.step()
+                scheduler.step()
+                sums["umap_loss"] += loss_umap.item()
+                sums["reconstruction_loss"] += loss_rec.item()
+            metrics = {k: v / steps_per_epoch for k, v in sums.items()}
+            if len(x_val):
+                metrics["val_reconstruction_cosine"] = float(
+                    np.mean(cosine_rows(self.inverse_transform(self.transform(x[val_idx])), x[val_idx]))
+                )
+            metrics["epoch"] = epoch
+            self.history.append(metrics)
+            if progress is not None:
+                progress(epoch, cfg.n_epochs, metrics)
+            if epoch == 1 or epoch % 10 == 0 or epoch == cfg.n_epochs:
+                logger.info("epoch %d/%d %s", epoch, cfg.n_epochs, {k: round(v, 4) for k, v in metrics.items()})
+            if should_stop is not None and should_stop():
+                logger.info("stopped after epoch %d", epoch)
+                break
+        del x_val
+        return self
+
+    def _check(self, x: np.ndarray, dim: int, what: str) -> np.ndarray:
+        if not self.is_fitted:
+            raise UserError("the parametric UMAP is not trained")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise UserError(f"{what} must have {dim} columns, got shape {tuple(x.shape)}")
+        if not np.isfinite(x).all():
+            raise UserError(f"{what} contain NaN or infinite values")
+        return x
+
+    @torch.no_grad()
+    def _apply(self, net: nn.Module, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+        net.eval()
+        out = [net(torch.from_numpy(x[i : i + batch_size]).to(self.device)).cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, net[-1].out_features), dtype=np.float32)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Map (n, dim) embeddings to (n, n_components) map coordinates."""
+        return self._apply(self.encoder, self._check(x, self.input_dim, "embeddings"))
+
+    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        """Map (n, n_components) coordinates to (n, dim) embeddings (not normalised)."""
+        return self._apply(self.decoder, self._check(z, self.config.n_components, "coordinates"))
+
+    def save(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Write weights (safetensors) and the resolved config (JSON) into the folder ``path``, atomically."""
+        if not self.is_fitted:
+            raise UserError("the parametric UMAP is not trained; nothing to save")
+        tensors = {f"encoder.{k}": v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
+        tensors.update({f"decoder.{k}": v.detach().cpu().contiguous() for k, v in self.decoder.state_dict().items()})
+        meta = {"input_dim": str(self.input_dim), "a": repr(self.a), "b": repr(self.b)}
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata=meta)
+            save_config(self.config, tmp / CONFIG_FILE)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> ParametricUMAP:
+        """Load a model written by :meth:`save`."""
+        path = Path(path)
+        if not (path / WEIGHTS_FILE).is_file():
+            raise UserError(f"{path}: no {WEIGHTS_FILE} (not a saved parametric UMAP)")
+        from safetensors import safe_open
+
+        with safe_open(str(path / WEIGHTS_FILE), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        model = cls(load_config(UMAPConfig, path / CONFIG_FILE), device=device)
+        model._build(int(meta["input_dim"]))
+        model.a, model.b = float(meta["a"]), float(meta["b"])
+        tensors = load_file(str(path / WEIGHTS_FILE), device=device)
+        model.encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
+        model.decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
+        return model
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (n, dim) arrays."""
+    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(na, 1e-12)
