@@ -145,3 +145,12 @@ def per_query(
     base, k = parse_metric(name)
     fn = METRICS[base]
     return {q: fn(list(run.get(q, ())), rels, k) for q, rels in qrels.items() if _relevant(rels)}
+
+
+def similarity_correlations(predicted: Sequence[float], gold: Sequence[float]) -> dict[str, float]:
+    """Pearson and Spearman correlation of predicted similarities with gold scores (STS-style)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    if len(predicted) != len(gold) or len(gold) < 2:
+        raise ValueError("need at least two (predicted, gold) pairs of equal length")
+    return {"pearson": float(pearsonr(predicted, gold)[0]), "spearman": float(spearmanr(predicted, gold)[0])}

@@ -63,3 +63,19 @@ def shared_data_dir() -> Path:
     """The public datasets beside the checkout: $EMBED_SHARED_DATA, else ``<repo>/../shared/data``."""
     env = os.environ.get("EMBED_SHARED_DATA")
     return Path(env) if env else repo_root().parent / "shared" / "data"
+
+
+def bf16_supported(device: str) -> bool:
+    """True when ``device`` runs bfloat16 natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and (
+                torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+            )
+        except (AttributeError, RuntimeError):
+            return False
+    return False

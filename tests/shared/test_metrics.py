@@ -156,3 +156,13 @@ def test_agrees_with_sentence_transformers_evaluator_on_a_fixed_ranking():
     assert any(v > 0 for v in pairs.values())
     for name, value in pairs.items():
         assert ours[name] == pytest.approx(float(value), abs=1e-6), name
+
+
+def test_similarity_correlations():
+    from embshared.metrics import similarity_correlations
+
+    # Spearman is rank-based: a monotone transform is a perfect 1; reversed order is -1.
+    assert similarity_correlations([0.1, 0.2, 0.9], [1, 2, 5])["spearman"] == pytest.approx(1.0)
+    assert similarity_correlations([0.1, 0.2, 0.9], [5, 2, 1])["spearman"] == pytest.approx(-1.0)
+    # Pearson of (1, 2, 3) with (1, 2, 4): hand-computed 0.981981
+    assert similarity_correlations([1, 2, 3], [1, 2, 4])["pearson"] == pytest.approx(0.981981, abs=1e-6)

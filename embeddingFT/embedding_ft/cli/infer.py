@@ -1,0 +1,91 @@
+"""Use a trained model: pairwise similarities of a few texts, or embeddings of a file.
+
+python -m embedding_ft.cli.infer --model RUN/final_model --texts "first text|second text|third"
+python -m embedding_ft.cli.infer --model RUN/final_model --input docs.jsonl --field text --output emb.npy
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from embshared.errors import UserError, cli_entry
+from embshared.files import atomic_write
+from embshared.io import DataError, read_records
+from embshared.runtime import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m embedding_ft.cli.infer", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a model folder or name (e.g. a run's final_model)")
+    parser.add_argument("--texts", help="texts separated by '|': prints their pairwise cosine similarities")
+    parser.add_argument("--input", type=Path, help="a .txt file (one text per line) or .jsonl/.json/.csv/.tsv file")
+    parser.add_argument("--field", default="text", help="the text field of --input records (default: text)")
+    parser.add_argument("--output", type=Path, help="where to write the (n, dim) float32 embeddings (.npy)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default=None)
+    return parser
+
+
+def read_texts(path: Path, field: str) -> list[str]:
+    """Texts of a .txt file (one per non-empty line) or of ``field`` in each record of a data file."""
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise DataError(path, "no such file")
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise DataError(path, "no texts found")
+        return texts
+    records = read_records(path)
+    texts = []
+    for index, record in enumerate(records):
+        value = record.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(path, f"field '{field}' missing or empty", records.line_of(index))
+        texts.append(value)
+    return texts
+
+
+def similarity_table(texts: list[str], similarities: np.ndarray) -> str:
+    """A fixed-width table of pairwise similarities with the texts as row labels."""
+    labels = [t if len(t) <= 40 else t[:37] + "..." for t in texts]
+    width = max(len(label) for label in labels)
+    header = " " * (width + 2) + " ".join(f"{i:>6d}" for i in range(len(texts)))
+    rows = [f"{label:<{width}}  " + " ".join(f"{v:6.3f}" for v in row) for label, row in zip(labels, similarities)]
+    return "\n".join([header, *(f"[{i}] {r}" for i, r in enumerate(rows))])
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.texts and not args.input:
+        raise UserError("give --texts 'a|b' or --input FILE --output FILE.npy")
+    if args.input and not args.output:
+        raise UserError("--input needs --output FILE.npy")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+    setup_logging(logging.WARNING)
+    texts = [t.strip() for t in args.texts.split("|") if t.strip()] if args.texts else []
+    if args.texts and len(texts) < 1:
+        raise UserError("--texts holds no text")
+    inputs = read_texts(args.input, args.field) if args.input else []
+
+    from embshared.models import load_sentence_transformer
+
+    model = load_sentence_transformer(args.model, device=args.device)
+    if texts:
+        emb = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)  # (n, dim)
+        print(similarity_table(texts, emb @ emb.T))
+    if inputs:
+        emb = model.encode(inputs, batch_size=args.batch_size, show_progress_bar=True, convert_to_numpy=True)
+        with atomic_write(args.output, "wb") as handle:
+            np.save(handle, emb.astype(np.float32))
+        print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

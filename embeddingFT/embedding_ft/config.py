@@ -1,0 +1,143 @@
+"""The training config: every key of ``configs/default.yaml``, with its default and help.
+
+Loaded by :func:`embshared.config.load_config` from YAML, then ``key=value`` overrides
+(``make train-embed batch_size=16 mining.num_negatives=5``). Unknown keys and wrong types
+fail before any work is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from embshared.metrics import parse_metric
+from embshared.models import DEFAULT_MODEL
+
+DEFAULT_METRICS = ["accuracy@1", "accuracy@5", "accuracy@10", "mrr@10", "ndcg@10", "map@100", "recall@100"]
+
+
+@dataclass
+class MiningConfig:
+    """Hard-negative mining with sentence-transformers' ``mine_hard_negatives``."""
+
+    enabled: bool = field(default=True, metadata={"help": "mine negatives for (query, document) pairs"})
+    num_negatives: int = field(default=1, metadata={"help": "negatives per (query, positive) pair"})
+    batch_size: int = field(default=64, metadata={"help": "encoding batch size while mining"})
+    margin: float | None = field(
+        default=0.05, metadata={"help": "skip candidates scoring within this margin of the positive (None: no margin)"}
+    )
+    margin_type: Literal["relative", "absolute"] = field(
+        default="relative", metadata={"help": "relative: fraction of the positive's score; absolute: score difference"}
+    )
+    max_score: float | None = field(default=None, metadata={"help": "skip candidates scoring above this"})
+    range_min: int = field(default=0, metadata={"help": "skip the first range_min candidates of each query"})
+    range_max: int | None = field(default=50, metadata={"help": "consider candidates up to this rank"})
+    sampling_strategy: Literal["top", "random"] = field(
+        default="top", metadata={"help": "top: the hardest candidates; random: a random sample of the window"}
+    )
+    use_faiss: bool | Literal["auto"] = field(
+        default="auto", metadata={"help": "FAISS search (auto: for corpora of faiss_min_corpus documents or more)"}
+    )
+    faiss_min_corpus: int = field(default=50_000, metadata={"help": "corpus size from which auto uses FAISS"})
+
+    def validate(self) -> None:
+        if self.num_negatives < 1:
+            raise ValueError(f"mining.num_negatives must be at least 1, got {self.num_negatives}")
+        if self.batch_size < 1:
+            raise ValueError(f"mining.batch_size must be positive, got {self.batch_size}")
+        if self.range_min < 0:
+            raise ValueError(f"mining.range_min must be >= 0, got {self.range_min}")
+        if self.range_max is not None and self.range_max - self.range_min < self.num_negatives:
+            raise ValueError(
+                f"mining.range_max ({self.range_max}) - range_min ({self.range_min}) must leave at least "
+                f"num_negatives ({self.num_negatives}) candidates"
+            )
+
+
+@dataclass
+class EvaluationConfig:
+    """Evaluation on the held-out split, before, during and after training."""
+
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS), metadata={"help": "retrieval metrics"})
+    primary_metric: str = field(default="ndcg@10", metadata={"help": "metric for model selection and early stopping"})
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "evaluate every N steps (None: at each epoch end when num_epochs > 1)"}
+    )
+    save_best_model: bool = field(default=True, metadata={"help": "keep the checkpoint with the best primary metric"})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "stop after N evaluations without improvement"}
+    )
+    batch_size: int = field(default=64, metadata={"help": "encoding batch size for evaluation"})
+
+    def validate(self) -> None:
+        for name in [*self.metrics, self.primary_metric]:
+            parse_metric(name)
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ValueError(f"evaluation.eval_steps must be positive, got {self.eval_steps}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"evaluation.early_stopping_patience must be positive, got {self.early_stopping_patience}")
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning a sentence-transformers model on pairs, triplets, similarity pairs or a BEIR folder."""
+
+    dataset_name: str = field(
+        default="data/samples/scifact",
+        metadata={"help": "a .jsonl/.json/.csv/.tsv file, a BEIR folder, or a `datasets` hub name (online only)"},
+    )
+    dataset_split: str = field(default="train", metadata={"help": "BEIR qrels split / hub dataset split"})
+    sample_size: int | None = field(default=None, metadata={"help": "use at most this many examples (whole queries)"})
+    test_size: float = field(default=0.2, metadata={"help": "held-out fraction (< 1) or number (>= 1) of queries"})
+    seed: int = 42
+    model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "base model: local path or name"})
+    mining_model_name: str | None = field(default=None, metadata={"help": "model for mining (default: model_name)"})
+    num_epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of steps for linear warm-up"})
+    gradient_checkpointing: bool = False
+    max_seq_length: int = 256
+    bf16: bool | Literal["auto"] = field(default="auto", metadata={"help": "bfloat16 training (auto: if supported)"})
+    loss: str = field(default="MultipleNegativesRankingLoss", metadata={"help": "see embedding_ft.losses.LOSSES"})
+    mini_batch_size: int = field(default=16, metadata={"help": "mini-batch of the Cached* losses (bounds memory)"})
+    matryoshka_dims: list[int] = field(default_factory=list, metadata={"help": "wrap the loss in MatryoshkaLoss"})
+    cache_dir: str = field(default="embeddingFT/data/cache", metadata={"help": "mined-negative cache"})
+    output_dir: str = field(default="embeddingFT/outputs", metadata={"help": "runs are written to output_dir/run_name"})
+    run_name: str = field(default="", metadata={"help": "run folder name (default: <dataset>-<time>)"})
+    logging_steps: int = 10
+    save_steps: int | None = field(default=None, metadata={"help": "checkpoint every N steps (default: eval_steps)"})
+    save_total_limit: int = 2
+    resume: bool = field(default=False, metadata={"help": "continue the run from its last checkpoint"})
+    tensorboard: bool = field(default=False, metadata={"help": "log loss, learning rate and metrics for TensorBoard"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available)"})
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.num_epochs <= 0:
+            raise ValueError(f"num_epochs must be positive, got {self.num_epochs}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.test_size < 0:
+            raise ValueError(f"test_size must be >= 0, got {self.test_size}")
+        if self.sample_size is not None and self.sample_size < 2:
+            raise ValueError(f"sample_size must be at least 2, got {self.sample_size}")
+        if self.max_seq_length < 8:
+            raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        if self.mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be positive, got {self.mini_batch_size}")
+        if any(d < 1 for d in self.matryoshka_dims):
+            raise ValueError(f"matryoshka_dims must be positive, got {self.matryoshka_dims}")
+        if "/" in self.run_name or self.run_name.startswith("."):
+            raise ValueError(f"run_name must be a plain folder name, got {self.run_name!r}")
+        from embedding_ft.losses import loss_spec
+
+        loss_spec(self.loss)
+        self.mining.validate()
+        self.evaluation.validate()

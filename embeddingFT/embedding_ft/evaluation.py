@@ -1,0 +1,94 @@
+"""Evaluators for the trainer that only wrap the shared metrics (embshared.metrics/evaluate)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sentence_transformers.base.evaluation import BaseEvaluator
+
+from embedding_ft.data import EvalSet
+from embshared.evaluate import dense_score_fn, evaluate_encoder, evaluate_retrieval, sentence_transformer_encoder
+from embshared.metrics import similarity_correlations
+
+logger = logging.getLogger(__name__)
+
+
+class RetrievalEvaluator(BaseEvaluator):
+    """Rank the held-out corpus for the held-out queries and report the shared IR metrics.
+
+    Args:
+        eval_set: a "retrieval" EvalSet.
+        metrics: names such as "ndcg@10".
+        primary_metric: the metric used for model selection.
+        batch_size: encoding batch size.
+        name: prefix of the reported keys (``test_ndcg@10``).
+    """
+
+    def __init__(
+        self, eval_set: EvalSet, metrics: list[str], primary_metric: str, batch_size: int = 64, name: str = "test"
+    ):
+        super().__init__()
+        self.eval_set = eval_set
+        self.metrics = list(dict.fromkeys([*metrics, primary_metric]))
+        self.batch_size = batch_size
+        self.name = name
+        self.primary_metric = primary_metric
+
+    def compute(self, model, doc_embeddings: np.ndarray | None = None) -> dict[str, float]:
+        """The metrics without a prefix.
+
+        Args:
+            model: the SentenceTransformer to evaluate.
+            doc_embeddings: (n_docs, dim) embeddings of ``eval_set.corpus`` by this model, in
+                its order, when they are already known (saves encoding the corpus again).
+        """
+        encode = sentence_transformer_encoder(model, batch_size=self.batch_size)
+        s = self.eval_set
+        if doc_embeddings is None:
+            return evaluate_encoder(encode, s.queries, s.corpus, s.qrels, self.metrics)
+        doc_ids = list(s.corpus)
+        if len(doc_embeddings) != len(doc_ids):
+            raise ValueError(f"{len(doc_embeddings)} document embeddings for {len(doc_ids)} documents")
+        score_fn = dense_score_fn(encode, doc_embeddings, "cosine")
+        return evaluate_retrieval(s.queries, s.corpus, s.qrels, score_fn, self.metrics, doc_ids=doc_ids)
+
+    def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
+        results = self.compute(model)
+        logger.info("eval (epoch %s, step %s): %s", epoch, steps, {k: round(v, 4) for k, v in results.items()})
+        metrics = self.prefix_name_to_metrics(results, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+
+class SimilarityEvaluator(BaseEvaluator):
+    """Spearman and Pearson correlation of cosine similarity with gold scores."""
+
+    def __init__(self, eval_set: EvalSet, batch_size: int = 64, name: str = "test"):
+        super().__init__()
+        self.eval_set = eval_set
+        self.batch_size = batch_size
+        self.name = name
+        self.metrics = ["pearson", "spearman"]
+        self.primary_metric = "spearman"
+
+    def compute(self, model) -> dict[str, float]:
+        encode = sentence_transformer_encoder(model, batch_size=self.batch_size, normalize_embeddings=True)
+        first = encode([p[0] for p in self.eval_set.pairs])  # (n, dim)
+        second = encode([p[1] for p in self.eval_set.pairs])  # (n, dim)
+        cosine = np.sum(first * second, axis=1)  # (n,)
+        return similarity_correlations(cosine.tolist(), [p[2] for p in self.eval_set.pairs])
+
+    def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
+        results = self.compute(model)
+        logger.info("eval (epoch %s, step %s): %s", epoch, steps, {k: round(v, 4) for k, v in results.items()})
+        metrics = self.prefix_name_to_metrics(results, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+
+def make_evaluator(eval_set: EvalSet, metrics: list[str], primary_metric: str, batch_size: int = 64) -> BaseEvaluator:
+    """The evaluator for a retrieval or similarity EvalSet."""
+    if eval_set.kind == "similarity":
+        return SimilarityEvaluator(eval_set, batch_size)
+    return RetrievalEvaluator(eval_set, metrics, primary_metric, batch_size)

@@ -1,0 +1,173 @@
+"""Hard-negative mining through sentence-transformers' ``mine_hard_negatives``, cached on disk.
+
+The cache key covers the training pairs, the candidate corpus, the mining model and every
+``mining.*`` setting, so a rerun with the same inputs loads the mined rows instead of
+encoding the corpus again, and any change mines afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from embedding_ft.config import MiningConfig
+from embshared.errors import UserError
+from embshared.files import write_jsonl
+from embshared.io import Examples, read_jsonl
+
+logger = logging.getLogger(__name__)
+
+OutputFormat = Literal["n-tuple", "triplet", "labeled-pair"]
+
+
+def model_fingerprint(model_path: str) -> str:
+    """Identify a model by its path plus the size and mtime of its weight files (cheap, no hashing of GBs)."""
+    path = Path(model_path)
+    if not path.is_dir():
+        return model_path
+    parts = [str(path.resolve())]
+    for weights in sorted(path.rglob("*.safetensors")) + sorted(path.rglob("*.bin")):
+        stat = weights.stat()
+        parts.append(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    return "|".join(parts)
+
+
+def cache_key(
+    pairs: list[tuple[str, str]], corpus: list[str], model_id: str, cfg: MiningConfig, output_format: str
+) -> str:
+    """A short hash of everything that determines the mined rows."""
+    digest = hashlib.sha256()
+    for item in (pairs, corpus, model_id, dataclasses.asdict(cfg), output_format):
+        digest.update(json.dumps(item, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def embedding_cache_folder(cache_dir: str | Path, model_id: str, corpus: list[str]) -> Path:
+    """The folder where ``mine_hard_negatives`` caches its embeddings for this model and corpus."""
+    digest = hashlib.sha256(json.dumps([model_id, corpus], ensure_ascii=False).encode()).hexdigest()[:16]
+    return Path(cache_dir) / "embeddings" / digest
+
+
+def cached_corpus_embeddings(folder: Path, mining_corpus: list[str]) -> tuple[np.ndarray, dict[str, int]] | None:
+    """The corpus embeddings ``mine_hard_negatives`` saved in ``folder``, and text -> row.
+
+    sentence-transformers saves them as ``corpus_embeddings_<hash>.npy`` (documented for its
+    ``cache_folder`` argument), with rows in the order of the de-duplicated corpus. Returns
+    None when the file is not there or does not match, and the caller encodes instead.
+    """
+    files = sorted(Path(folder).glob("corpus_embeddings_*.npy"))
+    if len(files) != 1:
+        return None
+    embeddings = np.load(files[0])
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(mining_corpus):
+        return None
+    return embeddings, {text: row for row, text in enumerate(mining_corpus)}
+
+
+def _use_faiss(cfg: MiningConfig, corpus_size: int) -> bool:
+    if cfg.use_faiss == "auto":
+        return corpus_size >= cfg.faiss_min_corpus
+    return bool(cfg.use_faiss)
+
+
+def drop_known_positives(rows: list[dict], positives: dict[str, set[str]], output_format: OutputFormat) -> list[dict]:
+    """Remove any mined negative that is a known positive of its query.
+
+    ``mine_hard_negatives`` already excludes the positives listed in the training pairs; this
+    also covers positives known from elsewhere (e.g. other qrels of the same query).
+    """
+    kept, dropped = [], 0
+    for row in rows:
+        known = positives.get(row["anchor"], set())
+        if output_format == "labeled-pair":
+            bad = row["label"] == 0 and row["document"] in known
+        else:
+            bad = any(v in known for k, v in row.items() if k.startswith("negative"))
+        if bad:
+            dropped += 1
+        else:
+            kept.append(row)
+    if dropped:
+        logger.warning("dropped %d mined row(s) whose negative is a known positive", dropped)
+    return kept
+
+
+def mine(
+    train: Examples,
+    corpus: list[str],
+    positives: dict[str, set[str]],
+    model,
+    model_id: str,
+    cfg: MiningConfig,
+    output_format: OutputFormat = "n-tuple",
+    cache_dir: str | Path | None = None,
+) -> list[dict]:
+    """Mine hard negatives for (query, document) pairs.
+
+    Args:
+        train: pairs (format "pairs").
+        corpus: candidate negatives (the positives are added by sentence-transformers).
+        positives: query text -> all known positive texts, never returned as negatives.
+        model: the SentenceTransformer that scores candidates.
+        model_id: identifies ``model`` in the cache key (see :func:`model_fingerprint`).
+        cfg: the ``mining`` config block.
+        output_format: "n-tuple" (anchor, positive, negative_1..n), "triplet" (one negative
+            per row) or "labeled-pair" (anchor, document, label).
+        cache_dir: where mined rows are cached (None: no cache).
+
+    Returns:
+        Rows as dicts with the columns of ``output_format``.
+    """
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    pairs = [(r["query"], r["document"]) for r in train.rows]
+    cache_file = None
+    if cache_dir is not None:
+        key = cache_key(pairs, corpus, model_id, cfg, output_format)
+        cache_file = Path(cache_dir) / f"mined-{key}.jsonl"
+        if cache_file.is_file():
+            rows = list(read_jsonl(cache_file))
+            logger.info("loaded %d mined rows from %s", len(rows), cache_file)
+            return rows
+
+    margin = {}
+    if cfg.margin is not None:
+        margin = {"relative_margin" if cfg.margin_type == "relative" else "absolute_margin": cfg.margin}
+    dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [d for _, d in pairs]})
+    embeddings_folder = None if cache_dir is None else embedding_cache_folder(cache_dir, model_id, corpus)
+    range_max = cfg.range_max
+    if range_max is not None:
+        range_max = min(range_max, max(len(corpus) - 1, cfg.range_min + cfg.num_negatives))
+    mined = mine_hard_negatives(
+        dataset,
+        model,
+        anchor_column_name="anchor",
+        positive_column_name="positive",
+        corpus=corpus,
+        range_min=cfg.range_min,
+        range_max=range_max,
+        max_score=cfg.max_score,
+        num_negatives=cfg.num_negatives,
+        sampling_strategy=cfg.sampling_strategy,
+        output_format=output_format,
+        batch_size=cfg.batch_size,
+        use_faiss=_use_faiss(cfg, len(corpus)),
+        verbose=True,
+        cache_folder=None if embeddings_folder is None else str(embeddings_folder),
+        **margin,
+    )
+    rows = drop_known_positives([dict(r) for r in mined], positives, output_format)
+    if not rows:
+        raise UserError("mining produced no rows: relax mining.margin, mining.max_score or mining.range_max")
+    logger.info("mined %d rows (%s) from %d pairs", len(rows), output_format, len(pairs))
+    if cache_file is not None:
+        write_jsonl(cache_file, rows)
+    return rows

@@ -1,0 +1,59 @@
+# embeddingFT: contrastive fine-tuning with hard-negative mining (the workspace's main job).
+# Config keys given on the make line are forwarded as overrides (see OVERRIDES in the Makefile):
+#   make train-embed EMBED_CONFIG=embeddingFT/configs/default.yaml batch_size=16 mining.num_negatives=3
+
+EMBED_DIR := embeddingFT
+EMBED_CONFIG ?= $(EMBED_DIR)/configs/default.yaml
+NPROC ?= 1
+NNODES ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?= 127.0.0.1
+MASTER_PORT ?= 29500
+TB_PORT ?= 6006
+TB_LOGDIR ?= $(EMBED_DIR)/outputs
+MODEL ?= $(EMBED_DIR)/outputs/latest/final_model
+DATA ?= data/samples/scifact
+TEXTS ?=
+INPUT ?=
+OUTPUT ?=
+FIELD ?= text
+TEST_SIZE ?=
+SEED ?= 42
+
+# One process: plain python. Several: accelerate launch (gloo on CPU, NCCL on GPUs).
+ifeq ($(NPROC)$(NNODES),11)
+EMBED_RUN = $(PY)
+else
+EMBED_RUN = $(VENV)/bin/accelerate launch --num_processes $(shell echo $$(($(NPROC) * $(NNODES)))) \
+	--num_machines $(NNODES) --machine_rank $(NODE_RANK) --main_process_ip $(MASTER_ADDR) \
+	--main_process_port $(MASTER_PORT) $(if $(shell $(PY) -c 'import torch;print(int(torch.cuda.is_available()))' 2>/dev/null | grep 1),--multi_gpu,--cpu) \
+	--mixed_precision no
+endif
+
+CLEAN_PATHS += $(EMBED_DIR)/outputs $(EMBED_DIR)/checkpoints $(EMBED_DIR)/bench/results/*.tmp
+
+.PHONY: setup-embed-dirs train-embed train-embed-tb infer-embed eval-embed bench-embed
+setup-embed-dirs: ## Create embeddingFT/{configs,scripts,data,models,checkpoints,outputs}
+	mkdir -p $(addprefix $(EMBED_DIR)/,configs scripts data models checkpoints outputs)
+
+train-embed: setup setup-embed-dirs ## Fine-tune on EMBED_CONFIG (default: bundled SciFact sample); key=value overrides; NPROC=2
+	$(EMBED_RUN) -m embedding_ft.cli.train --config $(EMBED_CONFIG) $(OVERRIDES)
+	@cd $(EMBED_DIR)/outputs && latest=$$(ls -td -- */ 2>/dev/null | grep -v '^latest/$$' | head -1) && \
+		[ -n "$$latest" ] && ln -sfn "$${latest%/}" latest || true
+
+train-embed-tb: setup setup-embed-dirs ## Train with TensorBoard logging, served on 127.0.0.1:$(TB_PORT)
+	@$(VENV)/bin/tensorboard --logdir $(TB_LOGDIR) --host 127.0.0.1 --port $(TB_PORT) >/dev/null 2>&1 & \
+	tb=$$!; trap "kill $$tb 2>/dev/null" EXIT INT TERM; \
+	echo "TensorBoard: http://127.0.0.1:$(TB_PORT) (logdir $(TB_LOGDIR))"; \
+	$(EMBED_RUN) -m embedding_ft.cli.train --config $(EMBED_CONFIG) tensorboard=true $(OVERRIDES) && \
+	echo "training done; TensorBoard still serving at http://127.0.0.1:$(TB_PORT) - Ctrl-C to stop" && wait $$tb
+
+infer-embed: setup ## Similarities of TEXTS="a|b|c", or embed INPUT (txt/jsonl) to OUTPUT (.npy), with MODEL
+	$(PY) -m embedding_ft.cli.infer --model $(MODEL) $(if $(TEXTS),--texts "$(TEXTS)") \
+		$(if $(INPUT),--input $(INPUT) --output $(OUTPUT) --field $(FIELD))
+
+eval-embed: setup ## Evaluate MODEL on DATA (BEIR folder or pairs file) next to BM25
+	$(PY) -m embedding_ft.cli.evaluate --model $(MODEL) --data $(DATA) $(if $(TEST_SIZE),--test-size $(TEST_SIZE) --seed $(SEED))
+
+bench-embed: setup ## Benchmark: train-embed vs a plain SentenceTransformerTrainer script, mining, encoding; SciFact quality
+	$(PY) $(EMBED_DIR)/bench/bench_embed.py $(OVERRIDES)

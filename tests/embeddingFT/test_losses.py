@@ -1,0 +1,35 @@
+"""Loss names map to their sentence-transformers classes; Matryoshka wraps them."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedding_ft.config import TrainConfig
+from embedding_ft.losses import LOSSES, build_loss, loss_spec
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_each_name_builds_its_class(name, minilm_session):
+    loss = build_loss(minilm_session, TrainConfig(loss=name))
+    assert type(loss).__name__ == name
+    assert type(loss).__module__.startswith("sentence_transformers.sentence_transformer.losses")
+
+
+def test_aliases_and_unknown_names():
+    assert loss_spec("mnrl").name == "MultipleNegativesRankingLoss"
+    assert loss_spec("cached").name == "CachedMultipleNegativesRankingLoss"
+    assert loss_spec("CoSENT").name == "CoSENTLoss"
+    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+        loss_spec("nope")
+
+
+def test_matryoshka_wraps_and_keeps_full_dimension(minilm_session):
+    loss = build_loss(minilm_session, TrainConfig(loss="cmnrl", matryoshka_dims=[64, 128, 999]))
+    assert type(loss).__name__ == "MatryoshkaLoss"
+    assert type(loss.loss).__name__ == "CachedMultipleNegativesRankingLoss"
+    assert list(loss.matryoshka_dims) == [384, 128, 64]
+
+
+def test_cached_loss_uses_the_configured_mini_batch(minilm_session):
+    loss = build_loss(minilm_session, TrainConfig(loss="CachedMultipleNegativesRankingLoss", mini_batch_size=4))
+    assert loss.mini_batch_size == 4

@@ -1,0 +1,117 @@
+"""Mining never returns a known positive as a negative, honours its settings and caches its rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedding_ft.config import MiningConfig
+from embedding_ft.mining import cache_key, drop_known_positives, mine
+from embshared.io import Examples
+
+DOCS = [
+    "Vitamin D supplementation reduces fracture risk in elderly women.",
+    "Vitamin D levels are associated with bone mineral density.",
+    "Low vitamin D intake predicts osteoporosis in older adults.",
+    "Aspirin lowers the risk of a second heart attack.",
+    "Statins reduce LDL cholesterol and cardiovascular events.",
+    "Regular exercise improves insulin sensitivity.",
+    "Smoking increases the risk of lung cancer.",
+    "Antibiotics do not shorten viral infections.",
+]
+
+
+def pairs():
+    # the vitamin D query has two positives: neither may ever be mined as its negative
+    rows = [
+        {"query": "Does vitamin D protect bones?", "document": DOCS[0]},
+        {"query": "Does vitamin D protect bones?", "document": DOCS[1]},
+        {"query": "Does aspirin prevent heart attacks?", "document": DOCS[3]},
+        {"query": "Do statins lower cholesterol?", "document": DOCS[4]},
+    ]
+    return Examples("pairs", rows, "test")
+
+
+def known():
+    return {
+        "Does vitamin D protect bones?": {DOCS[0], DOCS[1]},
+        "Does aspirin prevent heart attacks?": {DOCS[3]},
+        "Do statins lower cholesterol?": {DOCS[4]},
+    }
+
+
+@pytest.mark.parametrize("strategy", ["top", "random"])
+def test_mined_negatives_never_contain_a_positive(minilm_session, strategy):
+    cfg = MiningConfig(num_negatives=3, margin=None, range_max=6, sampling_strategy=strategy)
+    rows = mine(pairs(), DOCS, known(), minilm_session, "minilm", cfg, "n-tuple", cache_dir=None)
+    assert rows, "nothing mined"
+    for row in rows:
+        negatives = [v for k, v in row.items() if k.startswith("negative")]
+        assert len(negatives) == 3
+        assert not set(negatives) & known()[row["anchor"]]
+    vitamin = next(r for r in rows if r["anchor"].startswith("Does vitamin"))
+    if strategy == "top":  # the hardest non-positive for the vitamin D query is the third vitamin D text
+        assert vitamin["negative_1"] == DOCS[2]
+
+
+def test_range_min_skips_the_hardest(minilm_session):
+    cfg = MiningConfig(num_negatives=1, margin=None, range_min=1, range_max=5)
+    rows = mine(pairs(), DOCS, known(), minilm_session, "minilm", cfg, "triplet", cache_dir=None)
+    vitamin = next(r for r in rows if r["anchor"].startswith("Does vitamin"))
+    assert vitamin["negative"] != DOCS[2]  # rank 0 (DOCS[2]) is skipped
+
+
+def test_absolute_margin_is_honoured(minilm_session):
+    margin = 0.25
+    cfg = MiningConfig(num_negatives=1, margin=margin, margin_type="absolute")
+    rows = mine(pairs(), DOCS, known(), minilm_session, "m", cfg, "triplet", None)
+    loose = mine(
+        pairs(), DOCS, known(), minilm_session, "m", MiningConfig(num_negatives=1, margin=None), "triplet", None
+    )
+    assert {r["negative"] for r in rows} != {r["negative"] for r in loose}  # the margin changed the choice
+
+    def sim(a, b):
+        ea, eb = minilm_session.encode([a, b], normalize_embeddings=True)
+        return float(ea @ eb)
+
+    for row in rows:  # every negative scores at least `margin` below the query's weakest positive
+        weakest = min(sim(row["anchor"], p) for p in known()[row["anchor"]])
+        assert sim(row["anchor"], row["negative"]) + margin <= weakest + 1e-4
+
+
+def test_drop_known_positives():
+    rows = [
+        {"anchor": "q", "positive": "p1", "negative_1": "p2"},
+        {"anchor": "q", "positive": "p1", "negative_1": "n"},
+        {"anchor": "q", "document": "p2", "label": 0},
+        {"anchor": "q", "document": "p1", "label": 1},
+    ]
+    known_positives = {"q": {"p1", "p2"}}
+    assert drop_known_positives(rows[:2], known_positives, "n-tuple") == [rows[1]]
+    assert drop_known_positives(rows[2:], known_positives, "labeled-pair") == [rows[3]]
+
+
+def test_rerun_loads_mined_rows_from_the_cache(minilm_session, tmp_path, monkeypatch):
+    cfg = MiningConfig(num_negatives=1, margin=None, range_max=5)
+    first = mine(pairs(), DOCS, known(), minilm_session, "minilm", cfg, "n-tuple", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("mined-*.jsonl"))) == 1
+
+    import sentence_transformers.util
+
+    def fail(*args, **kwargs):
+        raise AssertionError("mined again instead of using the cache")
+
+    monkeypatch.setattr(sentence_transformers.util, "mine_hard_negatives", fail)
+    assert mine(pairs(), DOCS, known(), minilm_session, "minilm", cfg, "n-tuple", cache_dir=tmp_path) == first
+
+
+def test_cache_key_changes_with_every_input():
+    base = ([("q", "d")], ["d"], "model", MiningConfig(), "n-tuple")
+    keys = {
+        cache_key(*base),
+        cache_key([("q", "d2")], *base[1:]),
+        cache_key(base[0], ["d", "e"], *base[2:]),
+        cache_key(*base[:2], "other", *base[3:]),
+        cache_key(*base[:3], MiningConfig(num_negatives=2), "n-tuple"),
+        cache_key(*base[:4], "triplet"),
+    }
+    assert len(keys) == 6

@@ -1,0 +1,139 @@
+"""The training run end to end on a tiny real slice, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from embedding_ft.config import TrainConfig
+from embedding_ft.train import train
+from embshared.config import ConfigError, load_config
+from embshared.errors import UserError
+from embshared.io import DataError
+from embshared.models import ModelNotAvailable
+
+DOCUMENTED_SYSTEMS = {"bm25", "base", "finetuned"}
+DOCUMENTED_METRICS = {"accuracy@1", "accuracy@5", "accuracy@10", "mrr@10", "ndcg@10", "map@100", "recall@100"}
+
+
+def test_override_reaches_the_trainer(tiny_run):
+    _result, recorder, cfg = tiny_run
+    assert cfg.batch_size == 16
+    assert recorder.args.per_device_train_batch_size == 16
+    assert recorder.args.learning_rate == pytest.approx(1e-4)
+
+
+def test_run_folder_is_complete_and_no_partial_folder_remains(tiny_run):
+    result, _, _ = tiny_run
+    assert result.run_dir.name == "tiny"
+    names = {p.name for p in result.run_dir.iterdir()}
+    assert {"final_model", "config.yaml", "metrics.json", "metrics.md", "train.log", "training_curve.png"} <= names
+    assert not list(result.run_dir.parent.glob(".*partial"))
+    assert (result.model_dir / "config.yaml").is_file()
+    assert (result.model_dir / "README.md").is_file()  # the model card
+
+
+def test_metrics_file_has_documented_keys_in_unit_range(tiny_run):
+    result, _, _ = tiny_run
+    summary = json.loads((result.run_dir / "metrics.json").read_text())
+    assert set(summary["metrics"]) == DOCUMENTED_SYSTEMS
+    for system, values in summary["metrics"].items():
+        assert set(values) == DOCUMENTED_METRICS, system
+        assert all(0.0 <= v <= 1.0 for v in values.values()), system
+    assert summary["n_test"] == 10  # 25% of 40 queries
+    assert summary["data"]["mined"] is True
+    assert summary["train"]["steps"] >= 2
+    table = (result.run_dir / "metrics.md").read_text()
+    assert "| fine-tuned |" in table and "| BM25 |" in table
+
+
+def test_saved_model_loads_and_differs_from_base(tiny_run, minilm_session):
+    from sentence_transformers import SentenceTransformer
+
+    result, _, _ = tiny_run
+    tuned = SentenceTransformer(str(result.model_dir), device="cpu")
+    texts = ["Vitamin D deficiency is linked to bone loss.", "Aspirin reduces the risk of stroke."]
+    a = tuned.encode(texts, normalize_embeddings=True)
+    b = minilm_session.encode(texts, normalize_embeddings=True)
+    assert a.shape == b.shape == (2, 384)
+    assert not np.allclose(a, b, atol=1e-4)
+    assert np.all(np.sum(a * b, axis=1) > 0.5)  # two steps nudge the model, they do not wreck it
+
+
+def test_missing_data_file_fails_before_writing(tmp_path):
+    cfg = load_config(TrainConfig, None, [f"dataset_name={tmp_path / 'nope.jsonl'}", f"output_dir={tmp_path / 'out'}"])
+    with pytest.raises(DataError, match=r"nope\.jsonl: no such file"):
+        train(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_model_path_fails_before_writing(tmp_path, tiny_beir):
+    cfg = load_config(
+        TrainConfig, None, [f"dataset_name={tiny_beir}", "model_name=./no/such/model", f"output_dir={tmp_path / 'out'}"]
+    )
+    with pytest.raises(ModelNotAvailable, match="model path ./no/such/model does not exist"):
+        train(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_records_matching_no_format_fail_before_writing(tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"title": "a", "body": "b"}\n')
+    cfg = load_config(TrainConfig, None, [f"dataset_name={data}", f"output_dir={tmp_path / 'out'}"])
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: record matches no known format"):
+        train(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_similarity_data_with_a_ranking_loss_is_refused(tmp_path):
+    data = tmp_path / "sts.jsonl"
+    data.write_text(
+        "".join(json.dumps({"doc1": f"a {i}", "doc2": f"b {i}", "similarity": i / 10}) + "\n" for i in range(10))
+    )
+    cfg = load_config(TrainConfig, None, [f"dataset_name={data}", f"output_dir={tmp_path / 'out'}"])
+    with pytest.raises(UserError, match="cannot train on \\(doc1, doc2, similarity\\) data; use CoSENTLoss"):
+        train(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("batch_size=0", "batch_size must be positive, got 0"),
+        ("batchsize=16", "unknown key 'batchsize'"),
+        ("mining.num_negatives=abc", "key 'mining.num_negatives' expects int"),
+        ("loss=FancyLoss", "unknown loss 'FancyLoss'"),
+        ("evaluation.metrics=[f1@3]", "unknown metric 'f1@3'"),
+    ],
+)
+def test_bad_overrides_fail_with_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TrainConfig, None, [override])
+
+
+def test_cli_prints_one_line_errors(tmp_path, capsys):
+    from embedding_ft.cli.train import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch_size: [1,\n")
+    assert main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}:") and "invalid YAML" in err and err.count("\n") == 1
+    assert main(["--config", str(bad.with_name("none.yaml"))]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_make_forwards_only_command_line_config_keys(repo):
+    out = subprocess.run(
+        ["make", "-n", "train-embed", "batch_size=16", "mining.num_negatives=5", "NPROC=1"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(row for row in out.splitlines() if "embedding_ft.cli.train" in row)
+    assert "'batch_size=16'" in line and "'mining.num_negatives=5'" in line
+    assert "NPROC" not in line and "EMBED_CONFIG" not in line
+    assert "--config embeddingFT/configs/default.yaml" in line
