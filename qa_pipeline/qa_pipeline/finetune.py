@@ -1,0 +1,295 @@
+"""Fine-tune an embedding model on generated Q&A pairs, through embeddingFT's training code.
+
+    python -m qa_pipeline.finetune --config config/embedding_finetuner.json \
+        [--input_jsonl ... --output_dir ... --base_model ... --epochs 3 --batch_size 16] [key=value ...]
+
+The pairs (``question`` -> query, ``answer`` -> document) are split into train and
+validation *by paper* (no paper on both sides), then handed to
+:func:`embedding_ft.train.train`, the workspace's one training path. The output folder
+holds what the guide documents::
+
+    output_dir/
+        final_model/                 loads with SentenceTransformer(path)
+        checkpoints/                 trainer checkpoints; a rerun resumes from the last one
+        training_progress.json       status, timestamps, duration, data sizes, final_model_path
+        training_metrics.jsonl       timestamp, epoch, step, loss and eval metrics per log
+        logs/embedding_finetuning.log
+        embedding_finetuner.json     the resolved config
+        metrics.json  metrics.md  training_curve.png  (embeddingFT's report: BM25 / base / fine-tuned)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embedding_ft.config import MiningConfig
+from embshared.config import save_config
+from embshared.errors import UserError, cli_entry
+from embshared.io import DataError, Examples, read_jsonl
+from embshared.models import DEFAULT_MODEL
+from embshared.runtime import pick_device, seed_everything, setup_logging
+from qa_pipeline.command_line import make_parser, resolve_config
+
+logger = logging.getLogger(__name__)
+
+#: the loss names of the guide; any other name of embedding_ft.losses.LOSSES works too.
+GUIDE_LOSSES = ("MultipleNegativesRankingLoss", "ContrastiveLoss", "CosineSimilarityLoss", "OnlineContrastiveLoss")
+
+
+@dataclass
+class FinetuneConfig:
+    """The guide's keys (``config/embedding_finetuner.json``) plus the mining section."""
+
+    input_jsonl: str = field(default="data/qa_outputs/jsonl/questions_answers.jsonl", metadata={"help": "Q&A pairs"})
+    output_dir: str = field(default="models/fine_tuned_embeddings", metadata={"help": "run folder"})
+    base_model: str = field(default=DEFAULT_MODEL, metadata={"help": "local path or packaged model name"})
+    num_epochs: float = 3.0
+    train_batch_size: int = 16
+    eval_batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_steps: float = field(
+        default=0.1, metadata={"help": "warm-up: a ratio of all steps when < 1, else a number of steps"}
+    )
+    weight_decay: float = 0.01
+    loss_function: str = field(
+        default="MultipleNegativesRankingLoss",
+        metadata={
+            "help": "MultipleNegativesRankingLoss | ContrastiveLoss | CosineSimilarityLoss | OnlineContrastiveLoss"
+        },
+    )
+    evaluation_steps: int = field(default=0, metadata={"help": "evaluate every N steps (0: once per epoch)"})
+    save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps (0: with each evaluation)"})
+    max_seq_length: int = 256
+    train_split: float = field(default=0.9, metadata={"help": "share of papers used for training"})
+    seed: int = 42
+    matryoshka_dims: list[int] = field(default_factory=list, metadata={"help": "wrap the loss in MatryoshkaLoss"})
+    resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in output_dir"})
+    overwrite: bool = field(default=False, metadata={"help": "retrain even if output_dir holds a finished model"})
+    tensorboard: bool = field(default=True, metadata={"help": "TensorBoard logs in output_dir/tensorboard"})
+    device: str = field(default="", metadata={"help": "'' = CUDA when available, else CPU"})
+    cache_dir: str = field(default="data/cache", metadata={"help": "mined-negative cache"})
+    mining: MiningConfig = field(default_factory=MiningConfig, metadata={"help": "hard-negative mining (embeddingFT)"})
+
+    def validate(self) -> None:
+        from embedding_ft.losses import loss_spec
+
+        loss_spec(self.loss_function)
+        if not 0 < self.train_split <= 1:
+            raise ValueError(f"key 'train_split' must be in (0, 1], got {self.train_split}")
+        if self.train_batch_size < 1 or self.num_epochs <= 0 or self.learning_rate <= 0:
+            raise ValueError("train_batch_size, num_epochs and learning_rate must be positive")
+        if self.warmup_steps < 0:
+            raise ValueError(f"key 'warmup_steps' must be >= 0, got {self.warmup_steps}")
+        self.mining.validate()
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+
+
+def load_qa_pairs(path: str | Path) -> Examples:
+    """Read ``questions_answers.jsonl`` into "pairs" examples that keep each row's paper id.
+
+    Rows need a non-empty ``question`` and ``answer``; the paper comes from ``paper_id``
+    (or ``file_name`` for files written by other tools). Exact duplicates are dropped.
+
+    Raises:
+        DataError: naming the file, line and field of the first bad row.
+    """
+    records = read_jsonl(path)
+    rows: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for index, record in enumerate(records):
+        line = records.line_of(index)
+        for key in ("question", "answer"):
+            value = record.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(path, f"field '{key}' missing or empty", line)
+        paper = record.get("paper_id") or record.get("file_name")
+        if not isinstance(paper, str) or not paper.strip():
+            raise DataError(path, "field 'paper_id' missing (needed to split by paper)", line)
+        key = (record["question"].strip(), record["answer"].strip())
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append({"query": key[0], "document": key[1], "paper_id": paper.strip()})
+    return Examples(format="pairs", rows=rows, source=str(path), dropped_duplicates=len(records) - len(rows))
+
+
+def split_by_paper(examples: Examples, train_split: float, seed: int) -> tuple[Examples, Examples]:
+    """Split pairs so that every paper is on one side only.
+
+    Papers are shuffled with ``seed``; the first ``round((1 - train_split) * n_papers)``
+    (at least one when there are two or more papers and ``train_split < 1``) go to validation.
+    A question that appears with papers on both sides is kept on the train side only, so
+    no validation query was seen in training.
+
+    Returns:
+        (train, validation) examples.
+    """
+    papers = sorted({r["paper_id"] for r in examples.rows})
+    random.Random(seed).shuffle(papers)
+    n_eval = 0
+    if train_split < 1 and len(papers) > 1:
+        n_eval = min(max(1, round((1 - train_split) * len(papers))), len(papers) - 1)
+    eval_papers = set(papers[:n_eval])
+    train_rows = [r for r in examples.rows if r["paper_id"] not in eval_papers]
+    train_queries = {r["query"] for r in train_rows}
+    eval_rows = [r for r in examples.rows if r["paper_id"] in eval_papers and r["query"] not in train_queries]
+    return (
+        Examples("pairs", train_rows, examples.source),
+        Examples("pairs", eval_rows, examples.source),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+
+
+def warmup_ratio(warmup_steps: float, n_rows: int, batch_size: int, num_epochs: float) -> float:
+    """The guide's ``warmup_steps`` as embeddingFT's ratio: values < 1 are ratios already;
+    a number of steps is divided by the run's steps (capped at 0.5)."""
+    if warmup_steps < 1:
+        return float(warmup_steps)
+    total = max(1, math.ceil(n_rows / batch_size) * num_epochs)
+    return min(0.5, warmup_steps / total)
+
+
+def train_config(cfg: FinetuneConfig, n_train: int, run_dir: Path, resume: bool):
+    """The embedding_ft TrainConfig for this run."""
+    from embedding_ft.config import EvaluationConfig, TrainConfig
+    from embedding_ft.losses import loss_spec
+
+    spec = loss_spec(cfg.loss_function)
+    rows_per_example = 1 if spec.data == "ranking" else 1 + cfg.mining.num_negatives
+    return TrainConfig(
+        dataset_name=cfg.input_jsonl,
+        seed=cfg.seed,
+        model_name=cfg.base_model,
+        num_epochs=cfg.num_epochs,
+        batch_size=cfg.train_batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=warmup_ratio(cfg.warmup_steps, n_train * rows_per_example, cfg.train_batch_size, cfg.num_epochs),
+        max_seq_length=cfg.max_seq_length,
+        loss=spec.name,
+        matryoshka_dims=list(cfg.matryoshka_dims),
+        cache_dir=cfg.cache_dir,
+        output_dir=str(run_dir.parent),
+        run_name=run_dir.name,
+        save_steps=cfg.save_steps or None,
+        resume=resume,
+        tensorboard=cfg.tensorboard,
+        device=cfg.device or None,
+        mining=cfg.mining,
+        evaluation=EvaluationConfig(
+            eval_steps=cfg.evaluation_steps or None,
+            batch_size=cfg.eval_batch_size,
+            save_best_model=True,
+        ),
+    )
+
+
+def finetune(cfg: FinetuneConfig, callbacks=()):
+    """Split the pairs by paper and train through embeddingFT, writing the guide's files.
+
+    Returns:
+        embedding_ft's RunResult, or None when ``output_dir`` already holds a finished run
+        (and ``overwrite`` is false).
+    """
+    from embedding_ft.train import last_checkpoint, train
+    from qa_pipeline.tracking import PROGRESS_FILE, ProgressCallback, ProgressTracker
+
+    out = Path(cfg.output_dir)
+    progress_file = out / PROGRESS_FILE
+    if progress_file.exists() and (out / "final_model").is_dir() and not cfg.overwrite:
+        import json
+
+        if json.loads(progress_file.read_text(encoding="utf-8")).get("training_completed"):
+            logger.info("%s already holds a finished model; pass overwrite=true to train again", out)
+            return None
+    examples = load_qa_pairs(cfg.input_jsonl)
+    train_ex, eval_ex = split_by_paper(examples, cfg.train_split, cfg.seed)
+    n_papers = len({r["paper_id"] for r in examples.rows})
+    eval_papers = sorted({r["paper_id"] for r in eval_ex.rows})
+    if len(train_ex.rows) < 2:
+        raise UserError(f"{cfg.input_jsonl}: only {len(train_ex.rows)} training pair(s); generate more Q&A first")
+    if not eval_ex.rows:
+        logger.warning("%d paper(s): no validation split (needs two or more papers and train_split < 1)", n_papers)
+    logger.info(
+        "%d pairs from %d papers -> %d train / %d validation pairs (%d validation papers)",
+        len(examples.rows),
+        n_papers,
+        len(train_ex.rows),
+        len(eval_ex.rows),
+        len(eval_papers),
+    )
+    checkpoint = last_checkpoint(out / "checkpoints") if cfg.resume and not cfg.overwrite else None
+    if cfg.overwrite and (out / "checkpoints").is_dir():
+        import shutil
+
+        shutil.rmtree(out / "checkpoints")
+    tcfg = train_config(cfg, len(train_ex.rows), out, resume=checkpoint is not None)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "embedding_finetuner.json")
+    tracker = ProgressTracker(
+        out,
+        {
+            "base_model": cfg.base_model,
+            "loss_function": tcfg.loss,
+            "num_epochs": cfg.num_epochs,
+            "train_examples": len(train_ex.rows),
+            "eval_examples": len(eval_ex.rows),
+            "train_papers": n_papers - len(eval_papers),
+            "eval_papers": len(eval_papers),
+            "final_model_path": str(out / "final_model"),
+            "device": pick_device(cfg.device or None),
+        },
+    )
+    tracker.start(resumed_from=checkpoint)
+    if checkpoint:
+        logger.info("resuming from %s", checkpoint)
+    try:
+        result = train(tcfg, train_ex, eval_ex, callbacks=[ProgressCallback(tracker), *callbacks], run_dir=out)
+    except BaseException as exc:
+        tracker.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    tracker.finish(metrics=result.metrics, final_model_path=str(result.model_dir))
+    return result
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser(__doc__.splitlines()[0], FinetuneConfig, "embedding_finetuner.json")
+    parser.add_argument("--input_jsonl", help="questions_answers.jsonl")
+    parser.add_argument("--output_dir", help="run folder")
+    parser.add_argument("--base_model", help="base sentence-transformers model")
+    parser.add_argument("--epochs", type=float, help="num_epochs")
+    parser.add_argument("--batch_size", type=int, help="train_batch_size")
+    args = parser.parse_args(argv)
+    flags = {
+        "input_jsonl": "input_jsonl",
+        "output_dir": "output_dir",
+        "base_model": "base_model",
+        "epochs": "num_epochs",
+        "batch_size": "train_batch_size",
+    }
+    cfg = resolve_config(FinetuneConfig, args, flags)
+    setup_logging(log_file=Path(cfg.output_dir) / "logs" / "embedding_finetuning.log")
+    seed_everything(cfg.seed)
+    result = finetune(cfg)
+    if result is None:
+        print(f"{cfg.output_dir} already holds a finished model (overwrite=true to train again)")
+        return 0
+    for system, values in result.metrics.items():
+        print(f"{system:10s} " + "  ".join(f"{k}={v:.4f}" for k, v in values.items() if k in ("ndcg@10", "mrr@10")))
+    print(f"model: {result.model_dir}  ({result.n_train} train pairs, {result.n_test} validation queries)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
