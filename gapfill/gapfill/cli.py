@@ -19,7 +19,7 @@ from embshared.config import load_config
 from embshared.errors import UserError, cli_entry
 from embshared.runtime import pick_device, seed_everything, setup_logging
 from gapfill.config import ServiceConfig, Vec2TextConfig
-from gapfill.corpus import scifact_titles, sts_sentences, unique
+from gapfill.corpus import cached_embeddings, scifact_titles, sts_sentences, unique
 
 logger = logging.getLogger("gapfill")
 
@@ -68,7 +68,7 @@ def train_vec2text_main(args: argparse.Namespace) -> int:
     embedder = load_sentence_transformer(cfg.embedder, device=device)
     embed = v2t.sentence_embedder(embedder)
     start = time.perf_counter()
-    emb = embed(texts)
+    emb = cached_embeddings(texts, embed, args.cache_dir or None, cfg.embedder)
     logger.info("embedded in %.0f s", time.perf_counter() - start)
     lm, tokenizer = load_smollm2(device=device)
     model = v2t.Vec2Text.build(lm, tokenizer, emb.shape[1], cfg).to(device)
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--texts", nargs="+", required=True, help="text file, stsb:<folder> or scifact:<folder>")
     train.add_argument("--output", required=True, help="folder to save the model in")
     train.add_argument("--device", default=None)
+    train.add_argument("--cache-dir", default="gapfill/bench/cache", help="embedding cache ('' for none)")
     serve = sub.add_parser("serve", help="run the HTTP service (127.0.0.1:8000 by default)")
     for p in (train, serve):
         p.add_argument("--config", default=None, help="YAML/JSON config file")

@@ -6,10 +6,14 @@ two sentences, so they are split on tabs here (fields 0-6) rather than read as a
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from embshared.files import atomic_write
 from embshared.io import DataError, document_text, load_beir
 
 
@@ -62,3 +66,23 @@ def scifact_titles(folder: str | os.PathLike) -> list[str]:
     """The unique titles of a BEIR SciFact corpus (falling back to the text's start)."""
     data = load_beir(folder)
     return unique((doc.get("title") or document_text(doc)[:200]).strip() for doc in data.corpus.values())
+
+
+def cached_embeddings(texts: list[str], embed, cache_dir: str | os.PathLike | None, model_name: str) -> np.ndarray:
+    """``embed(texts)``, stored in ``cache_dir`` under a hash of the model name and the texts.
+
+    Embedding STS-B's 10k sentences takes minutes on a shared CPU; the benchmark and the
+    training CLI reuse the result. No cache_dir: always compute.
+    """
+    if cache_dir is None:
+        return embed(texts)
+    digest = hashlib.sha1("\n".join([model_name, *texts]).encode("utf-8")).hexdigest()[:16]
+    path = Path(cache_dir) / f"emb-{digest}.npy"
+    if path.is_file():
+        emb = np.load(path)
+        if emb.shape[0] == len(texts):
+            return emb
+    emb = np.asarray(embed(texts), dtype=np.float32)
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, emb)
+    return emb

@@ -10,6 +10,7 @@ which is why the import happens inside the functions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +25,14 @@ class Edges:
     tail: np.ndarray  # (n_edges,) int64
     weight: np.ndarray  # (n_edges,) float32
     n_vertices: int
+
+
+class GraphBuilder(Protocol):
+    """Builds the fuzzy graph of the training points and fits the curve parameters ``a, b``."""
+
+    def graph(self, x: np.ndarray, n_neighbors: int, metric: str, seed: int) -> sp.spmatrix: ...
+
+    def ab(self, spread: float, min_dist: float) -> tuple[float, float]: ...
 
 
 def ab_params(spread: float, min_dist: float) -> tuple[float, float]:
@@ -84,3 +93,13 @@ def graph_edges(graph: sp.spmatrix, n_epochs: int | None = None) -> Edges:
         weight=data[keep],
         n_vertices=coo.shape[0],
     )
+
+
+class UmapLearnGraph:
+    """The graph and curve of umap-learn (the default :class:`GraphBuilder`)."""
+
+    def graph(self, x: np.ndarray, n_neighbors: int, metric: str, seed: int) -> sp.coo_matrix:
+        return fuzzy_graph(x, n_neighbors, metric, seed)
+
+    def ab(self, spread: float, min_dist: float) -> tuple[float, float]:
+        return ab_params(spread, min_dist)

@@ -26,7 +26,7 @@ from embshared.config import load_config, save_config
 from embshared.errors import UserError
 from embshared.files import atomic_dir
 from gapfill.config import UMAPConfig
-from gapfill.graph import ab_params, fuzzy_graph, graph_edges
+from gapfill.graph import GraphBuilder, UmapLearnGraph, graph_edges
 from gapfill.losses import RECONSTRUCTION_LOSSES, umap_cross_entropy
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,15 @@ class ParametricUMAP:
     Args:
         config: the hyper-parameters (see :class:`gapfill.config.UMAPConfig`).
         device: torch device for training and inference.
+        graph_builder: builds the fuzzy graph and fits ``a, b`` (default: umap-learn's).
     """
 
-    def __init__(self, config: UMAPConfig | None = None, device: str = "cpu"):
+    def __init__(
+        self, config: UMAPConfig | None = None, device: str = "cpu", graph_builder: GraphBuilder | None = None
+    ):
         self.config = config or UMAPConfig()
         self.device = device
+        self.graph_builder = graph_builder
         self.encoder: nn.Sequential | None = None
         self.decoder: nn.Sequential | None = None
         self.input_dim: int | None = None
@@ -87,7 +91,7 @@ class ParametricUMAP:
 
         Args:
             x: (n, dim) embeddings.
-            graph: a precomputed (n, n) fuzzy graph of ``x``; by default umap-learn builds it.
+            graph: a precomputed (n, n) fuzzy graph of ``x``; by default the graph builder makes one.
             progress: called after every epoch.
             should_stop: polled after every epoch; training ends early when it returns True.
 
@@ -105,14 +109,15 @@ class ParametricUMAP:
             n_val = 0
         order = rng.permutation(len(x))
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        builder = self.graph_builder or UmapLearnGraph()
         if graph is None:
             t0 = time.perf_counter()
-            graph = fuzzy_graph(x[train_idx], cfg.n_neighbors, cfg.metric, cfg.seed)
+            graph = builder.graph(x[train_idx], cfg.n_neighbors, cfg.metric, cfg.seed)
             logger.info("fuzzy graph of %d points in %.1f s", len(train_idx), time.perf_counter() - t0)
         else:
             graph = sp.csr_matrix(graph)[train_idx][:, train_idx]
         edges = graph_edges(graph, cfg.n_epochs)
-        self.a, self.b = ab_params(cfg.spread, cfg.min_dist)
+        self.a, self.b = builder.ab(cfg.spread, cfg.min_dist)
         self._build(x.shape[1])
 
         x_train = torch.from_numpy(x[train_idx]).to(self.device)  # (n_train, dim)

@@ -30,8 +30,9 @@ from embshared.config import ConfigError, load_config
 from embshared.errors import UserError
 from embshared.io import read_records
 from gapfill import vec2text as v2t
-from gapfill.config import GapConfig, ServiceConfig, UMAPConfig, Vec2TextConfig
+from gapfill.config import ServiceConfig, UMAPConfig, Vec2TextConfig
 from gapfill.gaps import find_gaps
+from gapfill.graph import GraphBuilder
 from gapfill.jobs import JobBusy, JobRunner
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import generate_at
@@ -134,12 +135,20 @@ class GapFillService:
         config: directories, defaults of the components.
         embedder_factory: loads the embedding function (called once, on first use).
         lm_factory: loads a fresh causal LM and tokenizer for vec2text.
+        graph_builder: the parametric UMAP's graph builder (default: umap-learn's).
     """
 
-    def __init__(self, config: ServiceConfig, embedder_factory: EmbedderFactory, lm_factory: LMFactory):
+    def __init__(
+        self,
+        config: ServiceConfig,
+        embedder_factory: EmbedderFactory,
+        lm_factory: LMFactory,
+        graph_builder: GraphBuilder | None = None,
+    ):
         self.config = config
         self.embedder_factory = embedder_factory
         self.lm_factory = lm_factory
+        self.graph_builder = graph_builder
         self.jobs = JobRunner()
         self.lock = threading.RLock()
         self._embed: v2t.EmbedFn | None = None
@@ -260,7 +269,9 @@ class GapFillService:
         emb = self.embeddings
 
         def work(job):
-            model = ParametricUMAP(cfg).fit(emb, progress=job.report, should_stop=job.cancelled)
+            model = ParametricUMAP(cfg, graph_builder=self.graph_builder).fit(
+                emb, progress=job.report, should_stop=job.cancelled
+            )
             if job.cancelled():
                 return
             coords = model.transform(emb)
@@ -427,10 +438,13 @@ def create_app(
     config: ServiceConfig | None = None,
     embedder_factory: EmbedderFactory | None = None,
     lm_factory: LMFactory | None = None,
+    graph_builder: GraphBuilder | None = None,
 ) -> FastAPI:
-    """The FastAPI app; factories default to the packaged MiniLM and SmolLM2 (tests pass small ones)."""
+    """The FastAPI app; factories default to the packaged MiniLM, SmolLM2 and umap-learn (tests pass small ones)."""
     config = config or ServiceConfig()
-    service = GapFillService(config, embedder_factory or default_embedder(config.embedder), lm_factory or default_lm)
+    service = GapFillService(
+        config, embedder_factory or default_embedder(config.embedder), lm_factory or default_lm, graph_builder
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -517,7 +531,3 @@ def create_app(
         return service.map_data()
 
     return app
-
-
-def gap_config_fields() -> list[str]:
-    return [f.name for f in dataclasses.fields(GapConfig)]

@@ -155,7 +155,12 @@ class Vec2Text(nn.Module):
             inputs[i, : len(r)] = r
             mask[i, : len(r)] = 1
             target_ids[i, : len(lab)] = lab
-        return self.lm(inputs_embeds=inputs, attention_mask=mask, labels=target_ids).loss
+        hidden = self.lm.get_decoder()(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
+        labels = target_ids[:, 1:]  # (batch, width - 1): position t predicts token t + 1
+        scored = labels != -100
+        # The vocabulary projection only where a token is predicted (not over prefix and hypothesis).
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][scored])  # (n_scored, vocab)
+        return nn.functional.cross_entropy(logits.float(), labels[scored])
 
     @torch.no_grad()
     def generate(
@@ -177,7 +182,7 @@ class Vec2Text(nn.Module):
             do_sample=False,
             eos_token_id=self.eos_id,
             pad_token_id=pad,
-            repetition_penalty=1.2,
+            no_repeat_ngram_size=3,
         )
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [" ".join(t.split()) for t in texts]
@@ -441,7 +446,11 @@ def perplexity(lm, tokenizer, texts: Sequence[str], batch_size: int = 16) -> flo
     negative log-likelihood over all scored tokens.
     """
     lm.eval()
-    start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    start_id = next(
+        i
+        for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, getattr(tokenizer, "cls_token_id", None), 0)
+        if i is not None
+    )
     device = next(lm.parameters()).device
     total_nll, total_tokens = 0.0, 0
     for i in range(0, len(texts), batch_size):

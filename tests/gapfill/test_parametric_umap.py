@@ -1,0 +1,119 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from embshared.errors import UserError
+from gapfill.config import UMAPConfig
+from gapfill.graph import graph_edges
+from gapfill.losses import cosine_reconstruction, mse_reconstruction, umap_cross_entropy
+from gapfill.parametric_umap import ParametricUMAP, cosine_rows, mlp
+
+SMALL = {"n_neighbors": 10, "n_epochs": 30, "batch_size": 256, "hidden_layers": [64, 64], "validation_split": 0.0}
+
+
+def test_umap_cross_entropy_matches_hand_computed_value():
+    head = torch.tensor([[0.0, 0.0]])
+    tail = torch.tensor([[1.0, 0.0]])
+    negative = torch.tensor([[2.0, 0.0]])
+    # a = b = 1: attraction -log q(1) = log 2; repulsion -log(1 - q(2)) = log(5) - log(4 + eps)
+    expected = math.log(2) + math.log(5) - math.log(4 + 1e-3)
+    assert umap_cross_entropy(head, tail, negative, 1.0, 1.0).item() == pytest.approx(expected, rel=1e-5)
+    # the repulsion of 3 negatives is summed per edge
+    negatives = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    expected3 = math.log(2) + 2 * (math.log(5) - math.log(4.001)) + math.log(10) - math.log(9.001)
+    assert umap_cross_entropy(head, tail, negatives, 1.0, 1.0).item() == pytest.approx(expected3, rel=1e-5)
+
+
+def test_cross_entropy_pulls_edges_together_and_pushes_negatives_apart():
+    head = torch.zeros(1, 2)
+    tail = torch.tensor([[1.0, 1.0]], requires_grad=True)
+    negative = torch.tensor([[0.5, 0.0]], requires_grad=True)
+    umap_cross_entropy(head, tail, negative, 1.58, 0.9).backward()
+    assert (tail.grad > 0).all()  # descending the gradient moves the tail towards the head
+    assert negative.grad[0, 0] < 0  # and the negative away from it
+
+
+def test_reconstruction_losses():
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert cosine_reconstruction(a, b).item() == pytest.approx(0.5)
+    assert mse_reconstruction(a, b).item() == pytest.approx((0 + 1 + 4) / 2)
+
+
+def test_graph_edges_drop_weak_edges():
+    g = sp.coo_matrix(np.array([[0, 1.0, 0.001], [1.0, 0, 0.5], [0.001, 0.5, 0]]))
+    edges = graph_edges(g, n_epochs=100)
+    assert edges.n_vertices == 3
+    assert sorted(zip(edges.head.tolist(), edges.tail.tolist())) == [(0, 1), (1, 0), (1, 2), (2, 1)]
+    assert edges.weight.max() == pytest.approx(1.0)
+
+
+def test_mlp_shapes():
+    net = mlp([16, 8, 4, 2])
+    assert net(torch.zeros(5, 16)).shape == (5, 2)
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net) == 2
+
+
+def test_two_clusters_stay_separated_and_decode_near_their_mean(clusters, knn_graph):
+    x, labels = clusters
+    model = ParametricUMAP(UMAPConfig(**SMALL), graph_builder=knn_graph).fit(x)
+    z = model.transform(x)
+    assert z.shape == (len(x), 2)
+    assert model.inverse_transform(z).shape == x.shape
+    c0, c1 = z[labels == 0].mean(0), z[labels == 1].mean(0)
+    spread = max(np.linalg.norm(z[labels == k] - c, axis=1).mean() for k, c in ((0, c0), (1, c1)))
+    assert np.linalg.norm(c0 - c1) > 3 * spread
+    # every point's nearest map neighbour is in its own cluster
+    d = np.linalg.norm(z[:, None] - z[None], axis=-1) + np.eye(len(z)) * 1e9
+    assert (labels[d.argmin(1)] == labels).all()
+    # the decoder maps a cluster's centre on the map near that cluster's mean embedding
+    means = np.stack([x[labels == k].mean(0) for k in (0, 1)])
+    decoded = model.inverse_transform(np.stack([c0, c1]))
+    cos = cosine_rows(decoded[:, None, :].repeat(2, 1).reshape(-1, x.shape[1]), np.tile(means, (2, 1))).reshape(2, 2)
+    assert cos[0, 0] > 0.9 and cos[1, 1] > 0.9
+    assert cos[0, 0] > cos[0, 1] + 0.5 and cos[1, 1] > cos[1, 0] + 0.5
+
+
+def test_umap_loss_falls(clusters, knn_graph):
+    x, _ = clusters
+    model = ParametricUMAP(UMAPConfig(**{**SMALL, "n_epochs": 15}), graph_builder=knn_graph).fit(x)
+    first, last = model.history[0], model.history[-1]
+    assert last["umap_loss"] < 0.8 * first["umap_loss"]
+    assert last["reconstruction_loss"] < first["reconstruction_loss"]
+
+
+def test_validation_split_reports_held_out_reconstruction(clusters, knn_graph):
+    x, _ = clusters
+    cfg = UMAPConfig(**{**SMALL, "n_epochs": 5, "validation_split": 0.2})
+    model = ParametricUMAP(cfg, graph_builder=knn_graph).fit(x)
+    assert 0.0 < model.history[-1]["val_reconstruction_cosine"] <= 1.0
+
+
+def test_save_load_round_trip(tmp_path, clusters, knn_graph):
+    x, _ = clusters
+    model = ParametricUMAP(UMAPConfig(**{**SMALL, "n_epochs": 2}), graph_builder=knn_graph).fit(x)
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "parametric_umap.safetensors"]
+    loaded = ParametricUMAP.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.transform(x), model.transform(x), atol=1e-6)
+    np.testing.assert_allclose(loaded.inverse_transform(x[:3, :2]), model.inverse_transform(x[:3, :2]), atol=1e-6)
+    assert (loaded.a, loaded.b) == (model.a, model.b)
+    assert loaded.config == model.config
+
+
+def test_bad_inputs_are_user_errors(clusters, knn_graph):
+    x, _ = clusters
+    with pytest.raises(UserError, match="not trained"):
+        ParametricUMAP().transform(x)
+    model = ParametricUMAP(UMAPConfig(**{**SMALL, "n_epochs": 1}), graph_builder=knn_graph).fit(x)
+    with pytest.raises(UserError, match="16 columns"):
+        model.transform(x[:, :5])
+    with pytest.raises(UserError, match="NaN"):
+        model.inverse_transform(np.array([[np.nan, 0.0]]))
+    with pytest.raises(UserError, match="n_neighbors"):
+        ParametricUMAP(UMAPConfig(**SMALL), graph_builder=knn_graph).fit(x[:5])
+    with pytest.raises(UserError):
+        ParametricUMAP.load("/nonexistent/model")

@@ -1,0 +1,142 @@
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from embshared.errors import UserError
+from gapfill import vec2text as v2t
+from gapfill.config import Vec2TextConfig
+
+TEXTS = [
+    "a man is playing a guitar",
+    "the cat sits on the mat",
+    "two dogs run in a field",
+    "a woman slices an onion",
+    "children play football in the park",
+    "the stock market fell sharply today",
+]
+SMALL = {"projector_hidden": 64, "num_prefix": 2, "max_new_tokens": 8, "batch_size": 4, "warmup_steps": 1}
+
+
+@pytest.fixture
+def model(tiny_lm_session):
+    import copy
+
+    lm, tok = tiny_lm_session
+    torch.manual_seed(0)
+    return v2t.Vec2Text.build(copy.deepcopy(lm), tok, 32, Vec2TextConfig(**SMALL))
+
+
+def test_prefix_shape_and_forms_differ(model, embed_fn):
+    t = torch.from_numpy(embed_fn(TEXTS[:3]))
+    zero_step = model.prefix(t)
+    assert zero_step.shape == (3, 2, 32)  # (batch, num_prefix, lm_dim)
+    corrected = model.prefix(t, torch.from_numpy(embed_fn(TEXTS[3:6])))
+    assert not torch.allclose(zero_step, corrected)
+
+
+def test_training_lowers_the_loss_on_the_training_pairs(model, embed_fn):
+    emb = embed_fn(TEXTS)
+    model.config.epochs = 15
+    model.config.learning_rate = model.config.lm_learning_rate = 3e-3
+    examples = v2t.make_examples(model, TEXTS, emb, embed_fn, correction_fraction=0.5, seed=0, neighbours=2)
+    assert len(examples) > len(TEXTS)  # zero-step forms plus some correction forms
+    assert any("hyp_ids" in ex for ex in examples)
+    before = v2t.evaluate_loss(model, examples)
+    v2t.train(model, examples)
+    after = v2t.evaluate_loss(model, examples)
+    assert after < before - 1.0
+
+
+def test_trainable_choice_freezes_the_lm(model):
+    model.config.trainable = "projector"
+    assert v2t.trainable_lm_parameters(model) == []
+    model.config.trainable = "projector+norms"
+    names = [n for n, _ in v2t.trainable_lm_parameters(model)]
+    assert names and all("norm" in n for n in names)
+
+
+def test_correction_step_never_returns_a_worse_cosine(model, embed_fn):
+    rng = random.Random(0)
+    for i in range(4):
+        target = embed_fn([TEXTS[i]])[0]
+        start_text = " ".join(rng.sample(TEXTS[(i + 1) % len(TEXTS)].split(), 3))
+        start_emb = embed_fn([start_text])[0]
+        start = v2t.Step(start_text, float(start_emb @ target))
+        step, emb = v2t.correction_step(model, target, embed_fn, start, start_emb, beam_width=3)
+        assert step.cosine >= start.cosine
+        assert step.cosine == pytest.approx(float(embed_fn([step.text])[0] @ target), abs=1e-5)
+        np.testing.assert_allclose(emb, embed_fn([step.text])[0], atol=1e-6)
+
+
+def test_correction_step_keeps_the_best_candidate(model, embed_fn, monkeypatch):
+    target = embed_fn(["the cat sits on the mat"])[0]
+    start_text = "a dog barks"
+    start_emb = embed_fn([start_text])[0]
+    start = v2t.Step(start_text, float(start_emb @ target))
+    monkeypatch.setattr(model, "generate", lambda *a, **k: ["stock prices", "the cat sits on the mat", "a cat"])
+    step, _ = v2t.correction_step(model, target, embed_fn, start, start_emb, beam_width=3)
+    assert step.text == "the cat sits on the mat" and step.cosine == pytest.approx(1.0)
+    monkeypatch.setattr(model, "generate", lambda *a, **k: ["stock prices fell"])
+    worse, _ = v2t.correction_step(model, target, embed_fn, step, embed_fn([step.text])[0], beam_width=1)
+    assert worse.text == step.text and worse.cosine == step.cosine
+
+
+def test_invert_reports_monotone_cosines_per_step(model, embed_fn):
+    steps = v2t.invert(model, embed_fn([TEXTS[0]])[0], embed_fn, num_steps=2, beam_width=2)
+    assert len(steps) == 3
+    cos = [s.cosine for s in steps]
+    assert cos == sorted(cos)
+    texts = v2t.invert_embeddings(embed_fn(TEXTS[:2]), model, embed_fn, num_steps=1, beam_width=2)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    with pytest.raises(UserError, match="shape"):
+        v2t.invert_embeddings(np.zeros((2, 5)), model, embed_fn)
+
+
+def test_perplexity_of_a_uniform_lm_is_the_vocabulary_size(tiny_lm_session):
+    import copy
+
+    lm, tok = tiny_lm_session
+    lm = copy.deepcopy(lm)
+    with torch.no_grad():
+        lm.get_output_embeddings().weight.zero_()
+    assert v2t.perplexity(lm, tok, TEXTS[:3]) == pytest.approx(lm.config.vocab_size, rel=1e-4)
+
+
+def test_noised_copy_changes_the_text_but_keeps_its_words():
+    rng = random.Random(1)
+    text = "a large group of people are walking along the beach at sunset"
+    out = v2t.noised(text, rng)
+    assert out != text
+    assert set(out.split()) <= set(text.split())
+
+
+def test_save_load_round_trip(tmp_path, model, embed_fn):
+    model.config.trainable = "projector+norms"
+    with torch.no_grad():
+        for _, p in v2t.trainable_lm_parameters(model):
+            p.add_(0.5)
+    v2t.save(model, tmp_path / "v", extra={"note": "test"})
+    import copy
+
+    fresh_lm = copy.deepcopy(model.lm)
+    with torch.no_grad():
+        for name, p in fresh_lm.named_parameters():
+            if "norm" in name:
+                p.fill_(1.0)
+    loaded = v2t.load(tmp_path / "v", fresh_lm, model.tokenizer)
+    t = torch.from_numpy(embed_fn(TEXTS[:2]))
+    torch.testing.assert_close(loaded.prefix(t), model.prefix(t))
+    for (n1, p1), (_, p2) in zip(model.lm.named_parameters(), loaded.lm.named_parameters()):
+        torch.testing.assert_close(p1, p2, msg=n1)
+    assert loaded.config == model.config
+    with pytest.raises(UserError, match="not a saved"):
+        v2t.load(tmp_path, fresh_lm, model.tokenizer)
+
+
+def test_perplexity_is_finite_and_positive(tiny_lm_session):
+    lm, tok = tiny_lm_session
+    ppl = v2t.perplexity(lm, tok, TEXTS)
+    assert math.isfinite(ppl) and ppl > 1
