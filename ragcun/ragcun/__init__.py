@@ -1,1 +1,0 @@
-"""Isotropic Gaussian embeddings (LeJEPA SIGReg) and a Euclidean GaussianRetriever."""

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``prepare_data``, ``train`` and ``evaluate`` (wrapped by ragcun/scripts/)."""
