@@ -21,6 +21,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,17 +174,20 @@ class Vec2Text(nn.Module):
         hyp_ids = self.encode_text(hypothesis) if hypothesis is not None else None
         context = self._context(t, h, hyp_ids)  # (1, ctx, lm_dim)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
-        out = self.lm.generate(
-            inputs_embeds=context,
-            attention_mask=torch.ones(context.shape[:2], dtype=torch.long, device=self.device),
-            max_new_tokens=self.config.max_new_tokens,
-            num_beams=beam_width,
-            num_return_sequences=beam_width,
-            do_sample=False,
-            eos_token_id=self.eos_id,
-            pad_token_id=pad,
-            no_repeat_ngram_size=3,
-        )
+        with warnings.catch_warnings():
+            # n-gram blocking applies to the new tokens only (the prompt is embeddings): intended.
+            warnings.filterwarnings("ignore", message=".*without `input_ids`.*")
+            out = self.lm.generate(
+                inputs_embeds=context,
+                attention_mask=torch.ones(context.shape[:2], dtype=torch.long, device=self.device),
+                max_new_tokens=self.config.max_new_tokens,
+                num_beams=beam_width,
+                num_return_sequences=beam_width,
+                do_sample=False,
+                eos_token_id=self.eos_id,
+                pad_token_id=pad,
+                no_repeat_ngram_size=3,
+            )
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [" ".join(t.split()) for t in texts]
 
