@@ -117,7 +117,7 @@ def default_embedder(name: str) -> EmbedderFactory:
         from embshared.models import load_sentence_transformer
 
         model = load_sentence_transformer(name)
-        return v2t.sentence_embedder(model), model.get_sentence_embedding_dimension()
+        return v2t.sentence_embedder(model), model.get_embedding_dimension()
 
     return factory
 

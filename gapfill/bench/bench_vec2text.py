@@ -1,0 +1,259 @@
+"""Benchmark: vec2text inversion of MiniLM embeddings on held-out STS-B sentences and gap points.
+
+For each held-out STS-B dev sentence (not in the training sentences) the table reports,
+per row, the mean cosine of the re-embedded output to the target embedding, BLEU against
+the original sentence (sacrebleu, corpus level) and the perplexity of the outputs under the
+plain SmolLM2-135M-Instruct (fluency; the originals' perplexity is the reference row):
+
+- retrieval baseline: the nearest training sentence, after removing training sentences
+  with cosine >= 0.95 to the target (STS-B repeats near-duplicates across splits);
+- zero-step, top beam: the LM's first beam, no re-ranking and no correction;
+- step 0: the best of ``beam_width`` beams by cosine; steps 1..K: iterative correction.
+
+Gap points: the largest empty circles of the STS-B map (parametric UMAP from
+``bench_umap.py``); the target is the decoder's embedding of the gap centre, and "lands"
+is the distance from the gap centre to where the generated text projects, over the median
+spacing of the documents.
+
+Usage: python gapfill/bench/bench_vec2text.py [n_targets=40] [num_steps=3] [beam_width=4] ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sacrebleu
+import torch
+
+from embshared.config import load_config
+from embshared.errors import UserError, cli_entry
+from embshared.files import write_json, write_text
+from embshared.models import DEFAULT_MODEL, load_sentence_transformer, load_smollm2
+from embshared.runtime import repo_root, seed_everything, setup_logging, shared_data_dir
+from gapfill import vec2text as v2t
+from gapfill.config import GapConfig
+from gapfill.corpus import cached_embeddings, sts_sentences
+from gapfill.gaps import find_gaps
+from gapfill.parametric_umap import ParametricUMAP
+from gapfill.pipeline import decode_point, spacing
+
+logger = logging.getLogger("bench_vec2text")
+HERE = Path(__file__).resolve().parent
+MODELS = repo_root() / "gapfill" / "models"
+
+
+@dataclass
+class BenchConfig:
+    model: str = field(default=str(MODELS / "vec2text" / "stsb-minilm"), metadata={"help": "trained vec2text folder"})
+    umap_model: str = field(
+        default=str(MODELS / "parametric_umap" / "stsb-bench"), metadata={"help": "from bench_umap.py"}
+    )
+    n_targets: int = field(default=40, metadata={"help": "held-out sentences inverted"})
+    n_gaps: int = field(default=8, metadata={"help": "gap points inverted"})
+    num_steps: int = field(default=3, metadata={"help": "correction steps"})
+    beam_width: int = field(default=4, metadata={"help": "hypotheses per step"})
+    near_duplicate: float = field(default=0.95, metadata={"help": "retrieval excludes texts at least this close"})
+    threads: int = field(default=1, metadata={"help": "torch threads"})
+    seed: int = 0
+    output: str = field(default=str(HERE / "results"))
+
+
+def bleu(hyps: list[str], refs: list[str]) -> float:
+    return float(sacrebleu.corpus_bleu(hyps, [refs]).score)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    cfg = load_config(BenchConfig, None, argv if argv is not None else sys.argv[1:])
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    if not Path(cfg.model, v2t.PROJECTOR_FILE).is_file():
+        raise UserError(f"{cfg.model}: no trained vec2text model; run `make gapfill-train-vec2text` first")
+    load_avg = os.getloadavg()[0]
+    sts = shared_data_dir() / "stsbenchmark"
+    train_texts = sts_sentences(sts, "train")
+    dev_all = sts_sentences(sts, "dev")
+    embed = v2t.sentence_embedder(load_sentence_transformer(DEFAULT_MODEL))
+    cache = HERE / "cache"
+    train_emb = cached_embeddings(train_texts, embed, cache, DEFAULT_MODEL)
+    dev_emb_all = cached_embeddings(dev_all, embed, cache, DEFAULT_MODEL)
+    train_set = set(train_texts)
+    candidates = [i for i, t in enumerate(dev_all) if t not in train_set]
+    rng = np.random.default_rng(cfg.seed)
+    pick = sorted(rng.choice(candidates, min(cfg.n_targets, len(candidates)), replace=False))
+    refs = [dev_all[i] for i in pick]
+    targets = dev_emb_all[pick]
+
+    base_lm, tokenizer = load_smollm2()
+    lm, tok = load_smollm2()
+    model = v2t.load(cfg.model, lm, tok)
+    meta = __import__("json").loads(Path(cfg.model, v2t.META_FILE).read_text())
+
+    # retrieval baseline without near-duplicates of the target
+    sims = targets @ train_emb.T  # (n_targets, n_train)
+    sims[sims >= cfg.near_duplicate] = -np.inf
+    retrieved = sims.argmax(1)
+    rows: dict[str, dict] = {}
+    rows["retrieval (nearest train sentence, cos ≥ 0.95 removed)"] = {
+        "texts": [train_texts[j] for j in retrieved],
+        "cosines": [float(sims[i, j]) for i, j in enumerate(retrieved)],
+    }
+    traces, seconds = [], []
+    for i, target in enumerate(targets):
+        start = time.perf_counter()
+        traces.append(v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width))
+        seconds.append(time.perf_counter() - start)
+        logger.info("%d/%d %.1fs cos by step %s | %s -> %s", i + 1, len(targets), seconds[-1],
+                    [round(s.cosine, 3) for s in traces[-1]], refs[i], traces[-1][-1].text)  # fmt: skip
+    top = [t[0].candidates[0] for t in traces]
+    rows["zero-step, top beam (no re-ranking)"] = {"texts": [c[0] for c in top], "cosines": [c[1] for c in top]}
+    for s in range(cfg.num_steps + 1):
+        name = f"step 0 (best of {cfg.beam_width} beams)" if s == 0 else f"step {s} (correction)"
+        rows[name] = {"texts": [t[s].text for t in traces], "cosines": [t[s].cosine for t in traces]}
+    table = {}
+    for name, row in rows.items():
+        table[name] = {
+            "mean_cosine": float(np.mean(row["cosines"])),
+            "bleu": bleu(row["texts"], refs),
+            "perplexity": v2t.perplexity(base_lm, tokenizer, row["texts"]),
+            "share_cosine_ge_0.9": float(np.mean(np.asarray(row["cosines"]) >= 0.9)),
+        }
+    table["original sentences (reference)"] = {
+        "mean_cosine": 1.0,
+        "bleu": 100.0,
+        "perplexity": v2t.perplexity(base_lm, tokenizer, refs),
+        "share_cosine_ge_0.9": 1.0,
+    }
+
+    # gap points
+    gap_res = None
+    if Path(cfg.umap_model).is_dir():
+        umap = ParametricUMAP.load(cfg.umap_model)
+        coords = umap.transform(train_emb)
+        scale = spacing(coords)
+        gaps = find_gaps(coords, GapConfig(max_gaps=cfg.n_gaps))
+        gap_rows = []
+        for g in gaps:
+            target = decode_point(umap, (g.x, g.y))
+            start = time.perf_counter()
+            trace = v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width)
+            secs = time.perf_counter() - start
+            text_emb = embed([trace[-1].text])[0]
+            landed = umap.transform(text_emb[None])[0]
+            j = int(np.argmax(train_emb @ target))
+            gap_rows.append({
+                "gap": [g.x, g.y], "radius_over_spacing": g.radius_ratio, "text": trace[-1].text,
+                "cosine_by_step": [s.cosine for s in trace], "lands_over_spacing": float(np.linalg.norm(landed - [g.x, g.y]) / scale),
+                "retrieval_text": train_texts[j], "retrieval_cosine": float(train_emb[j] @ target),
+                "retrieval_lands_over_spacing": float(np.linalg.norm(coords[j] - [g.x, g.y]) / scale), "seconds": secs,
+            })  # fmt: skip
+            logger.info("gap %s: %s", [round(s.cosine, 3) for s in trace], trace[-1].text)
+        if gap_rows:
+            gap_res = {
+                "n": len(gap_rows),
+                "cosine_by_step": [
+                    float(np.mean([r["cosine_by_step"][s] for r in gap_rows])) for s in range(cfg.num_steps + 1)
+                ],
+                "retrieval_cosine": float(np.mean([r["retrieval_cosine"] for r in gap_rows])),
+                "lands_over_spacing": float(np.median([r["lands_over_spacing"] for r in gap_rows])),
+                "retrieval_lands_over_spacing": float(np.median([r["retrieval_lands_over_spacing"] for r in gap_rows])),
+                "perplexity": v2t.perplexity(base_lm, tokenizer, [r["text"] for r in gap_rows]),
+                "rows": gap_rows,
+            }
+    examples = [
+        {"original": refs[i], "retrieval": rows["retrieval (nearest train sentence, cos ≥ 0.95 removed)"]["texts"][i],
+         "step0": traces[i][0].text, "final": traces[i][-1].text, "final_cosine": traces[i][-1].cosine}
+        for i in range(min(8, len(refs)))
+    ]  # fmt: skip
+    res = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min_at_start": load_avg,
+        },
+        "config": dataclasses.asdict(cfg),
+        "model": {k: v for k, v in meta.items() if k != "train_log"},
+        "model_config": dataclasses.asdict(model.config),
+        "training": summarize_training(meta.get("train_log", [])),
+        "n_targets": len(refs),
+        "table": table,
+        "seconds_per_text": float(np.mean(seconds)),
+        "gaps": gap_res,
+        "examples": examples,
+    }
+    out = Path(cfg.output)
+    write_json(out / "vec2text.json", res)
+    write_text(out / "vec2text.md", markdown(res))
+    print(markdown(res))
+    return 0
+
+
+def summarize_training(log: list[dict]) -> dict:
+    steps = [e for e in log if "loss" in e]
+    val = [e for e in log if "val_loss" in e]
+    if not steps:
+        return {}
+    return {
+        "steps": steps[-1]["step"],
+        "seconds": steps[-1]["seconds"],
+        "first_loss": steps[0]["loss"],
+        "last_loss": steps[-1]["loss"],
+        "val_loss": val[-1]["val_loss"] if val else None,
+    }
+
+
+def markdown(r: dict) -> str:
+    c, t, m = r["config"], r["training"], r["model_config"]
+    lines = [
+        "# Vec2Text on held-out STS-B sentences (all-MiniLM-L6-v2 → SmolLM2-135M-Instruct)",
+        "",
+        f"Model: {m['num_prefix']} prefix vectors from `[e_target, e_hyp, e_target − e_hyp]`, LM parameters trained: "
+        f"`{m['trainable']}`; trained {t.get('steps', '?')} steps of {m['batch_size']} examples in {t.get('seconds', 0) / 60:.0f} min "
+        f"(loss {t.get('first_loss', float('nan')):.2f} → {t.get('last_loss', float('nan')):.2f}, held-out loss "
+        f"{t.get('val_loss') or float('nan'):.2f}) on {r['model'].get('n_texts', '?')} STS-B train sentences. "
+        f"Inversion: beam width {c['beam_width']}, {c['num_steps']} correction steps, on {r['n_targets']} STS-B dev sentences "
+        "that are not in the training sentences.",
+        "",
+        f"Machine: {r['machine']['cpu_count']} CPU cores **shared with other jobs** (1-min load average "
+        f"{r['machine']['load_average_1min_at_start']:.1f} at start), {r['machine']['torch_threads']} torch thread(s).",
+        "",
+        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in r["table"].items():
+        lines.append(
+            f"| {name} | {row['mean_cosine']:.4f} | {row['share_cosine_ge_0.9']:.2f} | {row['bleu']:.1f} | {row['perplexity']:.1f} |"
+        )
+    lines += ["", f"Seconds per generated text (all steps): **{r['seconds_per_text']:.1f} s** on this CPU.", ""]
+    g = r.get("gaps")
+    if g:
+        steps = " → ".join(f"{v:.3f}" for v in g["cosine_by_step"])
+        lines += [
+            f"Gap points ({g['n']} largest empty circles of the STS-B map): cosine of the generated text to the decoded "
+            f"target by step {steps}; nearest training sentence {g['retrieval_cosine']:.3f}. Median landing distance from "
+            f"the gap centre: {g['lands_over_spacing']:.1f}× the document spacing (nearest training sentence: "
+            f"{g['retrieval_lands_over_spacing']:.1f}×); perplexity {g['perplexity']:.1f}.",
+            "",
+        ]
+    lines += ["Examples:", "", "| original | retrieval | step 0 | final (cosine) |", "| --- | --- | --- | --- |"]
+    for e in r["examples"]:
+        cells = [e["original"], e["retrieval"], e["step0"], f"{e['final']} ({e['final_cosine']:.3f})"]
+        lines.append("| " + " | ".join(x.replace("|", "/") for x in cells) + " |")
+    lines += [
+        "",
+        "Command: `make bench-gapfill` (or `python gapfill/bench/bench_vec2text.py key=value ...`); raw numbers in `vec2text.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
