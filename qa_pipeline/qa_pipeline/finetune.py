@@ -262,23 +262,30 @@ def finetune(cfg: FinetuneConfig, callbacks=()):
     return result
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
+#: command-line flags (the guide's) -> config keys.
+FLAGS = {
+    "input_jsonl": "input_jsonl",
+    "output_dir": "output_dir",
+    "base_model": "base_model",
+    "epochs": "num_epochs",
+    "batch_size": "train_batch_size",
+}
+
+
+def build_parser():
     parser = make_parser(__doc__.splitlines()[0], FinetuneConfig, "embedding_finetuner.json")
     parser.add_argument("--input_jsonl", help="questions_answers.jsonl")
     parser.add_argument("--output_dir", help="run folder")
     parser.add_argument("--base_model", help="base sentence-transformers model")
     parser.add_argument("--epochs", type=float, help="num_epochs")
     parser.add_argument("--batch_size", type=int, help="train_batch_size")
-    args = parser.parse_args(argv)
-    flags = {
-        "input_jsonl": "input_jsonl",
-        "output_dir": "output_dir",
-        "base_model": "base_model",
-        "epochs": "num_epochs",
-        "batch_size": "train_batch_size",
-    }
-    cfg = resolve_config(FinetuneConfig, args, flags)
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = resolve_config(FinetuneConfig, args, FLAGS)
     setup_logging(log_file=Path(cfg.output_dir) / "logs" / "embedding_finetuning.log")
     seed_everything(cfg.seed)
     result = finetune(cfg)
