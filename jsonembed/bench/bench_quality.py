@@ -24,12 +24,11 @@ from common import DATASETS, RESULTS_DIR, RUNS_DIR, machine_facts, machine_note
 
 from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
-from embedding_model.evaluation import evaluate_systems
 from embedding_model.model_file import save_model
 from embedding_model.retrieval import rrf_score_fn
 from embedding_model.training import train
 from embshared.config import config_to_dict
-from embshared.evaluate import dense_score_fn, evaluate_retrieval, format_table, sentence_transformer_encoder
+from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json, write_text
 from embshared.runtime import seed_everything, setup_logging, shared_data_dir
 from embshared.search import BM25Index
@@ -87,15 +86,83 @@ def minilm_embeddings(name: str, texts: list[str]) -> tuple[np.ndarray, object, 
     return matrix, model, time.perf_counter() - started
 
 
+SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def lookup_fn(matrix: np.ndarray, row_of: dict[str, int]):
+    """A score function over precomputed (n_queries, n_docs) scores, found by query text."""
+    return lambda texts: matrix[[row_of[t] for t in texts]]
+
+
+def fusion_study(dense: np.ndarray, bm25: np.ndarray, row_of, queries, corpus, qrels, doc_ids, cfg, seed: int) -> dict:
+    """Hybrid quality as a function of the dense weight, and a 2-fold cross-validated weight.
+
+    The folds split the judged queries in two at random (seeded); the weight with the best
+    NDCG@10 on one fold is applied to the other, so no query is scored with a weight chosen
+    on it.
+    """
+
+    def hybrid(weight: float, subset: list[str]) -> dict[str, float]:
+        fn = rrf_score_fn(
+            [lookup_fn(dense, row_of), lookup_fn(bm25, row_of)],
+            depth=cfg.rrf_depth,
+            k=cfg.rrf_k,
+            floors=[None, 0.0],
+            weights=[weight, 1.0],
+        )
+        sub_queries = {q: queries[q] for q in subset}
+        sub_qrels = {q: qrels[q] for q in subset}
+        return evaluate_retrieval(sub_queries, corpus, sub_qrels, fn, METRICS, doc_ids=doc_ids)
+
+    judged = sorted(q for q in qrels if q in queries)
+    sweep = {str(w): hybrid(w, judged) for w in SWEEP}
+    order = np.random.default_rng(seed).permutation(len(judged))
+    folds = [sorted(judged[i] for i in order[: len(order) // 2]), sorted(judged[i] for i in order[len(order) // 2 :])]
+    chosen, per_query_rows = [], []
+    for tune, test in ((folds[0], folds[1]), (folds[1], folds[0])):
+        best = max(SWEEP, key=lambda w: hybrid(w, tune)["ndcg@10"])
+        chosen.append(best)
+        result = hybrid(best, test)
+        per_query_rows.append((len(test), result))
+    total = sum(n for n, _ in per_query_rows)
+    cross_validated = {m: sum(n * r[m] for n, r in per_query_rows) / total for m in METRICS}
+    return {"sweep": sweep, "cv_weights": chosen, "cross_validated": cross_validated}
+
+
 def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     records, queries, qrels = DATASETS[name](folder)
+    queries = {q: t for q, t in queries.items() if q in qrels}
     logger.info("%s: %d records (%d skipped), %d judged queries", name, len(records), records.skipped, len(qrels))
     started = time.perf_counter()
     embedder, train_info = train_or_reuse(name, cfg, records, reuse)
     embed_started = time.perf_counter()
     doc_vectors = embedder.embed_segments(records.segments, show_progress=True)
     embed_seconds = time.perf_counter() - embed_started
-    systems = evaluate_systems(embedder, records, queries, qrels, METRICS, doc_vectors)
+    doc_ids = list(records.ids)
+    texts = records.plain_texts()
+    corpus = dict(zip(doc_ids, texts))
+    query_texts = list(dict.fromkeys(queries.values()))
+    row_of = {t: i for i, t in enumerate(query_texts)}
+    dense = embedder.embed_queries(query_texts) @ doc_vectors.T  # (n_queries, n_docs) cosine
+    bm25 = BM25Index().index(doc_ids, texts).score_matrix(query_texts)  # (n_queries, n_docs)
+
+    def evaluate(fn) -> dict[str, float]:
+        return evaluate_retrieval(queries, corpus, qrels, fn, METRICS, doc_ids=doc_ids)
+
+    def fused(a, b, weight: float = 1.0):
+        return rrf_score_fn([a, b], depth=cfg.rrf_depth, k=cfg.rrf_k, floors=[None, 0.0], weights=[weight, 1.0])
+
+    dense_fn, bm25_fn = lookup_fn(dense, row_of), lookup_fn(bm25, row_of)
+    systems = {
+        "BM25": evaluate(bm25_fn),
+        "jsonembed": evaluate(dense_fn),
+        "jsonembed + BM25 (RRF, equal weights)": evaluate(fused(dense_fn, bm25_fn)),
+    }
+    if cfg.rrf_dense_weight != 1.0:
+        label = f"jsonembed + BM25 (RRF, dense weight {cfg.rrf_dense_weight:g}: search --hybrid default)"
+        systems[label] = evaluate(fused(dense_fn, bm25_fn, cfg.rrf_dense_weight))
+    study = fusion_study(dense, bm25, row_of, queries, corpus, qrels, doc_ids, cfg, cfg.seed)
+    systems["jsonembed + BM25 (RRF, weight chosen by 2-fold CV)"] = study["cross_validated"]
     out = {
         "records": len(records),
         "skipped_records": records.skipped,
@@ -104,20 +171,17 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         "train": train_info,
         "embed_seconds": round(embed_seconds, 1),
         "embed_records_per_second": round(len(records) / embed_seconds, 1),
+        "fusion_sweep": study["sweep"],
+        "cv_weights": study["cv_weights"],
     }
     if with_minilm:
-        doc_ids = list(records.ids)
-        texts = records.plain_texts()
         matrix, model, seconds = minilm_embeddings(name, texts)
-        encode = sentence_transformer_encoder(model)
-        dense = dense_score_fn(encode, matrix, metric="cosine")
-        corpus = dict(zip(doc_ids, texts))
-        systems["all-MiniLM-L6-v2 (reference)"] = evaluate_retrieval(
-            queries, corpus, qrels, dense, METRICS, doc_ids=doc_ids
-        )
-        bm25 = BM25Index().index(doc_ids, texts).score_matrix
-        fused = rrf_score_fn([dense, bm25], depth=cfg.rrf_depth, k=cfg.rrf_k, floors=[None, 0.0])
-        systems["MiniLM + BM25 (RRF)"] = evaluate_retrieval(queries, corpus, qrels, fused, METRICS, doc_ids=doc_ids)
+        minilm_q = sentence_transformer_encoder(model)(query_texts)
+        minilm_q = minilm_q / np.linalg.norm(minilm_q, axis=1, keepdims=True)
+        minilm_d = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        minilm_fn = lookup_fn(minilm_q @ minilm_d.T, row_of)
+        systems["all-MiniLM-L6-v2 (reference)"] = evaluate(minilm_fn)
+        systems["MiniLM + BM25 (RRF, equal weights)"] = evaluate(fused(minilm_fn, bm25_fn))
         out["minilm_embed_seconds"] = round(seconds, 1)
     out["systems"] = systems
     out["seconds"] = round(time.perf_counter() - started, 1)
@@ -150,6 +214,10 @@ def markdown(report: dict) -> str:
             "",
             format_table(data["systems"], METRICS),
             "",
+            "Hybrid NDCG@10 by the weight of the jsonembed ranking (BM25's weight is 1; all judged queries): "
+            + ", ".join(f"{w}: {r['ndcg@10']:.4f}" for w, r in data["fusion_sweep"].items())
+            + f". Weights chosen by the 2-fold cross-validation: {data['cv_weights']}.",
+            "",
             f"Training: {train_info['train_records']} records, {train_info['steps']} steps in "
             f"{train_info['seconds']:.0f} s ({train_info['train_records_per_second']:.0f} records/s); held-out "
             f"self-retrieval accuracy@1 {val.get('accuracy@1', float('nan')):.3f}. Embedding the records: "
@@ -174,8 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="config file (default: jsonembed/config/default.yaml)")
     parser.add_argument("--reuse", action="store_true", help="reuse models in bench/runs trained with the same config")
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM reference")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
     args = parser.parse_intermixed_args(argv)
     setup_logging()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     cfg = build_config(args.config, args.overrides)
     data = shared_data_dir()
     report = {

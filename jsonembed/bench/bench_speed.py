@@ -98,7 +98,8 @@ def latency(embedder: JsonEmbedder, records: RecordSet, queries: list[str]) -> d
     started = time.perf_counter()
     matrix = embedder.embed_segments(records.segments, show_progress=True)
     embed_seconds = time.perf_counter() - started
-    engine = RecordSearch(embedder, records, matrix, embedder.cfg.rrf_k, embedder.cfg.rrf_depth)
+    cfg = embedder.cfg
+    engine = RecordSearch(embedder, records, matrix, cfg.rrf_k, cfg.rrf_depth, cfg.rrf_dense_weight)
     started = time.perf_counter()
     engine.faiss  # noqa: B018 - build the index outside the timed queries
     faiss_seconds = time.perf_counter() - started
@@ -178,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000, help="records for the latency figure (0 skips it)")
     parser.add_argument("--queries", type=int, default=200, help="single-query calls timed")
     parser.add_argument("--train-steps", type=int, default=20, help="optimisation steps timed per dataset")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
     args = parser.parse_intermixed_args(argv)
     setup_logging()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     cfg = build_config(args.config, args.overrides)
     data = shared_data_dir()
     sets = {name: DATASETS[name](data / name) for name in DATASETS if (data / name).is_dir()}

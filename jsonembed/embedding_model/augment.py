@@ -18,6 +18,7 @@ All randomness comes from the ``random.Random`` passed in, so views are reproduc
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,11 +42,14 @@ def shuffle_fields(segments: Sequence[Segment], prob: float, rng: random.Random)
     return out
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def mask_digits(text: str, prob: float, rng: random.Random) -> str:
     """Replace each digit by ``#`` with probability ``prob``."""
     if prob <= 0.0:
         return text
-    return "".join(MASK_CHAR if c.isdigit() and rng.random() < prob else c for c in text)
+    return _DIGIT.sub(lambda m: MASK_CHAR if rng.random() < prob else m.group(), text)
 
 
 def visible_segments(segments: Sequence[Segment], max_chars: int) -> list[Segment]:
@@ -111,4 +115,6 @@ class Augmenter:
         else:
             kept = shuffle_fields(drop_fields(segments, self.field_drop_prob, rng), self.field_shuffle_prob, rng)
             text = segments_to_text(kept, with_keys=rng.random() >= self.key_drop_prob)
+        if self.max_chars:
+            text = text[: self.max_chars]  # the model reads no further; masking the rest would be wasted work
         return mask_digits(text, self.digit_mask_prob, rng)

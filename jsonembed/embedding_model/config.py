@@ -44,7 +44,7 @@ class JsonEmbedConfig:
     char_dim: int = field(default=32, metadata=_help("size of the character embeddings"))
     conv_channels: int = field(default=128, metadata=_help("output channels of each convolution"))
     kernel_sizes: list[int] = field(
-        default_factory=lambda: [3, 5, 7], metadata=_help("widths of the parallel 1-D convolutions")
+        default_factory=lambda: [3, 5], metadata=_help("widths of the parallel 1-D convolutions")
     )
     pooling: Literal["max", "mean", "max_mean"] = field(
         default="max", metadata=_help("pooling over positions: max, mean or both concatenated")
@@ -72,7 +72,7 @@ class JsonEmbedConfig:
         default=0.3, metadata=_help("write values without their 'key=' with this probability (query-like views)")
     )
     span_crop_prob: float = field(
-        default=0.3, metadata=_help("replace the view by a span of words of one field (query-like views)")
+        default=0.5, metadata=_help("replace the view by a span of words of one field (query-like views)")
     )
     span_min_words: int = field(default=3, metadata=_help("shortest cropped span, in words"))
     span_max_words: int = field(default=16, metadata=_help("longest cropped span, in words"))
@@ -81,6 +81,9 @@ class JsonEmbedConfig:
     embed_batch_size: int = field(default=256, metadata=_help("records per forward pass when embedding"))
     rrf_k: int = field(default=60, metadata=_help("reciprocal-rank-fusion constant of --hybrid"))
     rrf_depth: int = field(default=100, metadata=_help("how many hits of each ranking --hybrid fuses"))
+    rrf_dense_weight: float = field(
+        default=0.1, metadata=_help("weight of the model's ranking in --hybrid (BM25's is 1); see bench/results")
+    )
 
     def validate(self) -> None:
         """Raise ValueError naming the first key whose value is out of range."""
@@ -90,7 +93,7 @@ class JsonEmbedConfig:
                 raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
         if self.batch_size < 2:
             raise ValueError(f"key 'batch_size' must be at least 2 (contrastive batches), got {self.batch_size}")
-        for key in ("lr", "temperature", "embed_batch_size", "rrf_k", "rrf_depth", "min_char_freq"):
+        for key in ("lr", "temperature", "embed_batch_size", "rrf_k", "rrf_depth", "min_char_freq", "rrf_dense_weight"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
         if not self.kernel_sizes or any(k <= 0 for k in self.kernel_sizes):

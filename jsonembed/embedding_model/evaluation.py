@@ -106,7 +106,10 @@ def evaluate_systems(
         doc_embeddings = embedder.embed_segments(records.segments, show_progress=show_progress)
     dense = dense_score_fn(embedder.embed_queries, doc_embeddings, metric="dot")
     bm25 = BM25Index().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix
-    hybrid = rrf_score_fn([dense, bm25], depth=embedder.cfg.rrf_depth, k=embedder.cfg.rrf_k, floors=[None, 0.0])
+    cfg = embedder.cfg
+    hybrid = rrf_score_fn(
+        [dense, bm25], depth=cfg.rrf_depth, k=cfg.rrf_k, floors=[None, 0.0], weights=[cfg.rrf_dense_weight, 1.0]
+    )
     return {
         system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
         for system, fn in zip(SYSTEMS, (bm25, dense, hybrid))

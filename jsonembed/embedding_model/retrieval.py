@@ -48,6 +48,7 @@ def rrf_score_fn(
     depth: int = 100,
     k: int = 60,
     floors: Sequence[float | None] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> Callable[[list[str]], np.ndarray]:
     """A score function (query texts -> (batch, n_docs)) whose scores are the RRF of several others.
 
@@ -60,19 +61,21 @@ def rrf_score_fn(
         k: the RRF constant.
         floors: per component, a score a document must exceed to be ranked at all
             (0 for BM25: a document sharing no term with the query is not a match).
+        weights: per component, the weight of its reciprocal ranks (default 1 each).
     """
     floors = list(floors) if floors is not None else [None] * len(score_fns)
+    weights = list(weights) if weights is not None else [1.0] * len(score_fns)
 
     def score(texts: list[str]) -> np.ndarray:
         out = None
-        for fn, floor in zip(score_fns, floors):
+        for fn, floor, weight in zip(score_fns, floors, weights):
             scores = np.asarray(fn(texts), dtype=np.float32)  # (batch, n_docs)
             if out is None:
                 out = np.zeros_like(scores)
             for row, columns in enumerate(ranks_from_scores(scores, depth)):
                 if floor is not None:
                     columns = [c for c in columns if scores[row, c] > floor]
-                out[row, columns] += 1.0 / (k + np.arange(1, len(columns) + 1))
+                out[row, columns] += weight / (k + np.arange(1, len(columns) + 1))
         return out
 
     return score
@@ -95,16 +98,24 @@ class RecordSearch:
         records: the records (their plain text feeds BM25).
         embeddings: (n_records, dim) unit vectors of the records.
         rrf_k, rrf_depth: reciprocal-rank-fusion constant and how many hits of each side are fused.
+        dense_weight: weight of the dense ranking in the fusion (BM25's is 1).
     """
 
     def __init__(
-        self, embedder: JsonEmbedder, records: RecordSet, embeddings: np.ndarray, rrf_k: int = 60, rrf_depth: int = 100
+        self,
+        embedder: JsonEmbedder,
+        records: RecordSet,
+        embeddings: np.ndarray,
+        rrf_k: int = 60,
+        rrf_depth: int = 100,
+        dense_weight: float = 1.0,
     ):
         self.embedder = embedder
         self.records = records
         self.embeddings = embeddings
         self.rrf_k = rrf_k
         self.rrf_depth = rrf_depth
+        self.dense_weight = dense_weight
         self._faiss: FaissIndex | None = None
         self._bm25: BM25Index | None = None
 
@@ -139,12 +150,13 @@ class RecordSearch:
         return [self._hits(i, s) for i, s in zip(ids, scores)]
 
     def hybrid(self, queries: Sequence[str], k: int, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
-        """Top-``k`` records per query by RRF of the dense and BM25 rankings (``rrf_depth`` deep)."""
+        """Top-``k`` records per query by weighted RRF of the dense and BM25 rankings (``rrf_depth`` deep)."""
         depth = max(k, self.rrf_depth)
         dense = self.dense(queries, depth, query_vectors)
         lexical = [[h for h in hits if h.score > 0] for hits in self.lexical(queries, depth)]  # 0 = no shared term
         out = []
         for d, b in zip(dense, lexical):
-            fused = reciprocal_rank_fusion([[str(h.index) for h in d], [str(h.index) for h in b]], k=self.rrf_k)
+            rankings = [[str(h.index) for h in d], [str(h.index) for h in b]]
+            fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=[self.dense_weight, 1.0])
             out.append(self._hits([i for i, _ in fused[:k]], [s for _, s in fused[:k]]))
         return out

@@ -14,19 +14,30 @@ from embedding_model.training import train
 
 #: small enough to train in seconds on two busy cores
 TINY = [
-    "max_chars=256",
+    "max_chars=160",
     "char_dim=16",
-    "conv_channels=48",
+    "conv_channels=64",
     "kernel_sizes=[3, 5]",
     "projection_dim=64",
-    "epochs=4",
-    "batch_size=32",
-    "lr=0.003",
+    "epochs=6",
+    "batch_size=16",
+    "lr=0.005",
     "log_every=5",
     "val_fraction=0.1",
 ]
 
 SAMPLE_SIZE = 240
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One CPU thread per test module: on two shared cores, two threads wait on each other (4x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_config(*overrides: str) -> JsonEmbedConfig:

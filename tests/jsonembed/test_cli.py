@@ -63,12 +63,12 @@ def test_search_cli_json_explain_and_hybrid(tiny_model, sample_jsonl, sample_rec
     assert search_cli.main([*args, "--hybrid", "--quiet"]) == 0
     hybrid = json.loads(capsys.readouterr().out)[0]
     assert hybrid["mode"] == "hybrid" and hybrid["hits"][0]["line"] == 6
-    assert hybrid["hits"][0]["score"] == pytest.approx(2 / 61)  # first in both rankings
+    assert hybrid["hits"][0]["score"] == pytest.approx(0.1 / 61 + 1 / 61)  # first in both rankings, dense weight 0.1
 
 
 def test_search_cli_text_output(tiny_model, sample_jsonl, sample_records, capsys):
     _, model_path, _ = tiny_model
-    title = sample_records.records[0]["title"]
+    title = sample_records.records[5]["title"]
     code = search_cli.main(
         ["--model", str(model_path), "--data", str(sample_jsonl), "--query", title, "--topk", "1", "--explain"]
     )
@@ -76,7 +76,7 @@ def test_search_cli_text_output(tiny_model, sample_jsonl, sample_records, capsys
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith(f'query: "{title}"')
-    assert lines[1].strip().startswith("1.") and "line 1" in lines[1]
+    assert lines[1].strip().startswith("1.") and "  line 6  " in lines[1]
     assert "title = " in lines[2]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 
@@ -13,6 +14,7 @@ from embedding_model.config import PROJECT_DIR
 def cranfield(shared_data):
     spec = importlib.util.spec_from_file_location("jsonembed_bench_cranfield", PROJECT_DIR / "bench" / "cranfield.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.load_cranfield(shared_data / "cranfield")
 

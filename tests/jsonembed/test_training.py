@@ -29,7 +29,7 @@ def test_training_lowers_the_loss_and_beats_an_untrained_model(tiny_model, sampl
     untrained = type(embedder)(build_encoder(cfg, len(embedder.vocab)).eval(), embedder.vocab, cfg)
     before = fixed_view_loss(untrained, sample_records.segments, cfg)
     after = fixed_view_loss(embedder, sample_records.segments, cfg)
-    assert after < 0.7 * before
+    assert after < before - 0.5  # chance level is log(127) = 4.84
     first, last = result.validation[0], result.validation[-1]
     assert last["mean_loss"] < first["mean_loss"]
     assert last["accuracy@1"] > 0.5  # an augmented view finds its own held-out record

@@ -18,11 +18,20 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help="skip lines that are not JSON objects or records without text, and report how many",
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings only, no progress bars")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; 1 on a busy machine)"
+    )
 
 
 def start(args: argparse.Namespace) -> None:
-    """Logging for a CLI run."""
+    """Logging and CPU threads for a CLI run."""
     setup_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    threads = getattr(args, "threads", None)
+    positive(threads, "--threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def positive(value: int | None, flag: str) -> None:

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explain", action="store_true", help="show the fields that contributed most to each hit")
     parser.add_argument("--explain-fields", type=int, default=3, help="fields shown per hit with --explain")
     parser.add_argument("--hybrid", action="store_true", help="fuse with BM25 by reciprocal-rank fusion")
+    parser.add_argument(
+        "--dense-weight", type=float, default=None, help="weight of the model's ranking in --hybrid (default: config)"
+    )
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: .jsonembed_cache beside the data)")
     parser.add_argument("--no-cache", action="store_true", help="embed the data again and do not cache it")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
@@ -51,7 +54,9 @@ def search(args: argparse.Namespace) -> list[dict]:
     records = load_records(args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid)
     report_skipped(records.path, records.skipped)
     embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
-    engine = RecordSearch(embedder, records, embeddings, embedder.cfg.rrf_k, embedder.cfg.rrf_depth)
+    cfg = embedder.cfg
+    weight = cfg.rrf_dense_weight if args.dense_weight is None else args.dense_weight
+    engine = RecordSearch(embedder, records, embeddings, cfg.rrf_k, cfg.rrf_depth, weight)
     query_vectors = embedder.embed_queries(args.query)
     if args.hybrid:
         results = engine.hybrid(args.query, args.topk, query_vectors)
@@ -93,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     start(args)
     positive(args.topk, "--topk")
     positive(args.explain_fields, "--explain-fields")
+    if args.dense_weight is not None and args.dense_weight < 0:
+        raise UserError(f"--dense-weight must not be negative, got {args.dense_weight}")
     if any(not q.strip() for q in args.query):
         raise UserError("--query must not be empty")
     results = search(args)
