@@ -10,7 +10,6 @@ same from record to record. Nulls, empty strings and empty containers give no se
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +24,14 @@ KEY_SEP = "="
 
 
 def _scalar_text(value: Any) -> str:
+    """A JSON scalar as text: booleans as true/false, integral floats without ".0", whitespace collapsed."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return " ".join(value.split())
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, (int, float)) else str(value)
+    return str(value)
 
 
 def _is_scalar(value: Any) -> bool:

@@ -8,6 +8,9 @@ import logging
 from embshared.errors import UserError
 from embshared.runtime import setup_logging
 
+#: libraries whose start-up chatter (CPU feature probing, index building) would bury the results
+NOISY_LOGGERS = ("faiss", "faiss.loader", "bm25s", "matplotlib")
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--device, --skip-invalid, --quiet."""
@@ -26,6 +29,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def start(args: argparse.Namespace) -> None:
     """Logging and CPU threads for a CLI run."""
     setup_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     threads = getattr(args, "threads", None)
     positive(threads, "--threads")
     if threads:

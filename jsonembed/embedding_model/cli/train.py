@@ -11,7 +11,6 @@ Writes the model file and, beside it, ``<name>.config.yaml`` (the resolved confi
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from embshared.config import save_config
 from embshared.errors import UserError, cli_entry
 from embshared.files import write_json
 from embshared.runtime import pick_device, seed_everything
-
-logger = logging.getLogger("embedding_model.train")
 
 #: command-line flag -> config key (flags override the file, key=value overrides override both)
 FLAG_KEYS = {
