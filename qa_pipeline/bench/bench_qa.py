@@ -25,6 +25,7 @@ Writes bench/results/qa_bench.json and qa_bench.md; intermediate data in bench/w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,12 +36,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from embshared.config import config_to_dict, load_config
-from embshared.evaluate import evaluate_encoder, evaluate_retrieval, format_table, sentence_transformer_encoder
+from embshared.evaluate import dense_score_fn, evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json, write_text
 from embshared.io import load_beir
 from embshared.runtime import seed_everything, setup_logging, shared_data_dir
@@ -80,6 +83,8 @@ class BenchConfig:
     compare_fallback: bool = field(default=True, metadata={"help": "also train on inverse-cloze pseudo-queries"})
     grobid_url: str = "http://localhost:8070"
     extraction_repeats: int = 3
+    threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default)"})
+    smoke: bool = field(default=False, metadata={"help": "a quick check of the script on tiny subsets (not a result)"})
     work_dir: str = str(HERE / "work")
     results_dir: str = str(HERE / "results")
 
@@ -178,6 +183,21 @@ def generate_with_budget(papers, generator, gen_cfg, out_dir: Path, budget_s: fl
     return total.to_dict(), done
 
 
+def shrink(beir, seed: int, n_queries: int = 30, n_docs: int = 300):
+    """A small BEIR subset for smoke runs: some queries, their relevant documents, others."""
+    from embshared.io import BeirDataset
+
+    rng = random.Random(seed)
+    queries = rng.sample(sorted(beir.queries), min(n_queries, len(beir.queries)))
+    docs = {d for q in queries for d in beir.qrels[q]} | set(rng.sample(sorted(beir.corpus), n_docs))
+    return BeirDataset(
+        corpus={d: beir.corpus[d] for d in sorted(docs)},
+        queries={q: beir.queries[q] for q in queries},
+        qrels={q: beir.qrels[q] for q in queries},
+        source=beir.source,
+    )
+
+
 def rows_of(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
@@ -186,10 +206,22 @@ def rows_of(path: Path) -> list[dict]:
 # 3-4. Fine-tuning and evaluation
 
 
-def evaluate_model(model, beir, name: str) -> dict[str, float]:
+def evaluate_model(model, beir, name: str, cache: Path | None = None) -> dict[str, float]:
+    """Dense retrieval metrics; with ``cache``, the corpus embeddings are saved there and
+    reused by a rerun (used for the base model, whose embeddings never change)."""
     encode = sentence_transformer_encoder(model, batch_size=64)
     start = time.perf_counter()
-    metrics = evaluate_encoder(encode, beir.queries, beir.corpus_texts(), beir.qrels, METRICS)
+    corpus = beir.corpus_texts()
+    doc_ids = list(corpus)
+    if cache is not None and cache.is_file():
+        doc_embeddings = np.load(cache)
+    else:
+        doc_embeddings = encode([corpus[d] for d in doc_ids])  # (n_docs, dim)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cache, doc_embeddings)
+    score_fn = dense_score_fn(encode, doc_embeddings, "cosine")
+    metrics = evaluate_retrieval(beir.queries, corpus, beir.qrels, score_fn, METRICS, doc_ids=doc_ids)
     logger.info("%s evaluated in %.0f s: ndcg@10=%.4f", name, time.perf_counter() - start, metrics["ndcg@10"])
     return metrics
 
@@ -307,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(BenchConfig, None, list(sys.argv[1:] if argv is None else argv))
     setup_logging()
     seed_everything(cfg.seed)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    if cfg.smoke:
+        cfg.work_dir = str(Path(cfg.work_dir) / "smoke")
+        cfg.results_dir = cfg.work_dir
     t0 = time.perf_counter()
     data = shared_data_dir()
     for sub in ("scifact", "pubmedqa", "papers"):
@@ -328,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logger.info("2. Q&A generation")
     scifact = load_beir(data / "scifact")
+    pubmedqa = load_beir(data / "pubmedqa")
+    if cfg.smoke:  # 30 queries, their documents and 300 others: checks the plumbing in minutes
+        scifact = shrink(scifact, cfg.seed)
+        pubmedqa = shrink(pubmedqa, cfg.seed)
     papers = scifact_papers(scifact.corpus, cfg.seed)[: cfg.sample_size]
     abstract_cfg = GenerateConfig(
         questions_per_passage=cfg.questions_per_passage,
@@ -394,17 +437,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from embshared.models import load_sentence_transformer
 
-    pubmedqa = load_beir(data / "pubmedqa")
     base = load_sentence_transformer(cfg.base_model)
     base.max_seq_length = cfg.max_seq_length
-    report["scifact"] = {"bm25": evaluate_bm25(scifact), "base": evaluate_model(base, scifact, "base")}
-    report["pubmedqa"] = {"bm25": evaluate_bm25(pubmedqa), "base": evaluate_model(base, pubmedqa, "base")}
+    key = hashlib.sha1(f"{cfg.base_model}|{cfg.max_seq_length}".encode()).hexdigest()[:12]
+    report["scifact"] = {
+        "bm25": evaluate_bm25(scifact),
+        "base": evaluate_model(base, scifact, "base", work / "cache" / f"scifact-base-{key}.npy"),
+    }
+    report["pubmedqa"] = {
+        "bm25": evaluate_bm25(pubmedqa),
+        "base": evaluate_model(base, pubmedqa, "base", work / "cache" / f"pubmedqa-base-{key}.npy"),
+    }
     del base
     report["training"] = {}
     for run, path in runs.items():
         model_dir, info = train_on(path, work / f"model_{run}", cfg)
         report["training"][run] = info
         tuned = SentenceTransformer(str(model_dir), device="cpu")
+        tuned.max_seq_length = cfg.max_seq_length
         label = f"fine-tuned ({run})"
         report["scifact"][label] = evaluate_model(tuned, scifact, label)
         report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, label)

@@ -55,6 +55,13 @@ _PREFIX = re.compile(
 )
 _ANSWER_TAIL = re.compile(r"\s*(?:\bA\s*:|\bAnswer\s*:).*$", re.IGNORECASE | re.DOTALL)
 _TOKEN = re.compile(r"[a-z0-9]+")
+_QUOTED_QUESTION = re.compile(r"\bquestion\s*:?\s*[\"\u201c']\s*([A-Z][^\"\u201d]*\?)")
+#: questions about the text itself ("What is the main idea of the passage?") retrieve nothing.
+_META = re.compile(
+    r"\b(?:the|this|that|given|following|above) (?:passage|text|sentence|statement|paragraph|excerpt|article|"
+    r"question|quote|author)s?\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -80,6 +87,9 @@ def clean_question(text: str) -> str:
     # Prefer the first line that holds a question mark; else the first line.
     line = next((ln for ln in lines if "?" in ln and not re.match(r"^\s*a(nswer)?\s*:", ln, re.I)), lines[0])
     line = _ANSWER_TAIL.sub("", line)
+    inner = _QUOTED_QUESTION.search(line)
+    if inner:  # 'What is the answer to the question "Which pathway ...?"' -> 'Which pathway ...?'
+        line = inner.group(1)
     line = _PREFIX.sub("", line).strip().strip("\"'\u201c\u201d*` ").strip()
     if "?" in line:
         line = line[: line.index("?") + 1]
@@ -124,7 +134,8 @@ def reject_reason(question: str, kind: str, passage: str, cfg: FilterConfig) -> 
         cfg: the thresholds.
 
     Returns:
-        "empty", "too_short", "too_long", "not_a_question", "copied_from_passage" or None.
+        "empty", "too_short", "too_long", "not_a_question", "about_the_text" (asks about the
+        passage itself, not its content), "copied_from_passage" or None.
     """
     if not question:
         return "empty"
@@ -135,6 +146,8 @@ def reject_reason(question: str, kind: str, passage: str, cfg: FilterConfig) -> 
         return "too_long"
     if kind == "question" and not is_question(question):
         return "not_a_question"
+    if _META.search(question):
+        return "about_the_text"
     run, share = copied_share(question, passage)
     if run >= cfg.min_copied_run and share >= cfg.max_copied_share:
         return "copied_from_passage"

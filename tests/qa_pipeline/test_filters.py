@@ -23,6 +23,10 @@ PASSAGE = (
         ("  \n\nWhy is it slow?  ", "Why is it slow?"),
         ("Here is a question: which muscles respond?", "which muscles respond?"),
         ("Q1) Is the scientiﬁc method used?", "Is the scientific method used?"),
+        (
+            'What is the answer to the question "Which pathway regulates remodeling?',
+            "Which pathway regulates remodeling?",
+        ),
         ("", ""),
     ],
 )
@@ -61,6 +65,11 @@ def test_reject_reasons():
     assert reject_reason(verbatim, "pseudo_query", PASSAGE, cfg) == "copied_from_passage"
     assert (
         reject_reason("Why may electrode arrays allow selective muscle recruitment?", "question", PASSAGE, cfg) is None
+    )
+    assert reject_reason("What is the main idea of the passage?", "question", PASSAGE, cfg) == "about_the_text"
+    assert (
+        reject_reason('What is the purpose of the sentence "FES is used"?', "question", PASSAGE, cfg)
+        == "about_the_text"
     )
     # Inverse-cloze queries need not be questions.
     assert reject_reason("Electrode arrays are placed on the forearm.", "pseudo_query", PASSAGE, cfg) is None
