@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -122,3 +123,12 @@ def test_cli_wrong_json_shape_exits_2_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train.json" in err and "expected a JSON array" in err
     assert not out.exists()
+
+
+def test_mixed_precision_trains_with_finite_losses(tmp_path, tiny_base, toy_data):
+    examples = load_training_examples(toy_data[0])
+    config = _config(tiny_base, tmp_path / "amp", epochs=1, mixed_precision=True, save_epoch_checkpoints=False)
+    result = train(config, examples, show_progress=False)
+    losses = [h["loss"] for h in result.history if h["kind"] == "step"]
+    assert len(losses) == 4
+    assert all(math.isfinite(x) for x in losses)
