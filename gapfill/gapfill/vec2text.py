@@ -397,7 +397,10 @@ def train(
             running.append(loss.item())
             bar.update(1)
             elapsed = time.perf_counter() - start
-            if step % 10 == 0 or step == total:
+            stopping = bool(cfg.max_train_seconds and elapsed > cfg.max_train_seconds) or (
+                should_stop is not None and should_stop()
+            )
+            if step % 10 == 0 or step == total or stopping:
                 entry = {
                     "step": step,
                     "loss": float(np.mean(running)),
@@ -407,11 +410,9 @@ def train(
                 running = []
                 log.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.3f}")
-                if progress is not None:
-                    progress(step, total, entry)
-            if (cfg.max_train_seconds and elapsed > cfg.max_train_seconds) or (
-                should_stop is not None and should_stop()
-            ):
+            if progress is not None:
+                progress(step, total, {"loss": loss.item(), "seconds": elapsed, "lr": scheduler.get_last_lr()[0]})
+            if stopping:
                 stop = True
                 break
         if stop:
