@@ -39,14 +39,16 @@ class DevTools:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
-        def wire_fds() -> None:  # in the child: the protocol wants the pipe on fds 3 and 4
+        # In the child the protocol wants the pipe on fds 3 and 4; dup2 makes them inheritable,
+        # and close_fds=False keeps them (Python's own fds are non-inheritable, so nothing else leaks).
+        def wire_fds() -> None:
             os.dup2(to_chrome_r, 3)
             os.dup2(from_chrome_w, 4)
 
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe",
              "--window-size=1100,760", f"--user-data-dir={profile_dir}", "--no-first-run", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(3, 4), preexec_fn=wire_fds,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=wire_fds,
         )  # fmt: skip
         os.close(to_chrome_r)
         os.close(from_chrome_w)
