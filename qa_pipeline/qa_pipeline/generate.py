@@ -351,14 +351,15 @@ def main(argv: list[str] | None = None) -> int:
             cfg.openai.model = args.model
         else:
             cfg.llm.model = args.model
+    setup_logging()
+    papers = load_papers(cfg.input_dir)  # bad input fails before anything is written
+    if cfg.limit_papers > 0:
+        papers = papers[: cfg.limit_papers]
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(log_file=out / cfg.log_file)
     if cfg.generator == "smollm2":
         seed_everything(cfg.seed)  # the other generators seed themselves and need no torch
-    papers = load_papers(cfg.input_dir)
-    if cfg.limit_papers > 0:
-        papers = papers[: cfg.limit_papers]
     generator = build_generator(cfg)
     stats = generate_pairs(papers, generator, cfg, out)
     summary = stats.to_dict()

@@ -168,7 +168,11 @@ def test_cli_end_to_end_on_a_real_paper(tmp_path, local_papers, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    assert generate.main(["--input_dir", str(tmp_path / "none"), "--generator", "fallback"]) == 2
+    out = tmp_path / "out"
+    assert (
+        generate.main(["--input_dir", str(tmp_path / "none"), "--output_dir", str(out), "--generator", "fallback"]) == 2
+    )
     assert "no such folder" in capsys.readouterr().err
-    assert generate.main(["--input_dir", str(tmp_path), "generator=gpt"]) == 2
+    assert not out.exists()  # nothing written for bad input
+    assert generate.main(["--input_dir", str(tmp_path), "--output_dir", str(out), "generator=gpt"]) == 2
     assert "key 'generator' must be one of" in capsys.readouterr().err
