@@ -398,7 +398,7 @@ def _run(
         warmup_steps=cfg.warmup_ratio,  # a value < 1 is a ratio of the total steps
         bf16=bf16,
         use_cpu=device == "cpu",
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         batch_sampler=BatchSamplers.NO_DUPLICATES if spec.data == "ranking" else BatchSamplers.BATCH_SAMPLER,
         eval_strategy=eval_strategy,
         eval_steps=eval_cfg.eval_steps if eval_strategy == "steps" else None,

@@ -80,6 +80,7 @@ def tiny_run(tiny_beir, tmp_path_factory, repo):
             "max_seq_length=96",
             "learning_rate=1e-4",
             "mining.range_max=10",
+            "tensorboard=true",
         ],
     )
     recorder = RecordArgs()

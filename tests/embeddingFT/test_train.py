@@ -137,3 +137,63 @@ def test_make_forwards_only_command_line_config_keys(repo):
     assert "'batch_size=16'" in line and "'mining.num_negatives=5'" in line
     assert "NPROC" not in line and "EMBED_CONFIG" not in line
     assert "--config embeddingFT/configs/default.yaml" in line
+
+
+def test_tensorboard_logs_loss_and_learning_rate(tiny_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result, _, _ = tiny_run
+    events = EventAccumulator(str(result.run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/learning_rate"} <= tags
+    assert all(e.value > 0 for e in events.Scalars("train/loss"))
+
+
+class StopAfterFirstStep:
+    """Interrupts training after the first optimizer step, as Ctrl-C would."""
+
+    def __getattr__(self, name):
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            raise KeyboardInterrupt
+
+
+class StepRecorder(StopAfterFirstStep):
+    def __init__(self):
+        self.seen = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seen.append(state.global_step)
+
+
+@pytest.mark.slow
+def test_resume_continues_an_interrupted_run(tiny_beir, tmp_path, repo):
+    overrides = [
+        f"dataset_name={tiny_beir}",
+        f"output_dir={tmp_path / 'out'}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "run_name=r",
+        "batch_size=8",
+        "max_seq_length=64",
+        "save_steps=1",
+    ]
+    cfg = load_config(TrainConfig, repo / "embeddingFT/configs/default.yaml", overrides)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, callbacks=[StopAfterFirstStep()])
+    partial = tmp_path / "out" / ".r.partial"
+    assert (partial / "checkpoints" / "checkpoint-1").is_dir()
+    assert not (tmp_path / "out" / "r").exists()  # nothing that looks finished
+
+    steps = StepRecorder()
+    resumed = train(
+        load_config(TrainConfig, repo / "embeddingFT/configs/default.yaml", [*overrides, "resume=true"]),
+        callbacks=[steps],
+    )
+    assert steps.seen and min(steps.seen) == 2  # training picked up after step 1 instead of starting over
+    assert (resumed.model_dir / "config.yaml").is_file()
+    assert not partial.exists()
