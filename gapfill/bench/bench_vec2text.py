@@ -61,6 +61,7 @@ class BenchConfig:
     beam_width: int = field(default=4, metadata={"help": "hypotheses per step"})
     near_duplicate: float = field(default=0.95, metadata={"help": "retrieval excludes texts at least this close"})
     threads: int = field(default=1, metadata={"help": "torch threads"})
+    wait_for_umap: float = field(default=0.0, metadata={"help": "seconds to wait for umap_model to appear"})
     seed: int = 0
     output: str = field(default=str(HERE / "results"))
 
@@ -135,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # gap points
     gap_res = None
-    if Path(cfg.umap_model).is_dir():
+    deadline = time.monotonic() + cfg.wait_for_umap
+    while not Path(cfg.umap_model, "config.json").is_file() and time.monotonic() < deadline:
+        time.sleep(10)  # bench_umap.py may still be fitting the map in parallel
+    if Path(cfg.umap_model, "config.json").is_file():
         umap = ParametricUMAP.load(cfg.umap_model)
         coords = umap.transform(train_emb)
         scale = spacing(coords)

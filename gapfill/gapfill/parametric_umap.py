@@ -195,8 +195,15 @@ class ParametricUMAP:
         return self._apply(self.encoder, self._check(x, self.input_dim, "embeddings"))
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
-        """Map (n, n_components) coordinates to (n, dim) embeddings (not normalised)."""
-        return self._apply(self.decoder, self._check(z, self.config.n_components, "coordinates"))
+        """Map (n, n_components) coordinates to (n, dim) embeddings.
+
+        With the cosine reconstruction loss only the direction is trained, so the rows are
+        L2-normalised (as the embeddings the encoder was trained on are); with MSE they are raw.
+        """
+        out = self._apply(self.decoder, self._check(z, self.config.n_components, "coordinates"))
+        if self.config.reconstruction_loss == "cosine":
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
     def save(self, path: str | Path, overwrite: bool = True) -> Path:
         """Write weights (safetensors) and the resolved config (JSON) into the folder ``path``, atomically."""
