@@ -20,14 +20,15 @@ FIELD ?= text
 TEST_SIZE ?=
 SEED ?= 42
 
-# One process: plain python. Several: accelerate launch (gloo on CPU, NCCL on GPUs).
+# One process: plain python. Several: accelerate launch with its multi-process (torch.distributed)
+# launcher; the training code picks the backend: gloo on CPU, NCCL on GPUs.
+# (accelerate's own --cpu mode needs mpirun for more than one process.)
 ifeq ($(NPROC)$(NNODES),11)
 EMBED_RUN = $(PY)
 else
-EMBED_RUN = $(VENV)/bin/accelerate launch --num_processes $(shell echo $$(($(NPROC) * $(NNODES)))) \
+EMBED_RUN = $(VENV)/bin/accelerate launch --multi_gpu --num_processes $(shell echo $$(($(NPROC) * $(NNODES)))) \
 	--num_machines $(NNODES) --machine_rank $(NODE_RANK) --main_process_ip $(MASTER_ADDR) \
-	--main_process_port $(MASTER_PORT) $(if $(shell $(PY) -c 'import torch;print(int(torch.cuda.is_available()))' 2>/dev/null | grep 1),--multi_gpu,--cpu) \
-	--mixed_precision no
+	--main_process_port $(MASTER_PORT) --mixed_precision no --dynamo_backend no
 endif
 
 CLEAN_PATHS += $(EMBED_DIR)/outputs $(EMBED_DIR)/checkpoints $(EMBED_DIR)/bench/results/*.tmp

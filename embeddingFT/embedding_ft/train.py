@@ -211,7 +211,8 @@ def train(
     """
     from accelerate import PartialState
 
-    state = PartialState()
+    device = pick_device(cfg.device)
+    state = PartialState(cpu=device == "cpu")  # under a multi-process launcher: gloo on CPU, NCCL on GPUs
     seed_everything(cfg.seed)
 
     # Everything that can fail on bad input fails here, before any output is written.

@@ -150,8 +150,8 @@ def test_tensorboard_logs_loss_and_learning_rate(tiny_run):
     assert all(e.value > 0 for e in events.Scalars("train/loss"))
 
 
-class StopAfterFirstStep:
-    """Interrupts training after the first optimizer step, as Ctrl-C would."""
+class InterruptAtStepTwo:
+    """Interrupts training during step 2 (after checkpoint-1 was saved), as Ctrl-C would."""
 
     def __getattr__(self, name):
         if name.startswith("on_"):
@@ -159,11 +159,11 @@ class StopAfterFirstStep:
         raise AttributeError(name)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == 1:
+        if state.global_step == 2:
             raise KeyboardInterrupt
 
 
-class StepRecorder(StopAfterFirstStep):
+class StepRecorder(InterruptAtStepTwo):
     def __init__(self):
         self.seen = []
 
@@ -184,7 +184,7 @@ def test_resume_continues_an_interrupted_run(tiny_beir, tmp_path, repo):
     ]
     cfg = load_config(TrainConfig, repo / "embeddingFT/configs/default.yaml", overrides)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, callbacks=[StopAfterFirstStep()])
+        train(cfg, callbacks=[InterruptAtStepTwo()])
     partial = tmp_path / "out" / ".r.partial"
     assert (partial / "checkpoints" / "checkpoint-1").is_dir()
     assert not (tmp_path / "out" / "r").exists()  # nothing that looks finished
@@ -194,6 +194,6 @@ def test_resume_continues_an_interrupted_run(tiny_beir, tmp_path, repo):
         load_config(TrainConfig, repo / "embeddingFT/configs/default.yaml", [*overrides, "resume=true"]),
         callbacks=[steps],
     )
-    assert steps.seen and min(steps.seen) == 2  # training picked up after step 1 instead of starting over
+    assert steps.seen and min(steps.seen) == 2  # picked up after checkpoint-1 instead of starting over
     assert (resumed.model_dir / "config.yaml").is_file()
     assert not partial.exists()
