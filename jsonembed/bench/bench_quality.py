@@ -25,7 +25,7 @@ from common import DATASETS, RESULTS_DIR, RUNS_DIR, machine_facts, machine_note
 from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.model_file import save_model
-from embedding_model.retrieval import rrf_score_fn
+from embedding_model.retrieval import FUSIONS, fusion_settings
 from embedding_model.training import train
 from embshared.config import config_to_dict
 from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
@@ -86,7 +86,8 @@ def minilm_embeddings(name: str, texts: list[str]) -> tuple[np.ndarray, object, 
     return matrix, model, time.perf_counter() - started
 
 
-SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+#: weights of the model tried for each fusion (BM25's RRF weight is 1; convex gives BM25 1 - w)
+SWEEPS = {"rrf": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), "convex": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)}
 
 
 def lookup_fn(matrix: np.ndarray, row_of: dict[str, int]):
@@ -94,8 +95,8 @@ def lookup_fn(matrix: np.ndarray, row_of: dict[str, int]):
     return lambda texts: matrix[[row_of[t] for t in texts]]
 
 
-def fusion_study(dense: np.ndarray, bm25: np.ndarray, row_of, queries, corpus, qrels, doc_ids, cfg, seed: int) -> dict:
-    """Hybrid quality as a function of the dense weight, and a 2-fold cross-validated weight.
+def fusion_study(method, dense_fn, bm25_fn, queries, corpus, qrels, doc_ids, cfg) -> dict:
+    """Hybrid quality as a function of the model's weight, and a 2-fold cross-validated weight.
 
     The folds split the judged queries in two at random (seeded); the weight with the best
     NDCG@10 on one fold is applied to the other, so no query is scored with a weight chosen
@@ -103,29 +104,22 @@ def fusion_study(dense: np.ndarray, bm25: np.ndarray, row_of, queries, corpus, q
     """
 
     def hybrid(weight: float, subset: list[str]) -> dict[str, float]:
-        fn = rrf_score_fn(
-            [lookup_fn(dense, row_of), lookup_fn(bm25, row_of)],
-            depth=cfg.rrf_depth,
-            k=cfg.rrf_k,
-            floors=[None, 0.0],
-            weights=[weight, 1.0],
-        )
+        fn = fusion_settings(cfg, method, weight).score_fn(dense_fn, bm25_fn)
         sub_queries = {q: queries[q] for q in subset}
         sub_qrels = {q: qrels[q] for q in subset}
         return evaluate_retrieval(sub_queries, corpus, sub_qrels, fn, METRICS, doc_ids=doc_ids)
 
     judged = sorted(q for q in qrels if q in queries)
-    sweep = {str(w): hybrid(w, judged) for w in SWEEP}
-    order = np.random.default_rng(seed).permutation(len(judged))
+    sweep = {str(w): hybrid(w, judged) for w in SWEEPS[method]}
+    order = np.random.default_rng(cfg.seed).permutation(len(judged))
     folds = [sorted(judged[i] for i in order[: len(order) // 2]), sorted(judged[i] for i in order[len(order) // 2 :])]
-    chosen, per_query_rows = [], []
+    chosen, parts = [], []
     for tune, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        best = max(SWEEP, key=lambda w: hybrid(w, tune)["ndcg@10"])
+        best = max(SWEEPS[method], key=lambda w: hybrid(w, tune)["ndcg@10"])
         chosen.append(best)
-        result = hybrid(best, test)
-        per_query_rows.append((len(test), result))
-    total = sum(n for n, _ in per_query_rows)
-    cross_validated = {m: sum(n * r[m] for n, r in per_query_rows) / total for m in METRICS}
+        parts.append((len(test), hybrid(best, test)))
+    total = sum(n for n, _ in parts)
+    cross_validated = {m: sum(n * r[m] for n, r in parts) / total for m in METRICS}
     return {"sweep": sweep, "cv_weights": chosen, "cross_validated": cross_validated}
 
 
@@ -149,20 +143,19 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     def evaluate(fn) -> dict[str, float]:
         return evaluate_retrieval(queries, corpus, qrels, fn, METRICS, doc_ids=doc_ids)
 
-    def fused(a, b, weight: float = 1.0):
-        return rrf_score_fn([a, b], depth=cfg.rrf_depth, k=cfg.rrf_k, floors=[None, 0.0], weights=[weight, 1.0])
-
     dense_fn, bm25_fn = lookup_fn(dense, row_of), lookup_fn(bm25, row_of)
-    systems = {
-        "BM25": evaluate(bm25_fn),
-        "jsonembed": evaluate(dense_fn),
-        "jsonembed + BM25 (RRF, equal weights)": evaluate(fused(dense_fn, bm25_fn)),
-    }
-    if cfg.rrf_dense_weight != 1.0:
-        label = f"jsonembed + BM25 (RRF, dense weight {cfg.rrf_dense_weight:g}: search --hybrid default)"
-        systems[label] = evaluate(fused(dense_fn, bm25_fn, cfg.rrf_dense_weight))
-    study = fusion_study(dense, bm25, row_of, queries, corpus, qrels, doc_ids, cfg, cfg.seed)
-    systems["jsonembed + BM25 (RRF, weight chosen by 2-fold CV)"] = study["cross_validated"]
+    systems = {"BM25": evaluate(bm25_fn), "jsonembed": evaluate(dense_fn)}
+    equal = fusion_settings(cfg, "rrf", 1.0)
+    systems["jsonembed + BM25 (RRF, equal weights)"] = evaluate(equal.score_fn(dense_fn, bm25_fn))
+    studies = {}
+    for method in FUSIONS:
+        settings = fusion_settings(cfg, method)
+        mark = " = search --hybrid" if method == cfg.fusion else ""
+        systems[f"jsonembed + BM25 ({settings.label()}, default{mark})"] = evaluate(
+            settings.score_fn(dense_fn, bm25_fn)
+        )
+        studies[method] = fusion_study(method, dense_fn, bm25_fn, queries, corpus, qrels, doc_ids, cfg)
+        systems[f"jsonembed + BM25 ({method}, weight by 2-fold CV)"] = studies[method]["cross_validated"]
     out = {
         "records": len(records),
         "skipped_records": records.skipped,
@@ -171,8 +164,8 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         "train": train_info,
         "embed_seconds": round(embed_seconds, 1),
         "embed_records_per_second": round(len(records) / embed_seconds, 1),
-        "fusion_sweep": study["sweep"],
-        "cv_weights": study["cv_weights"],
+        "fusion_sweeps": {m: st["sweep"] for m, st in studies.items()},
+        "cv_weights": {m: st["cv_weights"] for m, st in studies.items()},
     }
     if with_minilm:
         matrix, model, seconds = minilm_embeddings(name, texts)
@@ -181,7 +174,9 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         minilm_d = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
         minilm_fn = lookup_fn(minilm_q @ minilm_d.T, row_of)
         systems["all-MiniLM-L6-v2 (reference)"] = evaluate(minilm_fn)
-        systems["MiniLM + BM25 (RRF, equal weights)"] = evaluate(fused(minilm_fn, bm25_fn))
+        systems["MiniLM + BM25 (RRF, equal weights)"] = evaluate(
+            fusion_settings(cfg, "rrf", 1.0).score_fn(minilm_fn, bm25_fn)
+        )
         out["minilm_embed_seconds"] = round(seconds, 1)
     out["systems"] = systems
     out["seconds"] = round(time.perf_counter() - started, 1)
@@ -214,9 +209,12 @@ def markdown(report: dict) -> str:
             "",
             format_table(data["systems"], METRICS),
             "",
-            "Hybrid NDCG@10 by the weight of the jsonembed ranking (BM25's weight is 1; all judged queries): "
-            + ", ".join(f"{w}: {r['ndcg@10']:.4f}" for w, r in data["fusion_sweep"].items())
-            + f". Weights chosen by the 2-fold cross-validation: {data['cv_weights']}.",
+            *[
+                f"Hybrid NDCG@10 by the model's weight, {method} (all judged queries): "
+                + ", ".join(f"{w}: {r['ndcg@10']:.4f}" for w, r in sweep.items())
+                + f"; weights picked by the 2-fold cross-validation: {data['cv_weights'][method]}."
+                for method, sweep in data["fusion_sweeps"].items()
+            ],
             "",
             f"Training: {train_info['train_records']} records, {train_info['steps']} steps in "
             f"{train_info['seconds']:.0f} s ({train_info['train_records_per_second']:.0f} records/s); held-out "

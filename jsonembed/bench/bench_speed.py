@@ -30,7 +30,7 @@ from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.model import build_encoder
 from embedding_model.records import RecordSet, flatten_record
-from embedding_model.retrieval import RecordSearch
+from embedding_model.retrieval import FusionSettings, RecordSearch
 from embedding_model.training import train
 from embedding_model.vocab import CharVocab
 from embshared.config import config_to_dict
@@ -56,26 +56,32 @@ def training_speed(cfg, records: RecordSet, steps: int) -> dict:
     n = min(len(records), steps * cfg.batch_size)
     run_cfg = dataclasses.replace(cfg, epochs=1, val_fraction=0.0)
     seed_everything(cfg.seed)
+    cpu_started = time.process_time()
     _, result = train(run_cfg, records.segments[:n], device=pick_device(cfg.device or None), show_progress=False)
+    cpu_seconds = time.process_time() - cpu_started  # includes building the vocabulary (small)
     return {
         "steps": result.steps,
         "records": result.records_seen,
         "seconds": round(result.train_seconds, 2),
         "records_per_second": round(result.records_per_second, 1),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "records_per_cpu_second": round(result.records_seen / cpu_seconds, 1),
     }
 
 
 def embedding_speed(embedder: JsonEmbedder, records: RecordSet) -> dict:
     embedder.embed_segments(records.segments[:256])  # warm-up
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     embedder.embed_segments(records.segments)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     chars = np.mean([min(len(t), embedder.cfg.max_chars) for t in records.texts()])
     return {
         "records": len(records),
         "mean_chars_read": round(float(chars), 1),
         "seconds": round(seconds, 2),
         "records_per_second": round(len(records) / seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "records_per_cpu_second": round(len(records) / cpu_seconds, 1),
     }
 
 
@@ -98,26 +104,32 @@ def latency(embedder: JsonEmbedder, records: RecordSet, queries: list[str]) -> d
     started = time.perf_counter()
     matrix = embedder.embed_segments(records.segments, show_progress=True)
     embed_seconds = time.perf_counter() - started
-    cfg = embedder.cfg
-    engine = RecordSearch(embedder, records, matrix, cfg.rrf_k, cfg.rrf_depth, cfg.rrf_dense_weight)
+    engine = RecordSearch(embedder, records, matrix, FusionSettings.from_config(embedder.cfg))
     started = time.perf_counter()
     engine.faiss  # noqa: B018 - build the index outside the timed queries
     faiss_seconds = time.perf_counter() - started
     started = time.perf_counter()
     engine.bm25  # noqa: B018
     bm25_seconds = time.perf_counter() - started
-    dense, hybrid, lexical = [], [], []
+    rrf = dataclasses.replace(engine.fusion, method="rrf")
+    convex = dataclasses.replace(engine.fusion, method="convex")
+    dense, hybrid, hybrid_convex, lexical = [], [], [], []
     for query in queries:
         t0 = time.perf_counter()
         engine.dense([query], 10)
         t1 = time.perf_counter()
+        engine.fusion = rrf
         engine.hybrid([query], 10)
         t2 = time.perf_counter()
-        engine.lexical([query], 10)
+        engine.fusion = convex
+        engine.hybrid([query], 10)
         t3 = time.perf_counter()
+        engine.lexical([query], 10)
+        t4 = time.perf_counter()
         dense.append(t1 - t0)
         hybrid.append(t2 - t1)
-        lexical.append(t3 - t2)
+        hybrid_convex.append(t3 - t2)
+        lexical.append(t4 - t3)
     return {
         "records": len(records),
         "queries": len(queries),
@@ -127,6 +139,7 @@ def latency(embedder: JsonEmbedder, records: RecordSet, queries: list[str]) -> d
         "bm25_build_seconds": round(bm25_seconds, 2),
         "dense": percentiles(dense),
         "hybrid": percentiles(hybrid),
+        "hybrid_convex": percentiles(hybrid_convex),
         "bm25_only": percentiles(lexical),
     }
 
@@ -147,7 +160,7 @@ def markdown(report: dict) -> str:
     if lat:
         lines.append(
             f"| embedding, {lat['records']} resampled records | {lat['records']} | "
-            f"{lat['embed_records_per_second']:.0f} | {lat['embed_seconds']:.1f} |"
+            f"{lat['embed_records_per_second']:.0f} |  | {lat['embed_seconds']:.1f} |"
         )
         lines += [
             "",
@@ -157,14 +170,17 @@ def markdown(report: dict) -> str:
             "| search | p50 ms | p95 ms |",
             "|---|---:|---:|",
             f"| dense (embed query + exact FAISS inner product) | {lat['dense']['p50_ms']:.1f} | {lat['dense']['p95_ms']:.1f} |",
-            f"| hybrid (dense + BM25 + RRF) | {lat['hybrid']['p50_ms']:.1f} | {lat['hybrid']['p95_ms']:.1f} |",
+            f"| hybrid, RRF (dense top 100 + BM25 top 100) | {lat['hybrid']['p50_ms']:.1f} | {lat['hybrid']['p95_ms']:.1f} |",
+            f"| hybrid, convex (all cosines + all BM25 scores, z-scored) | {lat['hybrid_convex']['p50_ms']:.1f} | "
+            f"{lat['hybrid_convex']['p95_ms']:.1f} |",
             f"| BM25 alone | {lat['bm25_only']['p50_ms']:.1f} | {lat['bm25_only']['p95_ms']:.1f} |",
         ]
     goal = max((r["records_per_second"] for r in report["embedding"].values()), default=0)
+    per_cpu = max((r["records_per_cpu_second"] for r in report["embedding"].values()), default=0)
     lines += [
         "",
-        f"Goal: >= 1,000 records/s embedding. Best measured here: {goal:.0f} records/s "
-        f"({'met' if goal >= 1000 else 'not met'} on this run).",
+        f"Goal: >= 1,000 records/s embedding. Best wall-clock rate here: {goal:.0f} records/s "
+        f"({'met' if goal >= 1000 else 'not met'} on this run); best per CPU-second: {per_cpu:.0f}.",
         "",
         machine_note(report["machine"], report.get("end_load_average")),
         "",

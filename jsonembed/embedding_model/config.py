@@ -79,10 +79,17 @@ class JsonEmbedConfig:
 
     # --- embedding and search
     embed_batch_size: int = field(default=256, metadata=_help("records per forward pass when embedding"))
+    fusion: Literal["rrf", "convex"] = field(
+        default="rrf",
+        metadata=_help("--hybrid fusion: rrf (reciprocal ranks) or convex (weighted sum of z-scored scores)"),
+    )
     rrf_k: int = field(default=60, metadata=_help("reciprocal-rank-fusion constant of --hybrid"))
     rrf_depth: int = field(default=100, metadata=_help("how many hits of each ranking --hybrid fuses"))
     rrf_dense_weight: float = field(
-        default=0.1, metadata=_help("weight of the model's ranking in --hybrid (BM25's is 1); see bench/results")
+        default=0.1, metadata=_help("rrf: weight of the model's ranking (BM25's is 1); see bench/results")
+    )
+    convex_dense_weight: float = field(
+        default=0.2, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets 1 - this)")
     )
 
     def validate(self) -> None:
@@ -106,6 +113,7 @@ class JsonEmbedConfig:
             "key_drop_prob",
             "span_crop_prob",
             "warmup_ratio",
+            "convex_dense_weight",
         )
         for key in probabilities:
             if not 0.0 <= getattr(self, key) <= 1.0:

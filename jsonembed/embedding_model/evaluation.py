@@ -6,6 +6,7 @@ this module only builds the three score functions over the same records.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
@@ -13,13 +14,12 @@ import numpy as np
 
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import RecordSet
-from embedding_model.retrieval import rrf_score_fn
+from embedding_model.retrieval import FUSIONS, FusionSettings
 from embshared.evaluate import dense_score_fn, evaluate_retrieval
 from embshared.io import DataError, read_records
 from embshared.search import BM25Index
 
 DEFAULT_METRICS = ("recall@1", "recall@10", "recall@100", "mrr@10", "ndcg@10")
-SYSTEMS = ("BM25", "jsonembed", "jsonembed + BM25 (RRF)")
 
 
 def load_queries(
@@ -86,10 +86,10 @@ def evaluate_systems(
     doc_embeddings: np.ndarray | None = None,
     show_progress: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """BM25, the model alone, and their reciprocal-rank fusion on the same records and queries.
+    """BM25, the model alone, and both fusions of the two (RRF and convex) on the same records and queries.
 
     Args:
-        embedder: the trained model.
+        embedder: the trained model; its config holds the fusion settings.
         records: the corpus; ``records.ids`` must match the qrels' document ids.
         queries: query id -> text.
         qrels: query id -> {document id: grade}.
@@ -97,7 +97,8 @@ def evaluate_systems(
         doc_embeddings: the records' embeddings if already computed (e.g. from the cache).
 
     Returns:
-        {system: {metric: value}} for the systems in :data:`SYSTEMS`.
+        {system: {metric: value}}; the hybrid rows are named after their fusion settings, and
+        the one ``search --hybrid`` uses is marked.
     """
     check_unique_ids(records)
     doc_ids = list(records.ids)
@@ -106,11 +107,13 @@ def evaluate_systems(
         doc_embeddings = embedder.embed_segments(records.segments, show_progress=show_progress)
     dense = dense_score_fn(embedder.embed_queries, doc_embeddings, metric="dot")
     bm25 = BM25Index().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix
-    cfg = embedder.cfg
-    hybrid = rrf_score_fn(
-        [dense, bm25], depth=cfg.rrf_depth, k=cfg.rrf_k, floors=[None, 0.0], weights=[cfg.rrf_dense_weight, 1.0]
-    )
+    systems = {"BM25": bm25, "jsonembed": dense}
+    configured = FusionSettings.from_config(embedder.cfg)
+    for method in FUSIONS:
+        settings = dataclasses.replace(configured, method=method)
+        mark = " (search --hybrid)" if method == configured.method else ""
+        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(dense, bm25)
     return {
         system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
-        for system, fn in zip(SYSTEMS, (bm25, dense, hybrid))
+        for system, fn in systems.items()
     }

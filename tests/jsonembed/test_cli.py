@@ -62,8 +62,13 @@ def test_search_cli_json_explain_and_hybrid(tiny_model, sample_jsonl, sample_rec
     assert len(cache) == 1 and np.load(cache[0]).shape == (240, 64)
     assert search_cli.main([*args, "--hybrid", "--quiet"]) == 0
     hybrid = json.loads(capsys.readouterr().out)[0]
-    assert hybrid["mode"] == "hybrid" and hybrid["hits"][0]["line"] == 6
+    assert hybrid["mode"] == "hybrid, RRF, dense weight 0.1" and hybrid["hits"][0]["line"] == 6
     assert hybrid["hits"][0]["score"] == pytest.approx(0.1 / 61 + 1 / 61)  # first in both rankings, dense weight 0.1
+    assert search_cli.main([*args, "--hybrid", "--fusion", "convex", "--dense-weight", "0.5", "--quiet"]) == 0
+    convex = json.loads(capsys.readouterr().out)[0]
+    assert convex["mode"] == "hybrid, convex, dense weight 0.5" and convex["hits"][0]["line"] == 6
+    assert search_cli.main([*args, "--hybrid", "--fusion", "convex", "--dense-weight", "2"]) == 2
+    _one_error_line(capsys, r"dense weight must be in \[0, 1\], got 2")
 
 
 def test_search_cli_text_output(tiny_model, sample_jsonl, sample_records, capsys):
@@ -127,7 +132,9 @@ def test_evaluate_cli_has_bm25_model_and_hybrid_rows(
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "| BM25 |" in out and "| jsonembed |" in out and "| jsonembed + BM25 (RRF) |" in out
+    assert "| BM25 |" in out and "| jsonembed |" in out
+    assert "| jsonembed + BM25 (RRF, dense weight 0.1) (search --hybrid) |" in out
+    assert "| jsonembed + BM25 (convex, dense weight 0.2) |" in out
     results = json.loads(output.read_text())["results"]
     rows = [json.loads(line) for line in (sample_scifact / "queries.jsonl").open()]
     queries = {row["_id"]: row["text"] for row in rows}

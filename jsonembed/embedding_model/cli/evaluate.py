@@ -39,9 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--query-id-field", default="_id", help="field naming each query (default _id)")
     parser.add_argument("--query-text-field", default="text", help="field holding the query text (default text)")
     parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metric names")
-    parser.add_argument(
-        "--dense-weight", type=float, default=None, help="weight of the model's ranking in the hybrid (default: config)"
-    )
     parser.add_argument("--output", default=None, help="write the results as JSON here (and a .md table beside it)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: .jsonembed_cache beside the data)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -67,10 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     queries = load_queries(args.queries, args.query_id_field, args.query_text_field, args.skip_invalid)
     qrels = check_qrels(read_qrels(args.qrels, args.skip_invalid), queries, records.ids, args.qrels, args.skip_invalid)
     embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
-    if args.dense_weight is not None:
-        if args.dense_weight < 0:
-            raise UserError(f"--dense-weight must not be negative, got {args.dense_weight}")
-        embedder.cfg.rrf_dense_weight = args.dense_weight
     results = evaluate_systems(embedder, records, queries, qrels, names, embeddings)
     table = format_table(results, names)
     print(f"{len(records)} records, {len(qrels)} judged queries\n")

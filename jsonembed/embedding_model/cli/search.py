@@ -5,7 +5,8 @@
 
 The data is embedded once and the matrix cached beside it (keyed by the model's and the
 data's hashes); queries go through an exact FAISS inner-product index. ``--hybrid`` fuses
-the dense ranking with BM25 by reciprocal-rank fusion; ``--explain`` shows, for every hit,
+the dense ranking with BM25 (reciprocal-rank fusion by default, ``--fusion convex`` for a
+weighted sum of z-scored scores); ``--explain`` shows, for every hit,
 the fields whose removal costs the most similarity.
 """
 
@@ -19,7 +20,7 @@ from embedding_model.cache import cached_embeddings
 from embedding_model.cli.common import add_common_args, positive, report_skipped, start
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import load_records
-from embedding_model.retrieval import RecordSearch
+from embedding_model.retrieval import FUSIONS, RecordSearch, fusion_settings
 from embshared.errors import UserError, cli_entry
 
 
@@ -33,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=5, help="hits per query (default 5)")
     parser.add_argument("--explain", action="store_true", help="show the fields that contributed most to each hit")
     parser.add_argument("--explain-fields", type=int, default=3, help="fields shown per hit with --explain")
-    parser.add_argument("--hybrid", action="store_true", help="fuse with BM25 by reciprocal-rank fusion")
+    parser.add_argument("--hybrid", action="store_true", help="fuse with BM25 (reciprocal-rank fusion unless --fusion)")
+    parser.add_argument("--fusion", choices=FUSIONS, default=None, help="how --hybrid fuses (default: config)")
     parser.add_argument(
-        "--dense-weight", type=float, default=None, help="weight of the model's ranking in --hybrid (default: config)"
+        "--dense-weight", type=float, default=None, help="weight of the model in --hybrid's fusion (default: config)"
     )
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: .jsonembed_cache beside the data)")
     parser.add_argument("--no-cache", action="store_true", help="embed the data again and do not cache it")
@@ -51,12 +53,14 @@ def _short(value: str, width: int) -> str:
 def search(args: argparse.Namespace) -> list[dict]:
     """Run the queries; returns one {"query", "hits"} dict per query."""
     embedder = JsonEmbedder.load(args.model, args.device)
+    try:
+        fusion = fusion_settings(embedder.cfg, args.fusion, args.dense_weight)
+    except ValueError as exc:
+        raise UserError(f"--dense-weight: {exc}") from None
     records = load_records(args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid)
     report_skipped(records.path, records.skipped)
     embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
-    cfg = embedder.cfg
-    weight = cfg.rrf_dense_weight if args.dense_weight is None else args.dense_weight
-    engine = RecordSearch(embedder, records, embeddings, cfg.rrf_k, cfg.rrf_depth, weight)
+    engine = RecordSearch(embedder, records, embeddings, fusion)
     query_vectors = embedder.embed_queries(args.query)
     if args.hybrid:
         results = engine.hybrid(args.query, args.topk, query_vectors)
@@ -76,14 +80,15 @@ def search(args: argparse.Namespace) -> list[dict]:
                 fields = embedder.explain(vector, records.segments[hit.index])[: args.explain_fields]
                 row["explain"] = [{"field": f.key, "value": f.value, "contribution": f.contribution} for f in fields]
             rows.append(row)
-        out.append({"query": query, "mode": "hybrid" if args.hybrid else "dense", "hits": rows})
+        mode = f"hybrid, {engine.fusion.label()}" if args.hybrid else "dense"
+        out.append({"query": query, "mode": mode, "hits": rows})
     return out
 
 
 def print_results(results: list[dict]) -> None:
     for result in results:
-        score_name = "rrf" if result["mode"] == "hybrid" else "cosine"
-        print(f'query: "{result["query"]}"  ({result["mode"]}, {score_name} scores)')
+        score_name = "fused" if result["mode"].startswith("hybrid") else "cosine"
+        print(f'query: "{result["query"]}"  ({result["mode"]}; {score_name} scores)')
         for hit in result["hits"]:
             text = json.dumps(hit["record"], ensure_ascii=False)
             print(f"{hit['rank']:>3}. {hit['score']:.4f}  line {hit['line']}  {_short(text, 160)}")
