@@ -80,7 +80,7 @@ class JsonEmbedConfig:
     # --- embedding and search
     embed_batch_size: int = field(default=256, metadata=_help("records per forward pass when embedding"))
     fusion: Literal["rrf", "convex"] = field(
-        default="rrf",
+        default="convex",
         metadata=_help("--hybrid fusion: rrf (reciprocal ranks) or convex (weighted sum of z-scored scores)"),
     )
     rrf_k: int = field(default=60, metadata=_help("reciprocal-rank-fusion constant of --hybrid"))

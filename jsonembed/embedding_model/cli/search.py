@@ -5,8 +5,8 @@
 
 The data is embedded once and the matrix cached beside it (keyed by the model's and the
 data's hashes); queries go through an exact FAISS inner-product index. ``--hybrid`` fuses
-the dense ranking with BM25 (reciprocal-rank fusion by default, ``--fusion convex`` for a
-weighted sum of z-scored scores); ``--explain`` shows, for every hit,
+the dense ranking with BM25 (by default a weighted sum of z-scored scores, ``--fusion rrf``
+for reciprocal-rank fusion); ``--explain`` shows, for every hit,
 the fields whose removal costs the most similarity.
 """
 
@@ -34,8 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=5, help="hits per query (default 5)")
     parser.add_argument("--explain", action="store_true", help="show the fields that contributed most to each hit")
     parser.add_argument("--explain-fields", type=int, default=3, help="fields shown per hit with --explain")
-    parser.add_argument("--hybrid", action="store_true", help="fuse with BM25 (reciprocal-rank fusion unless --fusion)")
-    parser.add_argument("--fusion", choices=FUSIONS, default=None, help="how --hybrid fuses (default: config)")
+    parser.add_argument("--hybrid", action="store_true", help="fuse with BM25 (see --fusion)")
+    parser.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default=None,
+        help="how --hybrid fuses: convex or rrf (default: the model's config, convex)",
+    )
     parser.add_argument(
         "--dense-weight", type=float, default=None, help="weight of the model in --hybrid's fusion (default: config)"
     )
