@@ -85,7 +85,13 @@ def parse_args(argv):
     parser.add_argument("--no-cache", action="store_true", help="always re-encode the corpus")
     parser.add_argument("--runs-dir", default=str(repo_root() / "ragcun" / "outputs" / "bench_runs"))
     parser.add_argument("--output-dir", default=str(repo_root() / "ragcun" / "bench" / "results"))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for encoding (default: torch's)")
+    parser.add_argument(
+        "--train-threads",
+        type=int,
+        default=1,
+        help="torch threads for training the heads: their ops are small, and on shared cores 2 threads made them ~7x slower",
+    )
     return parser.parse_args(argv)
 
 
@@ -248,10 +254,15 @@ def main(argv=None) -> int:
         len(train_q), len(val_q), len(test_q), len(unseen_q), len(train_examples),
     )  # fmt: skip
 
+    encode_threads = torch.get_num_threads()
+    torch.set_num_threads(args.train_threads)
     variants = {f"Gaussian (L2, λ_iso={args.lambda_isotropy:g})": args.lambda_isotropy, "ablation: λ_iso=0 (L2)": 0.0}
     train_summaries: dict[str, list[dict]] = {}
     for label, lambda_isotropy in variants.items():
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in test_sets}
+        # two checkpoints per run: the epoch chosen by validation loss (the protocol) and the last one
+        rows = {label: "best", f"{label}, last epoch": "final"}
+        runs = {row: {name: [] for name in test_sets} for row in rows}
+        isotropy: dict[str, dict] = {}
         train_summaries[label] = []
         for seed in args.train_seeds:
             torch.manual_seed(seed)
@@ -281,30 +292,36 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             result = train(config, train_examples, val_examples, model=variant, show_progress=False)
             seconds = time.perf_counter() - start
-            load_weights(
-                variant, read_checkpoint(result.best_model), result.best_model
-            )  # the epoch chosen on validation
-
-            def encode(batch, variant=variant):
-                return variant.encode(batch, batch_size=256)
-
-            doc_emb = encode(doc_texts)
             first = seed == args.train_seeds[0]
-            for name, eval_set in test_sets.items():
-                evaluated = evaluate_encoder(
-                    encode, eval_set, "l2", METRICS, diagnostics=first and name == "held-out", doc_embeddings=doc_emb
-                )
-                runs[name].append(evaluated["metrics"])
-                if "isotropy" in evaluated:
-                    isotropy = evaluated["isotropy"]
-            if first:
-                spectra[label] = covariance_spectrum(doc_emb)
+            for row, which in rows.items():
+                checkpoint = result.best_model if which == "best" else result.final_model
+                load_weights(variant, read_checkpoint(checkpoint), checkpoint)
+
+                def encode(batch, variant=variant):
+                    return variant.encode(batch, batch_size=256)
+
+                doc_emb = encode(doc_texts)
+                for name, eval_set in test_sets.items():
+                    evaluated = evaluate_encoder(
+                        encode,
+                        eval_set,
+                        "l2",
+                        METRICS,
+                        diagnostics=first and name == "held-out",
+                        doc_embeddings=doc_emb,
+                    )
+                    runs[row][name].append(evaluated["metrics"])
+                    if "isotropy" in evaluated:
+                        isotropy[row] = evaluated["isotropy"]
+                if first and which == "best":
+                    spectra[label] = covariance_spectrum(doc_emb)
             train_summaries[label].append(
                 {"seed": seed, "seconds": seconds, "best_epoch": result.best_epoch, "best_val_loss": result.best_loss}
             )
             timings[f"train_{'gaussian' if lambda_isotropy else 'ablation'}_seed{seed}_s"] = seconds
-        results[label] = {name: {"metrics": aggregate(r), "runs": r} for name, r in runs.items()}
-        results[label]["held-out"]["isotropy"] = isotropy
+        for row in rows:
+            results[row] = {name: {"metrics": aggregate(r), "runs": r} for name, r in runs[row].items()}
+            results[row]["held-out"]["isotropy"] = isotropy[row]
 
     timings["total_s"] = time.perf_counter() - t_start
     report = {
@@ -324,7 +341,8 @@ def main(argv=None) -> int:
         },
         "machine": {
             "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads_encoding": encode_threads,
+            "torch_threads_training": args.train_threads,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "load_average_start": load_start,
@@ -363,7 +381,8 @@ def markdown(report: dict) -> str:
         + f") examples of {q['train']} queries; the epoch is chosen by the loss on {q['val']} more queries. "
         f"Loss: contrastive (margin {config['margin']:g}, temperature {config['temperature']:g}) + λ_iso·SIGReg "
         f"({config['num_slices']} slices) + {config['lambda_reg']:g}·variance. Gaussian rows are means over training "
-        f"seeds {', '.join(map(str, seeds))} (`ndcg@10 sd`: their standard deviation). Corpus: all "
+        f"seeds {', '.join(map(str, seeds))} (`ndcg@10 sd`: their standard deviation); each is shown at the epoch "
+        "with the lowest validation loss (the protocol) and at the last epoch. Corpus: all "
         f"{protocol['corpus_size']:,} abstracts. "
         "`make bench-ragcun` regenerates this file.",
         "",
@@ -416,7 +435,8 @@ def markdown(report: dict) -> str:
             for name, runs in report["training"].items()
         ),
         "",
-        f"Machine: {machine['cpus']} CPU cores, torch {machine['torch']} with {machine['torch_threads']} threads; "
+        f"Machine: {machine['cpus']} CPU cores, torch {machine['torch']} with {machine['torch_threads_encoding']} threads "
+        f"for encoding and {machine['torch_threads_training']} for training; "
         f"load average {machine['load_average_start']:.1f} at the start and {machine['load_average_end']:.1f} at the end "
         "(the cores were shared with other jobs, so times are pessimistic).",
         "",
