@@ -348,6 +348,7 @@ def main(argv=None) -> int:
             "load_average_start": load_start,
             "load_average_end": os.getloadavg()[0],
             "corpus_encoding": encode_info,
+            "query_encoding": query_info,
         },
         "timings_s": timings,
         "training": train_summaries,
@@ -421,14 +422,18 @@ def markdown(report: dict) -> str:
         "",
     ]
     timings = report["timings_s"]
-    encode = machine["corpus_encoding"]
+
+    def encoding(label: str, info: dict) -> str:
+        cached = f" (read from the cache; measured {info['measured']})" if info["cached"] else ""
+        return f"- {label} with the base model: {info['seconds']:.0f} s{cached}"
+
     lines += [
-        f"- corpus encoding with the base model: {encode['seconds']:.0f} s"
-        + (f" (read from the cache; measured {encode['measured']})" if encode["cached"] else ""),
+        encoding("corpus encoding", machine["corpus_encoding"]),
+        encoding("query encoding", machine["query_encoding"]),
         *(
             f"- {k.removesuffix('_s').replace('_', ' ')}: {v:.0f} s"
             for k, v in timings.items()
-            if k != "corpus_encode_s"
+            if k not in {"corpus_encode_s", "query_encode_s"}
         ),
         *(
             f"- {name}: best epochs {', '.join(str(t['best_epoch']) for t in runs)} of {config['epochs']}"

@@ -94,6 +94,10 @@ class TrainConfig:
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard scalars to output_dir/runs"})
     seed: int = field(default=42, metadata={"help": "random seed"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: CUDA if available)"})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (None: torch's default; 1 is faster for a head-only run on busy cores)"},
+    )
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -109,6 +113,8 @@ class TrainConfig:
     def validate(self) -> None:
         self.model_config().validate()
         positive = ("epochs", "batch_size", "gradient_accumulation_steps", "num_slices", "log_every")
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"threads must be positive, got {self.threads}")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

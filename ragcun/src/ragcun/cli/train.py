@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if not config.train_data:
         raise ConfigError("train_data is required (--train_data FILE or a BEIR folder)")
     seed_everything(config.seed)
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
     train_examples = load_training_examples(config.train_data, split=config.data_split)
     val_examples = load_training_examples(config.val_data, split=config.data_split) if config.val_data else None
     result = train(config, train_examples, val_examples, show_progress=not args.quiet, log_file="training.log")
