@@ -91,7 +91,7 @@ def read_jsonl(path: str | os.PathLike, skip_invalid: bool = False) -> Records:
             if not raw.strip():
                 continue
             try:
-                value = json.loads(raw)
+                value = json.loads(raw.rstrip("\r\n"))  # columns then point into the line, not past its end
             except json.JSONDecodeError as exc:
                 if skip_invalid:
                     records.skipped += 1

@@ -45,6 +45,12 @@ def test_malformed_json_line_names_line(tmp_path):
         read_jsonl(path)
 
 
+def test_malformed_json_line_reports_the_column_within_the_line(tmp_path):
+    path = write(tmp_path / "x.jsonl", '{"a": 1}\n{"a": 1\n')  # the closing brace is missing
+    with pytest.raises(DataError, match=r"x\.jsonl:2: invalid JSON \(Expecting ',' delimiter at column 8\)$"):
+        read_jsonl(path)
+
+
 def test_skip_invalid_counts_skipped_lines(tmp_path):
     path = write(tmp_path / "x.jsonl", '{"a": 1}\nnot json\n[1]\n{"a": 2}\n')
     records = read_jsonl(path, skip_invalid=True)
