@@ -191,12 +191,21 @@ def markdown(report: dict) -> str:
         "",
         "Every jsonembed model is trained from scratch on the dataset's records only (no queries, no labels); "
         "BM25 is `embshared.search.BM25Index` (bm25s, Lucene BM25, English stop words, Snowball stemming) over "
-        "the record's values; the hybrid is reciprocal-rank fusion (k = "
-        f"{report['config']['rrf_k']}, top {report['config']['rrf_depth']} of each side), the same as "
-        "`search --hybrid`. all-MiniLM-L6-v2 is the packaged pretrained model, a reference, not a peer: "
+        "the record's values. Two fusions of jsonembed with BM25: convex = (1 - w) * z(BM25) + w * z(cosine), "
+        "z-scored over all records per query (the default of `search --hybrid`), and RRF = w / (k + rank) + "
+        f"1 / (k + rank_BM25) with k = {report['config']['rrf_k']} over the top {report['config']['rrf_depth']} "
+        "of each. Each is shown at its default weight and at the weight chosen by 2-fold cross-validation over "
+        "queries (tuned on one half, scored on the other). all-MiniLM-L6-v2 is the packaged pretrained model, "
+        "a reference, not a peer: "
         "it was trained on over a billion sentence pairs.",
         "",
     ]
+    if "--reuse" in report["command"]:
+        lines += [
+            "The jsonembed models were reused from `bench/runs/` (`--reuse`): they were trained by an earlier run "
+            "of this script with the same config; the training figures below are that run's.",
+            "",
+        ]
     for name, data in report["datasets"].items():
         train_info = data["train"]
         val = train_info.get("final_validation", {})
@@ -241,8 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse models in bench/runs trained with the same config")
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM reference")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
+    parser.add_argument(
+        "--markdown-only", action="store_true", help="rewrite quality.md from quality.json, measure nothing"
+    )
     args = parser.parse_intermixed_args(argv)
     setup_logging()
+    if args.markdown_only:
+        write_text(RESULTS_DIR / "quality.md", markdown(json.loads((RESULTS_DIR / "quality.json").read_text())))
+        return 0
     if args.threads:
         import torch
 
