@@ -91,3 +91,15 @@ def test_cli_entry_prints_user_errors_as_one_line(capsys):
 
     assert main() == 2
     assert capsys.readouterr().err == "error: data.jsonl:3: field 'query' is empty\n"
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "f.json", {})
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
