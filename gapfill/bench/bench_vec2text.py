@@ -206,8 +206,8 @@ def summarize_training(log: list[dict]) -> dict:
     if not steps:
         return {}
     return {
-        "steps": steps[-1]["step"],
-        "seconds": steps[-1]["seconds"],
+        "steps": max(e["step"] for e in log),
+        "seconds": max(e["seconds"] for e in log),
         "first_loss": steps[0]["loss"],
         "last_loss": steps[-1]["loss"],
         "val_loss": val[-1]["val_loss"] if val else None,
