@@ -42,6 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from embedding_ft.mining import model_fingerprint
 from embshared.config import config_to_dict, load_config
 from embshared.evaluate import dense_score_fn, evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json, write_text
@@ -68,19 +69,24 @@ class BenchConfig:
     """Knobs of the benchmark (override with key=value)."""
 
     seed: int = 42
-    sample_size: int = field(default=400, metadata={"help": "SciFact abstracts to generate for (at most)"})
+    sample_size: int = field(default=300, metadata={"help": "SciFact abstracts to generate for (at most)"})
     gen_budget_minutes: float = field(default=25.0, metadata={"help": "stop generating after this long"})
     questions_per_passage: int = 1
     llm_batch_size: int = 16
     max_passage_tokens: int = field(default=192, metadata={"help": "abstract tokens shown to the LLM"})
     pdf_passages_per_paper: int = field(default=10, metadata={"help": "passages of each shared PDF to use"})
     base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    num_epochs: float = 1.0
+    num_epochs: float = 2.0
     train_batch_size: int = 32
-    learning_rate: float = 2e-5
+    learning_rate: float = 3e-5
     max_seq_length: int = 256
     mining: bool = True
-    compare_fallback: bool = field(default=True, metadata={"help": "also train on inverse-cloze pseudo-queries"})
+    compare_fallback: bool = field(
+        default=False, metadata={"help": "also train on inverse-cloze pseudo-queries of the same abstracts"}
+    )
+    fallback_sample_sizes: list[int] = field(
+        default_factory=list, metadata={"help": "with compare_fallback: also on this many abstracts (e.g. [1000])"}
+    )
     grobid_url: str = "http://localhost:8070"
     extraction_repeats: int = 3
     threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default)"})
@@ -162,24 +168,44 @@ def scifact_papers(corpus: dict[str, dict[str, str]], seed: int) -> list[Paper]:
     ]
 
 
-def generate_with_budget(papers, generator, gen_cfg, out_dir: Path, budget_s: float, chunk: int) -> tuple[dict, int]:
-    """Generate for ``papers`` in order, chunk by chunk, until done or over ``budget_s``.
+def add_progress(total: GenerationStats, papers, out_dir: Path, progress_file: str) -> None:
+    """Add the recorded statistics of ``papers`` (generated now or by an earlier run) to ``total``."""
+    progress = json.loads((out_dir / progress_file).read_text())["papers"]
+    for paper in papers:
+        entry = progress[paper.paper_id]
+        total.papers_done += 1
+        total.passages += entry.get("passages", 0)
+        total.candidates += entry.get("candidates", 0)
+        total.kept += entry.get("pairs", 0)
+        total.rejected.update(entry.get("rejected", {}))
+        total.generation_seconds += entry.get("seconds", 0.0)
 
-    Returns the summed statistics and the number of papers done (reused ones included).
+
+def generate_all(papers, generator, gen_cfg, out_dir: Path) -> dict:
+    """Generate for ``papers``; statistics from progress.json, so reused papers count too."""
+    generate_pairs(papers, generator, gen_cfg, out_dir)
+    total = GenerationStats(generator=generator.name, model=generator.model_name)
+    add_progress(total, papers, out_dir, gen_cfg.progress_file)
+    return total.to_dict()
+
+
+def generate_with_budget(papers, generator, gen_cfg, out_dir: Path, budget_s: float, chunk: int) -> tuple[dict, int]:
+    """Generate for ``papers`` in order, chunk by chunk, until done or until the generation
+    time of the papers done (by this run or an earlier one, from progress.json) exceeds
+    ``budget_s``. A rerun with the same settings therefore uses the same papers.
+
+    Returns the statistics of the papers used and how many papers were used.
     """
     total = GenerationStats(generator=generator.name, model=generator.model_name)
-    start = time.perf_counter()
     done = 0
     for i in range(0, len(papers), chunk):
-        if time.perf_counter() - start > budget_s:
+        if total.generation_seconds > budget_s:
             logger.info("generation budget used up after %d papers", done)
             break
-        stats = generate_pairs(papers[i : i + chunk], generator, gen_cfg, out_dir)
-        for key in ("papers_done", "papers_skipped", "passages", "candidates", "kept"):
-            setattr(total, key, getattr(total, key) + getattr(stats, key))
-        total.rejected.update(stats.rejected)
-        total.generation_seconds += stats.generation_seconds
-        done = i + min(chunk, len(papers) - i)
+        part = papers[i : i + chunk]
+        generate_pairs(part, generator, gen_cfg, out_dir)
+        add_progress(total, part, out_dir, gen_cfg.progress_file)
+        done = i + len(part)
     return total.to_dict(), done
 
 
@@ -234,7 +260,12 @@ def evaluate_bm25(beir) -> dict[str, float]:
     )
 
 
-def train_on(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> tuple[Path, dict]:
+def run_stamp(ft: FinetuneConfig, qa_file: Path) -> dict:
+    """What identifies a training run: its config and the bytes of its pairs."""
+    return {**config_to_dict(ft), "overwrite": None, "input_sha1": hashlib.sha1(qa_file.read_bytes()).hexdigest()}
+
+
+def finetune_config(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> FinetuneConfig:
     ft = FinetuneConfig(
         input_jsonl=str(qa_file),
         output_dir=str(out_dir),
@@ -250,16 +281,32 @@ def train_on(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> tuple[Path, dict
         overwrite=True,
     )
     ft.mining.enabled = cfg.mining
-    start = time.perf_counter()
-    result = finetune(ft)
-    seconds = time.perf_counter() - start
-    progress = json.loads((out_dir / "training_progress.json").read_text())
-    return result.model_dir, {
-        "seconds": round(seconds, 1),
+    return ft
+
+
+def train_on(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> tuple[Path, dict]:
+    ft = finetune_config(qa_file, out_dir, cfg)
+    # A model trained by an earlier run on the same pairs with the same config is reused.
+    wanted = run_stamp(ft, qa_file)
+    stamp = out_dir / "bench_run.json"
+    progress_path = out_dir / "training_progress.json"
+    reuse = stamp.is_file() and json.loads(stamp.read_text()) == wanted and progress_path.is_file()
+    reuse = reuse and json.loads(progress_path.read_text()).get("training_completed") is True
+    if reuse:
+        logger.info("reusing the model trained earlier in %s", out_dir)
+    else:
+        finetune(ft)
+        write_json(stamp, wanted)
+    progress = json.loads(progress_path.read_text())
+    return Path(progress["final_model_path"]), {
+        "seconds": progress["duration_seconds"],
+        "reused": reuse,
         "train_pairs": progress["train_examples"],
         "validation_pairs": progress["eval_examples"],
         "steps": progress["global_step"],
-        "validation_metrics": {k: {m: round(v, 4) for m, v in d.items()} for k, d in result.metrics.items()},
+        "validation_metrics": {
+            k: {m: round(v, 4) for m, v in d.items()} for k, d in (progress.get("metrics") or {}).items()
+        },
     }
 
 
@@ -284,8 +331,12 @@ def markdown(report: dict) -> str:
         "",
         format_table(r["scifact"], METRICS),
         "",
-        f"Fine-tuned vs base NDCG@10: **{r['scifact_delta_ndcg10']:+.4f}** (goal: >= +0.02: "
-        f"{'met' if r['goal_met'] else 'not met'}).",
+        "Training data of each fine-tuned row: "
+        + "; ".join(f"{run}: {what}" for run, what in r.get("run_data", {}).items())
+        + ".",
+        "",
+        f"Fine-tuned (smollm2, the default generator) vs base NDCG@10: **{r['scifact_delta_ndcg10']:+.4f}** "
+        f"(goal: >= +0.02: {'met' if r['goal_met'] else 'not met'}).",
         "",
         "## Forgetting check: PubMedQA (500 human questions vs their 500 abstracts)",
         "",
@@ -391,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer, abstract_cfg.llm, n=cfg.questions_per_passage, seed=cfg.seed, model_name=name
     )
     llm_dir = work / "qa_smollm2"
-    pdf_stats = generate_pairs(pdf_papers, llm, pdf_cfg, llm_dir).to_dict()
+    pdf_stats = generate_all(pdf_papers, llm, pdf_cfg, llm_dir)
     budget = max(0.0, cfg.gen_budget_minutes * 60 - pdf_stats["generation_seconds"])
     abstract_stats, n_done = generate_with_budget(
         papers, llm, abstract_cfg, llm_dir, budget, abstract_cfg.chunk_passages
@@ -421,16 +472,23 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     runs = {"smollm2": qa_file}
+    report["run_data"] = {"smollm2": f"SmolLM2 questions, {n_done} abstracts + {len(pdf_papers)} PDFs"}
     if cfg.compare_fallback:
-        fb_dir = work / "qa_fallback"
+        everything = scifact_papers(scifact.corpus, cfg.seed)  # the same seeded order: a superset
+        fb = FallbackGenerator(FallbackConfig(method="inverse_cloze"), n=cfg.questions_per_passage, seed=cfg.seed)
         fb_cfg = GenerateConfig(questions_per_passage=cfg.questions_per_passage, seed=cfg.seed)
         fb_cfg.passages = abstract_cfg.passages
-        fb = FallbackGenerator(FallbackConfig(method="inverse_cloze"), n=cfg.questions_per_passage, seed=cfg.seed)
-        fb_stats = generate_pairs(papers[:n_done], fb, fb_cfg, fb_dir).to_dict()
-        pdf_fb_stats = generate_pairs(pdf_papers, fb, pdf_cfg, fb_dir).to_dict()
-        report["generation"]["stats"]["fallback inverse cloze (abstracts)"] = fb_stats
-        report["generation"]["stats"]["fallback inverse cloze (PDF passages)"] = pdf_fb_stats
-        runs["fallback_inverse_cloze"] = fb_dir / "questions_answers.jsonl"
+        for size in [n_done, *cfg.fallback_sample_sizes]:
+            fb_dir = work / f"qa_fallback_{size}"
+            fb_stats = generate_all(everything[:size], fb, fb_cfg, fb_dir)
+            pdf_fb_stats = generate_all(pdf_papers, fb, pdf_cfg, fb_dir)
+            report["generation"]["stats"][f"fallback inverse cloze ({size} abstracts)"] = fb_stats
+            report["generation"]["stats"][f"fallback inverse cloze (PDF passages, run {size})"] = pdf_fb_stats
+            run = f"inverse_cloze_{size}"
+            runs[run] = fb_dir / "questions_answers.jsonl"
+            report["run_data"][run] = (
+                f"no-model inverse-cloze pseudo-queries, {size} abstracts + {len(pdf_papers)} PDFs"
+            )
 
     logger.info("3-4. fine-tuning and evaluation")
     from sentence_transformers import SentenceTransformer
@@ -456,8 +514,10 @@ def main(argv: list[str] | None = None) -> int:
         tuned = SentenceTransformer(str(model_dir), device="cpu")
         tuned.max_seq_length = cfg.max_seq_length
         label = f"fine-tuned ({run})"
-        report["scifact"][label] = evaluate_model(tuned, scifact, label)
-        report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, label)
+        tag = hashlib.sha1(f"{model_fingerprint(str(model_dir))}|{cfg.max_seq_length}".encode()).hexdigest()[:12]
+        cache = work / "cache"
+        report["scifact"][label] = evaluate_model(tuned, scifact, label, cache / f"scifact-{run}-{tag}.npy")
+        report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, label, cache / f"pubmedqa-{run}-{tag}.npy")
     main_label = "fine-tuned (smollm2)"
     delta = report["scifact"][main_label]["ndcg@10"] - report["scifact"]["base"]["ndcg@10"]
     report["scifact_delta_ndcg10"] = round(delta, 4)

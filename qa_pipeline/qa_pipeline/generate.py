@@ -229,21 +229,25 @@ class QAWriter:
         self.seen = {normalised_key(str(r.get("question", ""))) for r in kept}
         del self.progress["papers"][paper_id]
 
-    def add(self, paper: Paper, digest: str, rows: list[dict], info: dict) -> None:
-        """Append a finished paper's rows, then mark it done."""
+    def add(self, finished: list[tuple[Paper, str, list[dict], dict]]) -> None:
+        """Append the rows of finished papers (paper, content hash, rows, info), then mark
+        them done: one fsync and one progress write per chunk of papers."""
         with open(self.jsonl, "a", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            for _, _, rows, _ in finished:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.progress["papers"][paper.paper_id] = {
-            "status": "done",
-            "hash": digest,
-            "pairs": len(rows),
-            "completed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **info,
-        }
-        self.progress["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for paper, digest, rows, info in finished:
+            self.progress["papers"][paper.paper_id] = {
+                "status": "done",
+                "hash": digest,
+                "pairs": len(rows),
+                "completed_at": now,
+                **info,
+            }
+        self.progress["updated_at"] = now
         write_json(self.progress_path, self.progress)
 
 
@@ -254,8 +258,8 @@ def generate_pairs(
     already done there.
 
     Papers are processed in chunks of about ``cfg.chunk_passages`` passages (so a batched
-    LLM sees full batches even when papers are single abstracts); each paper is written
-    as soon as its chunk is done.
+    LLM sees full batches even when papers are single abstracts); the papers of a chunk are
+    written and marked done together as soon as the chunk is done.
 
     Returns:
         The statistics of this run (also written to ``generation_stats.json``).
@@ -291,11 +295,14 @@ def generate_pairs(
         passages = [p for _, _, ps in chunk for p in ps]
         start = time.perf_counter()
         candidates = generator.generate(passages) if passages else []
-        stats.generation_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        stats.generation_seconds += seconds
         by_passage = dict(zip((p.passage_id for p in passages), candidates))
+        finished = []
         for paper, digest, paper_passages_ in chunk:
             rows: list[dict] = []
             n_candidates = 0
+            rejected_before = Counter(stats.rejected)
             for passage in paper_passages_:
                 cands = by_passage.get(passage.passage_id, [])
                 n_candidates += len(cands)
@@ -312,10 +319,18 @@ def generate_pairs(
                 )
             stats.passages += len(paper_passages_)
             stats.candidates += n_candidates
-            writer.add(paper, digest, rows, {"passages": len(paper_passages_), "candidates": n_candidates})
+            info = {
+                "passages": len(paper_passages_),
+                "candidates": n_candidates,
+                "rejected": dict(stats.rejected - rejected_before),
+                # this paper's share of the generation time of its chunk
+                "seconds": round(seconds * len(paper_passages_) / max(len(passages), 1), 3),
+            }
+            finished.append((paper, digest, rows, info))
             stats.papers_done += 1
-            bar.update(1)
-            bar.set_postfix(pairs=stats.kept)
+        writer.add(finished)
+        bar.update(len(finished))
+        bar.set_postfix(pairs=stats.kept)
     bar.close()
     summary = stats.to_dict()
     logger.info(
