@@ -3,16 +3,17 @@
 # and gapfill-train-vec2text (one of them per call), e.g.
 #   make gapfill-serve port=8080 umap.n_epochs=50
 #   make gapfill-train-vec2text max_train_seconds=1800 batch_size=8
-#   make bench-gapfill GAPFILL_UMAP_BENCH_ARGS="n_fit=3000" GAPFILL_V2T_BENCH_ARGS="n_targets=20"
+#   make bench-gapfill GAPFILL_UMAP_BENCH_ARGS="umap.n_epochs=40" GAPFILL_V2T_BENCH_ARGS="n_targets=20"
 
 GAPFILL_DIR := gapfill
 GAPFILL_CONFIG ?= $(GAPFILL_DIR)/configs/service.yaml
 GAPFILL_URL ?= http://127.0.0.1:8000
 GAPFILL_THREADS ?=
-GAPFILL_V2T_MODEL ?= $(GAPFILL_DIR)/models/vec2text/stsb-minilm
-GAPFILL_V2T_SECONDS ?= 3000
+GAPFILL_V2T_MODEL ?= $(GAPFILL_DIR)/models/vec2text/stsb-prefix
+GAPFILL_V2T_SECONDS ?= 4200
 GAPFILL_UMAP_BENCH_ARGS ?=
 GAPFILL_V2T_BENCH_ARGS ?=
+GAPFILL_SEARCH_BENCH_ARGS ?=
 GAPFILL_SHARED_DATA ?= ../shared/data
 
 CLEAN_PATHS += $(GAPFILL_DIR)/bench/results/*.tmp $(GAPFILL_DIR)/bench/cache
@@ -28,17 +29,21 @@ gapfill-data: setup ## gapfill: copy the bundled SciFact sample into the service
 gapfill-pipeline: gapfill-data ## gapfill: initialize -> train UMAP -> train vec2text -> evaluate -> save, against a running service
 	GAPFILL_URL=$(GAPFILL_URL) TEXT_FIELD=$${TEXT_FIELD:-title} $(GAPFILL_DIR)/scripts/train_gapfill.sh
 
-gapfill-train-vec2text: setup ## gapfill: train vec2text on STS-B train sentences for GAPFILL_V2T_SECONDS (default 50 min)
+gapfill-train-vec2text: setup ## gapfill: train the vec2text prefix model on STS-B train sentences for GAPFILL_V2T_SECONDS (70 min)
 	$(PY) -m gapfill.cli train-vec2text --threads $(or $(GAPFILL_THREADS),1) \
 		--texts stsb:$(GAPFILL_SHARED_DATA)/stsbenchmark --output $(GAPFILL_V2T_MODEL) \
-		batch_size=8 max_length=32 max_train_seconds=$(GAPFILL_V2T_SECONDS) $(OVERRIDES)
+		batch_size=16 max_length=32 trainable=projector+norms learning_rate=1e-3 correction_fraction=0.25 \
+		warmup_steps=30 max_train_seconds=$(GAPFILL_V2T_SECONDS) $(OVERRIDES)
 
 $(GAPFILL_V2T_MODEL)/projector.safetensors:
 	$(MAKE) gapfill-train-vec2text
 
-bench-gapfill: setup $(GAPFILL_V2T_MODEL)/projector.safetensors ## gapfill: parametric vs umap-learn UMAP; vec2text cosine/BLEU/perplexity by step
+bench-gapfill: setup $(GAPFILL_V2T_MODEL)/projector.safetensors ## gapfill: parametric vs umap-learn UMAP; guided search trade-off; vec2text cosine/BLEU/perplexity by step
 	$(PY) $(GAPFILL_DIR)/bench/bench_umap.py $(GAPFILL_UMAP_BENCH_ARGS)
+	$(PY) $(GAPFILL_DIR)/bench/bench_guided_search.py $(GAPFILL_SEARCH_BENCH_ARGS)
 	$(PY) $(GAPFILL_DIR)/bench/bench_vec2text.py model=$(GAPFILL_V2T_MODEL) $(GAPFILL_V2T_BENCH_ARGS)
+	$(PY) $(GAPFILL_DIR)/bench/bench_vec2text.py model=$(GAPFILL_V2T_MODEL) init_retrieval=true plain_search=false \
+		n_gaps=0 tag=vec2text_retrieval_init $(GAPFILL_V2T_BENCH_ARGS)
 
 test-gapfill: setup ## gapfill: run its fast tests
 	$(PY) -m pytest tests/gapfill -m "not slow" $(PYTEST_ARGS)

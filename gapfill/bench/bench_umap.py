@@ -12,7 +12,7 @@ Measures, on the same data and the same fuzzy-graph settings:
 Writes ``gapfill/bench/results/umap.{json,md}`` and saves the fitted parametric model to
 ``gapfill/models/parametric_umap/stsb-bench`` for the vec2text benchmark's gap points.
 
-Usage: python gapfill/bench/bench_umap.py [n_fit=5000] [n_epochs=30] [threads=1] ...
+Usage: python gapfill/bench/bench_umap.py [n_fit=3000] [umap.n_epochs=40] [threads=1] ...
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass
 class BenchConfig:
-    n_fit: int = field(default=5000, metadata={"help": "STS-B train sentences the maps are fitted on"})
-    n_heldout: int = field(default=2000, metadata={"help": "STS-B dev sentences placed with transform"})
+    n_fit: int = field(default=3000, metadata={"help": "STS-B train sentences the maps are fitted on"})
+    n_heldout: int = field(default=1500, metadata={"help": "STS-B dev sentences placed with transform"})
     transform_points: int = field(default=100_000, metadata={"help": "points for the parametric transform timing"})
     umap_transform_points: int = field(default=10_000, metadata={"help": "points for umap-learn's transform timing"})
     threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest on shared cores)"})
@@ -144,10 +144,37 @@ def main(argv: list[str] | None = None) -> int:
     }
     param.save(cfg.model_out)
     out = Path(cfg.output)
+    plot_layouts(z_param, z_ref, res, out / "umap.png")
     write_json(out / "umap.json", res)
     write_text(out / "umap.md", markdown(res))
     print(markdown(res))
     return 0
+
+
+def plot_layouts(z_param: np.ndarray, z_ref: np.ndarray, res: dict, path: Path) -> None:
+    """Both layouts side by side, points coloured by umap-learn's first coordinate (same colours in both)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colour = z_ref[:, 0]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for ax, z, name, key in (
+        (axes[0], z_param, "parametric (ours)", "parametric"),
+        (axes[1], z_ref, "umap-learn", "umap_learn"),
+    ):
+        ax.scatter(z[:, 0], z[:, 1], c=colour, s=3, cmap="viridis")
+        ax.set_title(f"{name}: trustworthiness {res['trustworthiness_fit'][key]:.3f}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{res['n_fit']} STS-B sentences (colour: umap-learn's x coordinate)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def markdown(r: dict) -> str:
@@ -165,7 +192,11 @@ def markdown(r: dict) -> str:
         f"Fitted on {r['n_fit']} STS-B train sentences; {r['n_heldout']} STS-B dev sentences (not in train) placed "
         f"with each method's `transform`. Same graph settings (n_neighbors={r['config']['umap']['n_neighbors']}, "
         f"min_dist={r['config']['umap']['min_dist']}, metric={r['config']['umap']['metric']}); parametric: "
-        f"{r['config']['umap']['n_epochs']} epochs, hidden layers {r['config']['umap']['hidden_layers']}.",
+        f"{r['config']['umap']['n_epochs']} epochs, hidden layers {r['config']['umap']['hidden_layers']}, batch "
+        f"{r['config']['umap']['batch_size']} edges, {r['config']['umap']['negative_sample_rate']} {r['config']['umap'].get('negative_sampling', 'batch')} "
+        f"negatives per edge, init {r['config']['umap'].get('init', 'random')}, reconstruction weight "
+        f"{r['config']['umap']['reconstruction_weight']} ({'shaping the map' if r['config']['umap'].get('decoder_shapes_map', True) else 'decoder only'}), "
+        f"{r['config']['umap'].get('decoder_epochs', 0)} decoder-only epochs after.",
         "",
         f"Machine: {m['cpu_count']} CPU cores **shared with other jobs** (1-min load average {m['load_average_1min_at_start']:.1f} "
         f"at start), torch {m['torch']} with {m['torch_threads']} thread(s). Times are wall-clock.",
@@ -193,8 +224,11 @@ def markdown(r: dict) -> str:
         "| --- | --- | --- |",
         f"| embedding → map → embedding, mean cosine | {rt['embedding_round_trip_cosine_mean']:.4f} | {rh['embedding_round_trip_cosine_mean']:.4f} |",
         f"| embedding → map → embedding, 10th percentile cosine | {rt['embedding_round_trip_cosine_p10']:.4f} | {rh['embedding_round_trip_cosine_p10']:.4f} |",
+        f"| reference: mean embedding of the 10 nearest map neighbours, cosine | {rt['knn_decoder_cosine_mean']:.4f} | {rh['knn_decoder_cosine_mean']:.4f} |",
         f"| map → embedding → map, mean distance / document spacing | {rt['map_round_trip_distance_over_spacing']:.3f} | {rh['map_round_trip_distance_over_spacing']:.3f} |",
         f"| random map points → embedding → map, distance / spacing | {rt['map_round_trip_random_points_over_spacing']:.3f} | {rh['map_round_trip_random_points_over_spacing']:.3f} |",
+        "",
+        "Layouts side by side: `umap.png`.",
         "",
         "Command: `make bench-gapfill` (or `python gapfill/bench/bench_umap.py key=value ...`); raw numbers in `umap.json`.",
         "",

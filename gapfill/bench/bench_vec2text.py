@@ -7,8 +7,13 @@ plain SmolLM2-135M-Instruct (fluency; the originals' perplexity is the reference
 
 - retrieval baseline: the nearest training sentence, after removing training sentences
   with cosine >= 0.95 to the target (STS-B repeats near-duplicates across splits);
-- zero-step, top beam: the LM's first beam, no re-ranking and no correction;
-- step 0: the best of ``beam_width`` beams by cosine; steps 1..K: iterative correction.
+- zero-step, top beam: the prefix model's first beam, no re-ranking and no correction;
+- guided search alone: the training-free embedding-guided search with the plain SmolLM2
+  proposing tokens (``gapfill.guided_search``);
+- step 0, beams only: the best of the prefix model's ``beam_width`` beams by cosine;
+- step 0: those beams and the guided search with the prefix model proposing tokens, the
+  closest kept; steps 1..K: correction (beams and search conditioned on the best hypothesis,
+  never a worse cosine).
 
 Gap points: the largest empty circles of the STS-B map (parametric UMAP from
 ``bench_umap.py``); the target is the decoder's embedding of the gap centre, and "lands"
@@ -38,9 +43,10 @@ from embshared.files import write_json, write_text
 from embshared.models import DEFAULT_MODEL, load_sentence_transformer, load_smollm2
 from embshared.runtime import repo_root, seed_everything, setup_logging, shared_data_dir
 from gapfill import vec2text as v2t
-from gapfill.config import GapConfig
-from gapfill.corpus import cached_embeddings, sts_sentences
+from gapfill.config import GapConfig, GuidedSearchConfig
+from gapfill.corpus import cached_embeddings, heldout_picks, sts_sentences
 from gapfill.gaps import find_gaps
+from gapfill.guided_search import guided_search, sentence_proposer
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, spacing
 
@@ -49,14 +55,27 @@ HERE = Path(__file__).resolve().parent
 MODELS = repo_root() / "gapfill" / "models"
 
 
+SOURCES = ("beam", "search", "initial", "previous")
+
+
 @dataclass
 class BenchConfig:
-    model: str = field(default=str(MODELS / "vec2text" / "stsb-minilm"), metadata={"help": "trained vec2text folder"})
+    model: str = field(default=str(MODELS / "vec2text" / "stsb-prefix"), metadata={"help": "trained vec2text folder"})
     umap_model: str = field(
         default=str(MODELS / "parametric_umap" / "stsb-bench"), metadata={"help": "from bench_umap.py"}
     )
-    n_targets: int = field(default=40, metadata={"help": "held-out sentences inverted"})
-    n_gaps: int = field(default=8, metadata={"help": "gap points inverted"})
+    n_targets: int = field(default=16, metadata={"help": "held-out sentences inverted"})
+    n_gaps: int = field(default=5, metadata={"help": "gap points inverted"})
+    use_search: bool = field(default=True, metadata={"help": "guided search inside the inversion steps"})
+    init_retrieval: bool = field(
+        default=False,
+        metadata={"help": "the nearest training sentence (cos >= near_duplicate removed) competes at step 0"},
+    )
+    plain_search: bool = field(default=True, metadata={"help": "also run the guided search alone (plain SmolLM2)"})
+    tag: str = field(default="vec2text", metadata={"help": "results file name (without extension)"})
+    search: GuidedSearchConfig = field(
+        default_factory=lambda: GuidedSearchConfig(beam_width=5, top_k=10, max_new_tokens=20, fluency_weight=0.05)
+    )
     num_steps: int = field(default=3, metadata={"help": "correction steps"})
     beam_width: int = field(default=4, metadata={"help": "hypotheses per step"})
     near_duplicate: float = field(default=0.95, metadata={"help": "retrieval excludes texts at least this close"})
@@ -86,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = HERE / "cache"
     train_emb = cached_embeddings(train_texts, embed, cache, DEFAULT_MODEL)
     dev_emb_all = cached_embeddings(dev_all, embed, cache, DEFAULT_MODEL)
-    train_set = set(train_texts)
-    candidates = [i for i, t in enumerate(dev_all) if t not in train_set]
-    rng = np.random.default_rng(cfg.seed)
-    pick = sorted(rng.choice(candidates, min(cfg.n_targets, len(candidates)), replace=False))
+    pick = heldout_picks(train_texts, dev_all, cfg.n_targets, cfg.seed)
     refs = [dev_all[i] for i in pick]
     targets = dev_emb_all[pick]
 
@@ -107,18 +123,48 @@ def main(argv: list[str] | None = None) -> int:
         "texts": [train_texts[j] for j in retrieved],
         "cosines": [float(sims[i, j]) for i, j in enumerate(retrieved)],
     }
+    search = cfg.search if cfg.use_search else False
+    plain, plain_seconds = [], []
+    for i, target in enumerate(targets if cfg.plain_search else []):
+        start = time.perf_counter()
+        plain.append(guided_search(sentence_proposer(base_lm, tokenizer), target, embed, cfg.search)[0])
+        plain_seconds.append(time.perf_counter() - start)
+        logger.info("%d/%d plain search %.1fs %.3f | %s", i + 1, len(targets), plain_seconds[-1], plain[-1].cosine, plain[-1].text)  # fmt: skip
     traces, seconds = [], []
     for i, target in enumerate(targets):
         start = time.perf_counter()
-        traces.append(v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width))
+        initial = [train_texts[retrieved[i]]] if cfg.init_retrieval else []
+        traces.append(v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial))
         seconds.append(time.perf_counter() - start)
         logger.info("%d/%d %.1fs cos by step %s | %s -> %s", i + 1, len(targets), seconds[-1],
                     [round(s.cosine, 3) for s in traces[-1]], refs[i], traces[-1][-1].text)  # fmt: skip
     top = [t[0].candidates[0] for t in traces]
     rows["zero-step, top beam (no re-ranking)"] = {"texts": [c[0] for c in top], "cosines": [c[1] for c in top]}
+    if plain:
+        rows[f"guided search alone (plain SmolLM2, weight {cfg.search.fluency_weight:g})"] = {
+            "texts": [c.text for c in plain],
+            "cosines": [c.cosine for c in plain],
+        }
+    beams_only = [
+        max(
+            (c for c, src in zip(t[0].candidates, t[0].sources) if src == "beam"), key=lambda c: c[1], default=("", 0.0)
+        )
+        for t in traces
+    ]
+    rows[f"step 0, beams only (best of {cfg.beam_width})"] = {
+        "texts": [c[0] for c in beams_only],
+        "cosines": [c[1] for c in beams_only],
+    }
+    with_search = (" + guided search" if cfg.use_search else "") + (
+        " + nearest training sentence" if cfg.init_retrieval else ""
+    )
     for s in range(cfg.num_steps + 1):
-        name = f"step 0 (best of {cfg.beam_width} beams)" if s == 0 else f"step {s} (correction)"
-        rows[name] = {"texts": [t[s].text for t in traces], "cosines": [t[s].cosine for t in traces]}
+        name = f"step 0 ({cfg.beam_width} beams{with_search})" if s == 0 else f"step {s} (correction{with_search})"
+        rows[name] = {
+            "texts": [t[s].text for t in traces],
+            "cosines": [t[s].cosine for t in traces],
+            "kept_from": {src: sum(t[s].source == src for t in traces) for src in SOURCES},
+        }
     table = {}
     for name, row in rows.items():
         table[name] = {
@@ -126,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             "bleu": bleu(row["texts"], refs),
             "perplexity": v2t.perplexity(base_lm, tokenizer, row["texts"]),
             "share_cosine_ge_0.9": float(np.mean(np.asarray(row["cosines"]) >= 0.9)),
+            "kept_from": row.get("kept_from"),
         }
     table["original sentences (reference)"] = {
         "mean_cosine": 1.0,
@@ -139,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + cfg.wait_for_umap
     while not Path(cfg.umap_model, "config.json").is_file() and time.monotonic() < deadline:
         time.sleep(10)  # bench_umap.py may still be fitting the map in parallel
-    if Path(cfg.umap_model, "config.json").is_file():
+    if cfg.n_gaps and Path(cfg.umap_model, "config.json").is_file():
         umap = ParametricUMAP.load(cfg.umap_model)
         coords = umap.transform(train_emb)
         scale = spacing(coords)
@@ -147,12 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         gap_rows = []
         for g in gaps:
             target = decode_point(umap, (g.x, g.y))
+            j = int(np.argmax(train_emb @ target))
             start = time.perf_counter()
-            trace = v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width)
+            initial = [train_texts[j]] if cfg.init_retrieval else []
+            trace = v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial)
             secs = time.perf_counter() - start
             text_emb = embed([trace[-1].text])[0]
             landed = umap.transform(text_emb[None])[0]
-            j = int(np.argmax(train_emb @ target))
             gap_rows.append({
                 "gap": [g.x, g.y], "radius_over_spacing": g.radius_ratio, "text": trace[-1].text,
                 "cosine_by_step": [s.cosine for s in trace], "lands_over_spacing": float(np.linalg.norm(landed - [g.x, g.y]) / scale),
@@ -174,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             }
     examples = [
         {"original": refs[i], "retrieval": rows["retrieval (nearest train sentence, cos ≥ 0.95 removed)"]["texts"][i],
-         "step0": traces[i][0].text, "final": traces[i][-1].text, "final_cosine": traces[i][-1].cosine}
+         "plain_search": plain[i].text, "step0": traces[i][0].text, "final": traces[i][-1].text,
+         "final_cosine": traces[i][-1].cosine}
         for i in range(min(8, len(refs)))
     ]  # fmt: skip
     res = {
@@ -190,12 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         "n_targets": len(refs),
         "table": table,
         "seconds_per_text": float(np.mean(seconds)),
+        "seconds_per_text_plain_search": float(np.mean(plain_seconds)) if plain_seconds else None,
         "gaps": gap_res,
         "examples": examples,
     }
     out = Path(cfg.output)
-    write_json(out / "vec2text.json", res)
-    write_text(out / "vec2text.md", markdown(res))
+    write_json(out / f"{cfg.tag}.json", res)
+    write_text(out / f"{cfg.tag}.md", markdown(res))
     print(markdown(res))
     return 0
 
@@ -223,20 +273,37 @@ def markdown(r: dict) -> str:
         f"`{m['trainable']}`; trained {t.get('steps', '?')} steps of {m['batch_size']} examples in {t.get('seconds', 0) / 60:.0f} min "
         f"(loss {t.get('first_loss', float('nan')):.2f} → {t.get('last_loss', float('nan')):.2f}, held-out loss "
         f"{t.get('val_loss') or float('nan'):.2f}) on {r['model'].get('n_texts', '?')} STS-B train sentences. "
-        f"Inversion: beam width {c['beam_width']}, {c['num_steps']} correction steps, on {r['n_targets']} STS-B dev sentences "
-        "that are not in the training sentences.",
+        f"Inversion: beam width {c['beam_width']}, {c['num_steps']} correction steps"
+        + (
+            f", guided search at every step (beam width {c['search']['beam_width']}, top-{c['search']['top_k']} tokens, "
+            f"at most {c['search']['max_new_tokens']} tokens, fluency weight {c['search']['fluency_weight']:g})"
+            if c.get("use_search")
+            else ""
+        )
+        + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences.",
         "",
         f"Machine: {r['machine']['cpu_count']} CPU cores **shared with other jobs** (1-min load average "
         f"{r['machine']['load_average_1min_at_start']:.1f} at start), {r['machine']['torch_threads']} torch thread(s).",
         "",
-        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) |",
-        "| --- | --- | --- | --- | --- |",
+        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from (beam/search/initial/previous) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in r["table"].items():
+        kept = row.get("kept_from")
+        kept = "/".join(str(kept.get(src, 0)) for src in SOURCES) if kept else ""
         lines.append(
-            f"| {name} | {row['mean_cosine']:.4f} | {row['share_cosine_ge_0.9']:.2f} | {row['bleu']:.1f} | {row['perplexity']:.1f} |"
+            f"| {name} | {row['mean_cosine']:.4f} | {row['share_cosine_ge_0.9']:.2f} | {row['bleu']:.1f} | {row['perplexity']:.1f} | {kept} |"
         )
-    lines += ["", f"Seconds per generated text (all steps): **{r['seconds_per_text']:.1f} s** on this CPU.", ""]
+    lines += [
+        "",
+        f"Seconds per generated text: **{r['seconds_per_text']:.1f} s** for the prefix model with all steps, "
+        + (
+            f"{r['seconds_per_text_plain_search']:.1f} s for the guided search alone, on this CPU."
+            if r.get("seconds_per_text_plain_search")
+            else "on this CPU."
+        ),
+        "",
+    ]
     g = r.get("gaps")
     if g:
         steps = " → ".join(f"{v:.3f}" for v in g["cosine_by_step"])
@@ -247,13 +314,24 @@ def markdown(r: dict) -> str:
             f"{g['retrieval_lands_over_spacing']:.1f}×); perplexity {g['perplexity']:.1f}.",
             "",
         ]
-    lines += ["Examples:", "", "| original | retrieval | step 0 | final (cosine) |", "| --- | --- | --- | --- |"]
+    lines += [
+        "Examples:",
+        "",
+        "| original | retrieval | guided search alone | step 0 | final (cosine) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for e in r["examples"]:
-        cells = [e["original"], e["retrieval"], e["step0"], f"{e['final']} ({e['final_cosine']:.3f})"]
+        cells = [
+            e["original"],
+            e["retrieval"],
+            e.get("plain_search", ""),
+            e["step0"],
+            f"{e['final']} ({e['final_cosine']:.3f})",
+        ]
         lines.append("| " + " | ".join(x.replace("|", "/") for x in cells) + " |")
     lines += [
         "",
-        "Command: `make bench-gapfill` (or `python gapfill/bench/bench_vec2text.py key=value ...`); raw numbers in `vec2text.json`.",
+        f"Command: `make bench-gapfill` (or `python gapfill/bench/bench_vec2text.py key=value ...`); raw numbers in `{r['config']['tag']}.json`.",
         "",
     ]
     return "\n".join(lines)

@@ -21,14 +21,36 @@ class UMAPConfig:
     min_dist: float = field(default=0.1, metadata={"help": "UMAP min_dist (sets a, b with spread)"})
     spread: float = field(default=1.0, metadata={"help": "UMAP spread"})
     metric: Literal["cosine", "euclidean"] = field(default="cosine", metadata={"help": "input-space metric"})
-    n_epochs: int = field(default=60, metadata={"help": "passes over the graph's edges"})
+    n_epochs: int = field(default=40, metadata={"help": "passes over the graph's edges"})
     batch_size: int = field(default=1024, metadata={"help": "edges per step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
     hidden_layers: list[int] = field(default_factory=lambda: [256, 256], metadata={"help": "MLP widths"})
     negative_sample_rate: int = field(default=5, metadata={"help": "negative samples per edge"})
+    negative_sampling: Literal["uniform", "batch"] = field(
+        default="uniform",
+        metadata={"help": "negatives drawn uniformly from all points (as umap-learn) or from the batch's edge ends"},
+    )
+    init: Literal["spectral", "pca", "random"] = field(
+        default="spectral",
+        metadata={"help": "layout the encoder is first fitted to (umap-learn starts from the spectral one)"},
+    )
+    init_epochs: int = field(default=20, metadata={"help": "passes over the points fitting the encoder to `init`"})
+    final_lr_fraction: float = field(default=0.02, metadata={"help": "learning rate at the end of the linear decay"})
     repulsion_strength: float = field(default=1.0, metadata={"help": "weight of the repulsive term"})
-    reconstruction_weight: float = field(default=1.0, metadata={"help": "weight of the decoder's loss"})
+    reconstruction_weight: float = field(
+        default=10.0, metadata={"help": "weight of the decoder's loss (it also shapes the map, see decoder_shapes_map)"}
+    )
     reconstruction_loss: Literal["cosine", "mse"] = field(default="cosine", metadata={"help": "decoder loss"})
+    decoder_shapes_map: bool = field(
+        default=True,
+        metadata={
+            "help": "the decoder's loss also trains the encoder (an autoencoder beside UMAP's loss; "
+            "False: the map is pure UMAP and the decoder only follows it)"
+        },
+    )
+    decoder_epochs: int = field(
+        default=100, metadata={"help": "extra passes over the points training only the decoder on the final map"}
+    )
     validation_split: float = field(default=0.1, metadata={"help": "fraction of points held out"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -43,8 +65,29 @@ class UMAPConfig:
             raise ValueError("need 0 <= min_dist <= spread and spread > 0")
         if self.n_epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("n_epochs, batch_size and learning_rate must be positive")
+        if self.init_epochs < 0 or self.decoder_epochs < 0 or not 0 < self.final_lr_fraction <= 1:
+            raise ValueError("init_epochs and decoder_epochs must be >= 0 and final_lr_fraction in (0, 1]")
         if not self.hidden_layers or any(h < 1 for h in self.hidden_layers):
             raise ValueError("hidden_layers must be a non-empty list of positive widths")
+
+
+@dataclass
+class GuidedSearchConfig:
+    """Settings of the embedding-guided beam search."""
+
+    beam_width: int = field(default=6, metadata={"help": "partial texts kept per step"})
+    top_k: int = field(default=12, metadata={"help": "next tokens the LM proposes per partial text"})
+    max_new_tokens: int = field(default=24, metadata={"help": "longest text, in LM tokens"})
+    fluency_weight: float = field(
+        default=0.05, metadata={"help": "weight of the mean token log-prob beside the cosine (0: cosine only)"}
+    )
+    no_repeat_ngram_size: int = field(default=3, metadata={"help": "never repeat an n-gram of tokens (0: allow)"})
+
+    def validate(self) -> None:
+        if self.beam_width < 1 or self.top_k < 1 or self.max_new_tokens < 1:
+            raise ValueError("beam_width, top_k and max_new_tokens must be >= 1")
+        if self.fluency_weight < 0:
+            raise ValueError("fluency_weight must be >= 0")
 
 
 @dataclass
@@ -71,6 +114,10 @@ class Vec2TextConfig:
     num_steps: int = field(default=3, metadata={"help": "correction steps at inversion"})
     beam_width: int = field(default=4, metadata={"help": "hypotheses per step"})
     max_new_tokens: int = field(default=40, metadata={"help": "generation length limit"})
+    use_search: bool = field(
+        default=True, metadata={"help": "also run the embedding-guided search at each inversion step"}
+    )
+    search: GuidedSearchConfig = field(default_factory=GuidedSearchConfig)
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def validate(self) -> None:
@@ -82,6 +129,7 @@ class Vec2TextConfig:
             raise ValueError("num_steps must be >= 0 and beam_width >= 1")
         if not 0 <= self.correction_fraction <= 1:
             raise ValueError("correction_fraction must be in [0, 1]")
+        self.search.validate()
 
 
 @dataclass

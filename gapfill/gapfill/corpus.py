@@ -86,3 +86,14 @@ def cached_embeddings(texts: list[str], embed, cache_dir: str | os.PathLike | No
     with atomic_write(path, "wb") as handle:
         np.save(handle, emb)
     return emb
+
+
+def heldout_picks(train_texts: list[str], dev_texts: list[str], n: int, seed: int = 0) -> list[int]:
+    """Indices of ``n`` dev sentences that are not training sentences (a fixed random choice).
+
+    The benchmarks share it so that their tables are computed on the same held-out sentences.
+    """
+    train_set = set(train_texts)
+    candidates = [i for i, t in enumerate(dev_texts) if t not in train_set]
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(candidates, min(n, len(candidates)), replace=False))

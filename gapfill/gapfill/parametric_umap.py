@@ -119,9 +119,48 @@ class ParametricUMAP:
         edges = graph_edges(graph, cfg.n_epochs)
         self.a, self.b = builder.ab(cfg.spread, cfg.min_dist)
         self._build(x.shape[1])
-
         x_train = torch.from_numpy(x[train_idx]).to(self.device)  # (n_train, dim)
-        x_val = torch.from_numpy(x[val_idx]).to(self.device)  # (n_val, dim)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.history = []
+        if cfg.init != "random" and cfg.init_epochs:
+            layout = initial_layout(cfg.init, x[train_idx], graph, cfg.n_components, cfg.seed)
+            self._fit_encoder_to(x_train, torch.from_numpy(layout).to(self.device), generator)
+        self._fit_umap(x_train, edges, generator, x[val_idx], progress, should_stop)
+        if cfg.decoder_epochs:
+            self._fit_decoder(x_train, generator)
+            if len(val_idx):
+                self.history[-1]["val_reconstruction_cosine"] = float(
+                    np.mean(cosine_rows(self.inverse_transform(self.transform(x[val_idx])), x[val_idx]))
+                )
+        return self
+
+    def _fit_encoder_to(self, x: torch.Tensor, layout: torch.Tensor, generator: torch.Generator) -> None:
+        """Regress the encoder onto an initial (n, n_components) layout (MSE), as umap-learn starts from one."""
+        cfg = self.config
+        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=cfg.learning_rate)
+        batch = min(256, len(x))
+        self.encoder.train()
+        for _ in range(cfg.init_epochs):
+            order = torch.randperm(len(x), generator=generator)
+            for i in range(0, len(x), batch):
+                idx = order[i : i + batch]
+                loss = (self.encoder(x[idx]) - layout[idx]).pow(2).sum(-1).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        logger.info("encoder fitted to the %s layout (MSE %.3f)", cfg.init, loss.item())
+
+    def _fit_umap(
+        self,
+        x_train: torch.Tensor,
+        edges,
+        generator: torch.Generator,
+        x_val: np.ndarray,
+        progress: ProgressFn | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        """UMAP's loss on sampled edges for the encoder; the decoder learns from the edges' heads meanwhile."""
+        cfg = self.config
         head = torch.from_numpy(edges.head).to(self.device)
         tail = torch.from_numpy(edges.tail).to(self.device)
         weight = torch.from_numpy(edges.weight)
@@ -129,10 +168,10 @@ class ParametricUMAP:
         optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
         steps_per_epoch = max(1, math.ceil(len(weight) / cfg.batch_size))
         total = cfg.n_epochs * steps_per_epoch
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - 0.9 * s / total)
+        floor = cfg.final_lr_fraction
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - (1.0 - floor) * s / total)
         recon_fn = RECONSTRUCTION_LOSSES[cfg.reconstruction_loss]
-        generator = torch.Generator().manual_seed(cfg.seed)
-        self.history = []
+        rate, n = cfg.negative_sample_rate, len(x_train)
         for epoch in range(1, cfg.n_epochs + 1):
             self.encoder.train()
             self.decoder.train()
@@ -141,16 +180,20 @@ class ParametricUMAP:
                 pick = torch.multinomial(weight, cfg.batch_size, replacement=True, generator=generator)
                 xh, xt = x_train[head[pick]], x_train[tail[pick]]  # (batch, dim)
                 zh, zt = self.encoder(xh), self.encoder(xt)  # (batch, n_components)
-                # Negatives: the batch's own embeddings, shuffled (umap-learn's parametric scheme).
-                neg = torch.cat([zt, zh])[
-                    torch.randint(0, 2 * len(zh), (len(zh) * cfg.negative_sample_rate,), generator=generator)
-                ]  # (batch * rate, n_components)
+                if cfg.negative_sampling == "uniform":
+                    # A uniform sample of points (umap-learn samples negatives uniformly over vertices).
+                    pool = self.encoder(x_train[torch.randint(0, n, (len(zh),), generator=generator)])
+                else:
+                    pool = torch.cat([zt, zh])  # the batch's own edge ends (umap-learn's parametric scheme)
+                neg = pool[torch.randint(0, len(pool), (len(zh) * rate,), generator=generator)]  # (batch * rate, n_c)
                 loss_umap = umap_cross_entropy(zh, zt, neg, self.a, self.b, cfg.repulsion_strength)
-                loss_rec = recon_fn(self.decoder(zh), xh)
+                loss_rec = recon_fn(self.decoder(zh if cfg.decoder_shapes_map else zh.detach()), xh)
                 loss = loss_umap + cfg.reconstruction_weight * loss_rec
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(params, 4.0)
+                # clipped apart, so that a detached decoder cannot change the encoder's steps
+                nn.utils.clip_grad_norm_(list(self.encoder.parameters()), 4.0)
+                nn.utils.clip_grad_norm_(list(self.decoder.parameters()), 4.0)
                 optimizer.step()
                 scheduler.step()
                 sums["umap_loss"] += loss_umap.item()
@@ -158,7 +201,7 @@ class ParametricUMAP:
             metrics = {k: v / steps_per_epoch for k, v in sums.items()}
             if len(x_val):
                 metrics["val_reconstruction_cosine"] = float(
-                    np.mean(cosine_rows(self.inverse_transform(self.transform(x[val_idx])), x[val_idx]))
+                    np.mean(cosine_rows(self.inverse_transform(self.transform(x_val)), x_val))
                 )
             metrics["epoch"] = epoch
             self.history.append(metrics)
@@ -169,8 +212,34 @@ class ParametricUMAP:
             if should_stop is not None and should_stop():
                 logger.info("stopped after epoch %d", epoch)
                 break
-        del x_val
-        return self
+
+    def _fit_decoder(self, x_train: torch.Tensor, generator: torch.Generator) -> None:
+        """Train only the decoder on the final map: every point's coordinates -> its embedding."""
+        cfg = self.config
+        with torch.no_grad():
+            self.encoder.eval()
+            z = self.encoder(x_train)  # (n_train, n_components)
+        recon_fn = RECONSTRUCTION_LOSSES[cfg.reconstruction_loss]
+        optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.learning_rate)
+        batch = min(cfg.batch_size, len(z))
+        steps = cfg.decoder_epochs * math.ceil(len(z) / batch)
+        floor = cfg.final_lr_fraction
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - (1.0 - floor) * s / steps)
+        self.decoder.train()
+        total = 0.0
+        for _ in range(cfg.decoder_epochs):
+            order = torch.randperm(len(z), generator=generator)
+            total = 0.0
+            for i in range(0, len(z), batch):
+                idx = order[i : i + batch]
+                loss = recon_fn(self.decoder(z[idx]), x_train[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(idx)
+        self.history[-1]["decoder_loss"] = total / len(z)
+        logger.info("decoder fitted on the final map (loss %.4f)", total / len(z))
 
     def _check(self, x: np.ndarray, dim: int, what: str) -> np.ndarray:
         if not self.is_fitted:
@@ -234,6 +303,27 @@ class ParametricUMAP:
         model.encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
         model.decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
         return model
+
+
+def initial_layout(kind: str, x: np.ndarray, graph: sp.spmatrix, n_components: int, seed: int) -> np.ndarray:
+    """The (n, n_components) starting layout, scaled as umap-learn scales its init (max |coordinate| = 10).
+
+    ``spectral``: the eigenvectors of the fuzzy graph's normalised Laplacian (scikit-learn's
+    ``spectral_embedding``, what umap-learn's default init computes); ``pca``: the first
+    principal components of ``x``.
+    """
+    if kind == "spectral":
+        from sklearn.manifold import spectral_embedding
+
+        layout = spectral_embedding(sp.csr_matrix(graph), n_components=n_components, random_state=seed, drop_first=True)
+    elif kind == "pca":
+        from sklearn.decomposition import PCA
+
+        layout = PCA(n_components=n_components, random_state=seed).fit_transform(x)
+    else:
+        raise ValueError(f"unknown init {kind!r}")
+    layout = layout - layout.mean(0)
+    return (10.0 * layout / max(float(np.abs(layout).max()), 1e-12)).astype(np.float32)
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,11 +6,13 @@ embedded and projected again, in map units and relative to the documents' spacin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from gapfill.config import GuidedSearchConfig
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.vec2text import EmbedFn, Vec2Text, invert
 
@@ -54,6 +56,8 @@ def generate_at(
     coords: np.ndarray | None = None,
     num_steps: int | None = None,
     beam_width: int | None = None,
+    search: GuidedSearchConfig | bool | None = None,
+    initial: Sequence[str] = (),
 ) -> Generation:
     """Generate text for a map point and measure where it lands.
 
@@ -64,10 +68,12 @@ def generate_at(
         embed: the embedding function the model inverts.
         coords: (n, 2) document coordinates, for the spacing and nearest document.
         num_steps, beam_width: correction settings (default: the model's config).
+        search: the guided search's settings, True/False, or None for the model's config.
+        initial: extra starting hypotheses (e.g. the nearest document's text).
     """
     point = np.asarray(point, dtype=np.float32)
     target = decode_point(umap, point)
-    steps = invert(model, target, embed, num_steps, beam_width)
+    steps = invert(model, target, embed, num_steps, beam_width, search, initial)
     text = steps[-1].text
     text_emb = embed([text])[0]
     landed = umap.transform(text_emb[None])[0]

@@ -2,7 +2,8 @@
 
 - trustworthiness: how many of a point's map neighbours are also its neighbours in the
   embedding space (1.0 = no false neighbours), computed with ``sklearn.manifold.trustworthiness``;
-- embedding -> map -> embedding: cosine of the decoded embedding to the original;
+- embedding -> map -> embedding: cosine of the decoded embedding to the original, beside a
+  non-parametric reference (the mean embedding of the point's 10 nearest map neighbours);
 - map -> embedding -> map: distance of the re-encoded point to the original point (map
   units and relative to the documents' spacing).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy.spatial import cKDTree
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
 from gapfill.parametric_umap import ParametricUMAP, cosine_rows
@@ -38,6 +40,13 @@ def round_trip(model: ParametricUMAP, x: np.ndarray, seed: int = 0) -> dict[str,
     x_back = model.inverse_transform(z)  # (n, dim)
     cos = cosine_rows(x_back, x)
     scale = spacing(z)
+    # reference: a non-parametric decoder, the mean embedding of a point's 10 nearest map neighbours
+    k = min(10, len(z) - 1)
+    if k >= 1:
+        nbrs = cKDTree(z).query(z, k=k + 1)[1][:, 1:]  # (n, k), the point itself excluded
+        knn_cos = cosine_rows(x[nbrs].mean(1), x)
+    else:
+        knn_cos = np.zeros(len(z))
     z_back = model.transform(x_back)
     d_doc = np.linalg.norm(z_back - z, axis=1)
     rng = np.random.default_rng(seed)
@@ -47,6 +56,7 @@ def round_trip(model: ParametricUMAP, x: np.ndarray, seed: int = 0) -> dict[str,
     return {
         "embedding_round_trip_cosine_mean": float(cos.mean()),
         "embedding_round_trip_cosine_p10": float(np.percentile(cos, 10)),
+        "knn_decoder_cosine_mean": float(knn_cos.mean()),
         "map_round_trip_distance_mean": float(d_doc.mean()),
         "map_round_trip_distance_over_spacing": float(d_doc.mean() / scale),
         "map_round_trip_random_points_over_spacing": float(d_rand.mean() / scale),

@@ -35,7 +35,7 @@ from gapfill.gaps import find_gaps
 from gapfill.graph import GraphBuilder
 from gapfill.jobs import JobBusy, JobRunner
 from gapfill.parametric_umap import ParametricUMAP
-from gapfill.pipeline import generate_at
+from gapfill.pipeline import decode_point, generate_at
 from gapfill.quality import evaluate_quality
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,10 @@ class GenerateRequest(BaseModel):
     y: float = Field(strict=True, allow_inf_nan=False, description="map y coordinate")
     num_steps: int | None = Field(default=None, ge=0, le=10)
     beam_width: int | None = Field(default=None, ge=1, le=16)
+    guided_search: bool | None = Field(default=None, description="run the embedding-guided search (default: config)")
+    start_from_nearest: bool = Field(
+        default=False, description="the document nearest to the decoded embedding competes as a starting hypothesis"
+    )
 
 
 def default_embedder(name: str) -> EmbedderFactory:
@@ -348,8 +352,20 @@ class GapFillService:
     def generate(self, req: GenerateRequest) -> dict:
         self._require(umap=True, vec2text=True)
         self._not_training("vec2text")
+        initial = []
+        if req.start_from_nearest:
+            target = decode_point(self.umap, (req.x, req.y))
+            initial = [self.texts[int(np.argmax(self.embeddings @ target))]]
         gen = generate_at(
-            (req.x, req.y), self.umap, self.vec2text, self.embed, self.coords, req.num_steps, req.beam_width
+            (req.x, req.y),
+            self.umap,
+            self.vec2text,
+            self.embed,
+            self.coords,
+            req.num_steps,
+            req.beam_width,
+            search=req.guided_search,
+            initial=initial,
         )
         out = gen.to_dict()
         if gen.nearest_document is not None:

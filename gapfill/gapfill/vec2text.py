@@ -12,7 +12,10 @@ neighbouring training text or a noised copy of the text (no generation is needed
 At inversion, each step generates ``beam_width`` hypotheses, embeds them, and keeps the
 one closest to the target (never a worse one than it started from), which conditions the
 next step: ``invert_embeddings(embeddings, model, embedder, num_steps)`` mirrors the
-public API of jxmorris12/vec2text.
+public API of jxmorris12/vec2text. With a :class:`~gapfill.guided_search.GuidedSearchConfig`
+each step also runs the embedding-guided beam search with the model itself as proposer (its
+prefix, and in corrections the hypothesis, condition the proposed tokens), and the search's
+text competes with the beams under the same never-worse rule.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from embshared.config import load_config, save_config
 from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json
 from gapfill.config import Vec2TextConfig
+from gapfill.guided_search import GuidedSearchConfig, LMProposer, document_start_id, guided_search
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +135,19 @@ class Vec2Text(nn.Module):
             parts += [self.lm.get_input_embeddings()(ids), self.separator]
         return torch.cat(parts)[None]
 
+    @torch.no_grad()
+    def proposer(
+        self, target: np.ndarray, hypothesis: str | None = None, hyp_emb: np.ndarray | None = None
+    ) -> LMProposer:
+        """The model as a token proposer for :func:`gapfill.guided_search.guided_search`: the LM after
+        the prefix of ``target`` (zero-step form) or after ``[prefix(target, hyp)] hypothesis [SEP]``."""
+        self.eval()
+        t = torch.as_tensor(np.asarray(target, dtype=np.float32), device=self.device)
+        h = None if hyp_emb is None else torch.as_tensor(np.asarray(hyp_emb, dtype=np.float32), device=self.device)
+        hyp_ids = self.encode_text(hypothesis) if hypothesis is not None else None
+        context = self._context(t, h, hyp_ids)[0]  # (ctx, lm_dim)
+        return LMProposer(self.lm, self.tokenizer, context, eos_id=self.eos_id)
+
     def loss(self, batch: list[dict]) -> torch.Tensor:
         """Mean next-token loss of the texts of a batch of examples.
 
@@ -203,6 +220,8 @@ class Step:
     text: str
     cosine: float
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    source: str = "beam"  # what produced the kept text: "beam", "search" or "previous"
+    sources: list[str] = field(default_factory=list)  # what produced each candidate
 
 
 def best_of(target: np.ndarray, texts: list[str], embed: EmbedFn) -> tuple[str, float, np.ndarray, list[float]]:
@@ -213,50 +232,110 @@ def best_of(target: np.ndarray, texts: list[str], embed: EmbedFn) -> tuple[str, 
     return texts[i], float(cos[i]), emb[i], [float(c) for c in cos]
 
 
-def correction_step(
-    model: Vec2Text, target: np.ndarray, embed: EmbedFn, start: Step, start_emb: np.ndarray, beam_width: int
-) -> tuple[Step, np.ndarray]:
-    """One round of correction: propose ``beam_width`` texts conditioned on (target, start), keep the best.
+def _propose(
+    model: Vec2Text,
+    target: np.ndarray,
+    beam_width: int,
+    search: GuidedSearchConfig | None,
+    embed: EmbedFn,
+    hypothesis: str | None = None,
+    hyp_emb: np.ndarray | None = None,
+) -> list[tuple[str, str]]:
+    """(text, source) proposals of one step: the model's beams, plus the guided search's best text."""
+    out = []
+    if beam_width:
+        out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
+    if search is not None:
+        best, _ = guided_search(model.proposer(target, hypothesis, hyp_emb), target, embed, search)
+        if best.text.strip():
+            out.append((best.text, "search"))
+    return out
 
-    The starting hypothesis stays in the running, so the result is never further from the
-    target than ``start``.
+
+def correction_step(
+    model: Vec2Text,
+    target: np.ndarray,
+    embed: EmbedFn,
+    start: Step,
+    start_emb: np.ndarray,
+    beam_width: int,
+    search: GuidedSearchConfig | None = None,
+) -> tuple[Step, np.ndarray]:
+    """One round of correction: propose texts conditioned on (target, start), keep the closest.
+
+    The proposals are ``beam_width`` beams of the model and, with ``search``, the guided
+    search's text. The starting hypothesis stays in the running, so the result is never
+    further from the target than ``start``.
     """
-    texts = [t for t in model.generate(target, start.text, start_emb, beam_width) if t.strip()]
-    if not texts:
-        return Step(start.text, start.cosine, []), start_emb
+    proposals = _propose(model, target, beam_width, search, embed, start.text, start_emb)
+    if not proposals:
+        return Step(start.text, start.cosine, [], "previous"), start_emb
+    texts = [t for t, _ in proposals]
     text, cos, emb, all_cos = best_of(target, texts, embed)
     candidates = list(zip(texts, all_cos))
+    sources = [src for _, src in proposals]
     if cos > start.cosine:
-        return Step(text, cos, candidates), emb
-    return Step(start.text, start.cosine, candidates), start_emb
+        return Step(text, cos, candidates, sources[texts.index(text)], sources), emb
+    return Step(start.text, start.cosine, candidates, "previous", sources), start_emb
+
+
+def _search_config(model: Vec2Text, search: GuidedSearchConfig | bool | None) -> GuidedSearchConfig | None:
+    if search is None:
+        return model.config.search if model.config.use_search else None
+    if search is True:
+        return model.config.search
+    return search or None
 
 
 def invert(
-    model: Vec2Text, target: np.ndarray, embed: EmbedFn, num_steps: int | None = None, beam_width: int | None = None
+    model: Vec2Text,
+    target: np.ndarray,
+    embed: EmbedFn,
+    num_steps: int | None = None,
+    beam_width: int | None = None,
+    search: GuidedSearchConfig | bool | None = None,
+    initial: Sequence[str] = (),
 ) -> list[Step]:
-    """Invert one embedding; returns the best hypothesis after step 0 (zero-step) and each correction."""
+    """Invert one embedding; returns the best hypothesis after step 0 (zero-step) and each correction.
+
+    Args:
+        initial: extra starting hypotheses competing at step 0 (e.g. the nearest known text;
+            source "initial"), which the corrections then edit.
+        search: the embedding-guided search run at every step beside the beams: a config,
+            True (the model's ``config.search``), False (beams only), or None (the model's
+            ``config.use_search`` decides).
+    """
     cfg = model.config
+    search = _search_config(model, search)
     num_steps = cfg.num_steps if num_steps is None else num_steps
     beam_width = cfg.beam_width if beam_width is None else beam_width
     target = np.asarray(target, dtype=np.float32)
     target = target / max(float(np.linalg.norm(target)), 1e-12)
-    texts = [t for t in model.generate(target, beam_width=beam_width) if t.strip()] or [""]
+    proposals = _propose(model, target, beam_width, search, embed) + [(t, "initial") for t in initial if t.strip()]
+    proposals = proposals or [("", "beam")]
+    texts = [t for t, _ in proposals]
     text, cos, emb, all_cos = best_of(target, texts, embed)
-    steps = [Step(text, cos, list(zip(texts, all_cos)))]
+    sources = [src for _, src in proposals]
+    steps = [Step(text, cos, list(zip(texts, all_cos)), sources[texts.index(text)], sources)]
     for _ in range(num_steps):
-        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width)
+        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, search)
         steps.append(step)
     return steps
 
 
 def invert_embeddings(
-    embeddings: np.ndarray, model: Vec2Text, embed: EmbedFn, num_steps: int | None = None, beam_width: int | None = None
+    embeddings: np.ndarray,
+    model: Vec2Text,
+    embed: EmbedFn,
+    num_steps: int | None = None,
+    beam_width: int | None = None,
+    search: GuidedSearchConfig | bool | None = None,
 ) -> list[str]:
     """Texts whose embeddings are close to the rows of ``embeddings`` (n, dim)."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[1] != model.embed_dim:
         raise UserError(f"embeddings must have shape (n, {model.embed_dim}), got {tuple(embeddings.shape)}")
-    return [invert(model, e, embed, num_steps, beam_width)[-1].text for e in embeddings]
+    return [invert(model, e, embed, num_steps, beam_width, search)[-1].text for e in embeddings]
 
 
 # ---------------------------------------------------------------------------------------
@@ -447,15 +526,11 @@ def evaluate_loss(model: Vec2Text, examples: list[dict], batch_size: int = 16) -
 def perplexity(lm, tokenizer, texts: Sequence[str], batch_size: int = 16) -> float:
     """Token-level perplexity of ``texts`` under a plain LM (a fluency figure; lower is more fluent).
 
-    Each text is scored after a beginning-of-text token; the perplexity is exp of the mean
+    Each text is scored after the document-start token (``<|endoftext|>`` for SmolLM2); the perplexity is exp of the mean
     negative log-likelihood over all scored tokens.
     """
     lm.eval()
-    start_id = next(
-        i
-        for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, getattr(tokenizer, "cls_token_id", None), 0)
-        if i is not None
-    )
+    start_id = document_start_id(tokenizer)
     device = next(lm.parameters()).device
     total_nll, total_tokens = 0.0, 0
     for i in range(0, len(texts), batch_size):

@@ -179,6 +179,12 @@ def test_trained_service_end_to_end(trained):
     assert isinstance(out["text"], str) and len(out["landed"]) == 2
     assert out["distance"] == pytest.approx(np.linalg.norm(np.subtract(out["landed"], out["target"])), rel=1e-5)
     assert out["cosine_by_step"] == sorted(out["cosine_by_step"])
+    # starting from the nearest document: the first step is at least as close as that document
+    point = {"x": float(np.mean(xs)), "y": 0.0, "num_steps": 1, "beam_width": 1, "guided_search": False}
+    r = c.post(f"{API}/generate", json={**point, "start_from_nearest": True})
+    assert r.status_code == 200
+    plain = c.post(f"{API}/generate", json=point).json()
+    assert r.json()["cosine_by_step"][0] >= plain["cosine_by_step"][0] - 1e-6
 
 
 @pytest.mark.parametrize(
