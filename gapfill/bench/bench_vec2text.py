@@ -55,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 MODELS = repo_root() / "gapfill" / "models"
 
 
-SOURCES = ("beam", "search", "initial", "previous")
+SOURCES = ("beam", "search", "refine", "initial", "previous")
 
 
 @dataclass
@@ -285,7 +285,7 @@ def markdown(r: dict) -> str:
         f"Machine: {r['machine']['cpu_count']} CPU cores **shared with other jobs** (1-min load average "
         f"{r['machine']['load_average_1min_at_start']:.1f} at start), {r['machine']['torch_threads']} torch thread(s).",
         "",
-        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from (beam/search/initial/previous) |",
+        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from (beam/search/refine/initial/previous) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in r["table"].items():

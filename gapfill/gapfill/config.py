@@ -82,8 +82,17 @@ class GuidedSearchConfig:
         default=0.05, metadata={"help": "weight of the mean token log-prob beside the cosine (0: cosine only)"}
     )
     no_repeat_ngram_size: int = field(default=3, metadata={"help": "never repeat an n-gram of tokens (0: allow)"})
+    refine_rounds: int = field(
+        default=2, metadata={"help": "rounds of LM-proposed edits (delete/replace/insert a token) of a found text"}
+    )
+    refine_top_k: int = field(default=4, metadata={"help": "tokens the LM proposes per position when editing"})
+    refine_rescored: int = field(
+        default=8, metadata={"help": "edits (closest by cosine) whose fluency the LM scores per round"}
+    )
 
     def validate(self) -> None:
+        if self.refine_rounds < 0 or self.refine_top_k < 1 or self.refine_rescored < 1:
+            raise ValueError("refine_rounds must be >= 0, refine_top_k and refine_rescored >= 1")
         if self.beam_width < 1 or self.top_k < 1 or self.max_new_tokens < 1:
             raise ValueError("beam_width, top_k and max_new_tokens must be >= 1")
         if self.fluency_weight < 0:

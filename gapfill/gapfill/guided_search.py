@@ -89,14 +89,44 @@ class LMProposer:
         return [i for i in self.tokenizer.all_special_ids if i != self.eos_id]
 
     @torch.no_grad()
-    def start(self) -> torch.Tensor:
-        self.lm.eval()
+    def context_inputs(self) -> torch.Tensor:
+        """(ctx, lm_dim) input vectors of the context."""
         device = next(self.lm.parameters()).device
         if self.context is None or isinstance(self.context, list):
             ids = self.context or [document_start_id(self.tokenizer)]
-            inputs = self.lm.get_input_embeddings()(torch.tensor([ids], device=device))  # (1, ctx, lm_dim)
-        else:
-            inputs = self.context[None].to(device)  # (1, ctx, lm_dim)
+            return self.lm.get_input_embeddings()(torch.tensor(ids, device=device))
+        return self.context.to(device)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @torch.no_grad()
+    def sequence_logprobs(self, seqs: Sequence[Sequence[int]]) -> tuple[list[float], torch.Tensor]:
+        """Mean token log-prob of each sequence (its end token included) after the context, and
+        the (len + 1, vocab) next-token log-probs along the first sequence."""
+        emb = self.lm.get_input_embeddings()
+        ctx = self.context_inputs()  # (ctx, lm_dim)
+        end = [self.eos_id] if self.eos_id is not None else []
+        rows = [torch.cat([ctx, emb(torch.tensor([*s, *end], dtype=torch.long, device=ctx.device))]) for s in seqs]
+        width = max(len(r) for r in rows)
+        inputs = torch.zeros(len(rows), width, ctx.shape[1], device=ctx.device)  # (n, width, lm_dim)
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=ctx.device)
+        for i, r in enumerate(rows):
+            inputs[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        logp = torch.log_softmax(self.lm(inputs_embeds=inputs, attention_mask=mask).logits.float(), -1)
+        means = []
+        for i, s in enumerate(seqs):
+            toks = torch.tensor([*s, *end], dtype=torch.long, device=ctx.device)
+            pos = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(toks), device=ctx.device)
+            means.append(float(logp[i, pos, toks].mean()) if len(toks) else 0.0)
+        first = logp[0, len(ctx) - 1 : len(ctx) + len(seqs[0])]  # (len + 1, vocab)
+        return means, first
+
+    @torch.no_grad()
+    def start(self) -> torch.Tensor:
+        self.lm.eval()
+        inputs = self.context_inputs()[None]  # (1, ctx, lm_dim)
         out = self.lm(inputs_embeds=inputs, use_cache=True)
         self._cache = out.past_key_values
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (1, vocab)
@@ -258,3 +288,62 @@ def guided_search(
         return Candidate("", -1.0, 0.0, -np.inf), []
     ranked = sorted(ended.values(), key=lambda c: -c.score)
     return ranked[0], ranked
+
+
+def refine(
+    proposer: LMProposer,
+    text: str,
+    target: np.ndarray,
+    embed: EmbedFn,
+    config: GuidedSearchConfig | None = None,
+) -> Candidate:
+    """Edit a text towards the target with LM-proposed edits, keeping what the score prefers.
+
+    Each round tries every single-token deletion, and at every position the LM's
+    ``refine_top_k`` most likely tokens (given the text to their left) as a replacement or an
+    insertion; the edits are embedded, the ``refine_rescored`` closest are scored by the LM,
+    and the best by ``cosine + fluency_weight * mean log-prob`` replaces the text if it beats
+    it. The beam search is myopic (it judges partial texts); these edits fix the whole text.
+
+    Returns:
+        The best text found (``text`` itself if no edit helps).
+    """
+    cfg = config or GuidedSearchConfig()
+    target = np.asarray(target, dtype=np.float32)
+    target = target / max(float(np.linalg.norm(target)), 1e-12)
+    cache = _EmbedCache(embed, target)
+    banned = set(proposer.banned()) | ({proposer.eos_id} if proposer.eos_id is not None else set())
+    ids = proposer.encode(text)
+    means, pos_logp = proposer.sequence_logprobs([ids])
+    cos = cache.cosines([proposer.decode(ids)])[0]
+    best = Candidate(proposer.decode(ids), cos, means[0], cos + cfg.fluency_weight * means[0])
+    for _ in range(cfg.refine_rounds):
+        if not ids:
+            break
+        pos_logp[:, sorted(banned)] = -torch.inf
+        top = pos_logp.topk(cfg.refine_top_k, dim=-1).indices.tolist()  # (len + 1, k)
+        edits = [ids[:i] + ids[i + 1 :] for i in range(len(ids)) if len(ids) > 1]
+        for i in range(len(ids) + 1):
+            for tok in top[i]:
+                edits.append([*ids[:i], tok, *ids[i:]])  # insertion before position i
+                if i < len(ids) and tok != ids[i]:
+                    edits.append([*ids[:i], tok, *ids[i + 1 :]])  # replacement of token i
+        texts, seqs = [], []
+        for e in edits:
+            t = proposer.decode(e)
+            if t and t != best.text and t not in texts:
+                texts.append(t)
+                seqs.append(e)
+        if not texts:
+            break
+        cos = np.asarray(cache.cosines(texts))
+        order = np.argsort(-cos)[: cfg.refine_rescored]
+        means, _ = proposer.sequence_logprobs([seqs[j] for j in order])
+        scored = [(float(cos[j]) + cfg.fluency_weight * m, j, m) for j, m in zip(order, means)]
+        score, j, mean = max(scored)
+        if score <= best.score:
+            break
+        ids = seqs[j]
+        best = Candidate(texts[j], float(cos[j]), mean, score)
+        _, pos_logp = proposer.sequence_logprobs([ids])
+    return best

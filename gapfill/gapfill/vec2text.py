@@ -39,7 +39,7 @@ from embshared.config import load_config, save_config
 from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json
 from gapfill.config import Vec2TextConfig
-from gapfill.guided_search import GuidedSearchConfig, LMProposer, document_start_id, guided_search
+from gapfill.guided_search import GuidedSearchConfig, LMProposer, document_start_id, guided_search, refine
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class Step:
     text: str
     cosine: float
     candidates: list[tuple[str, float]] = field(default_factory=list)
-    source: str = "beam"  # what produced the kept text: "beam", "search" or "previous"
+    source: str = "beam"  # what produced the kept text: "beam", "search", "refine", "initial" or "previous"
     sources: list[str] = field(default_factory=list)  # what produced each candidate
 
 
@@ -241,7 +241,9 @@ def _propose(
     hypothesis: str | None = None,
     hyp_emb: np.ndarray | None = None,
 ) -> list[tuple[str, str]]:
-    """(text, source) proposals of one step: the model's beams, plus the guided search's best text."""
+    """(text, source) proposals of one step: the model's beams, plus the guided search's best text
+    and LM-proposed edits (:func:`~gapfill.guided_search.refine`) of the hypothesis (or, at step
+    0, of the search's text), both with the model conditioned on the target proposing tokens."""
     out = []
     if beam_width:
         out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
@@ -249,6 +251,11 @@ def _propose(
         best, _ = guided_search(model.proposer(target, hypothesis, hyp_emb), target, embed, search)
         if best.text.strip():
             out.append((best.text, "search"))
+        start = hypothesis if hypothesis is not None else best.text
+        if search.refine_rounds and start.strip():
+            edited = refine(model.proposer(target), start, target, embed, search)
+            if edited.text.strip() and edited.text != start:
+                out.append((edited.text, "refine"))
     return out
 
 

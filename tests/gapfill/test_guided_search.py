@@ -6,7 +6,7 @@ import torch
 
 from gapfill import vec2text as v2t
 from gapfill.config import GuidedSearchConfig, Vec2TextConfig
-from gapfill.guided_search import LMProposer, guided_search
+from gapfill.guided_search import LMProposer, guided_search, refine
 
 WORDS = ["<end>", "the", "dog", "sits", "on", "mat", "runs", "a", "park", "red", "stock", "tree"]  # no hash collisions
 FLUENT = {"the": ["dog", "mat"], "dog": ["sits"], "sits": ["on"], "on": ["the"], "mat": ["<end>"]}
@@ -121,8 +121,8 @@ def test_guided_correction_step_never_lowers_the_cosine(tiny_lm_session, embed_f
         assert step.cosine >= start.cosine
         assert step.cosine == pytest.approx(float(embed_fn([step.text])[0] @ target), abs=1e-5)
         np.testing.assert_allclose(emb, embed_fn([step.text])[0], atol=1e-6)
-        assert step.source in {"beam", "search", "previous"}
-        assert len(step.candidates) == 3  # two beams and the search's text
+        assert step.source in {"beam", "search", "refine", "previous"}
+        assert 3 <= len(step.candidates) <= 4  # two beams, the search's text and maybe an edit of the start
 
 
 def test_invert_with_search_is_monotone_and_search_only_works(tiny_lm_session, embed_fn):
@@ -133,6 +133,40 @@ def test_invert_with_search_is_monotone_and_search_only_works(tiny_lm_session, e
     )
     search = GuidedSearchConfig(beam_width=2, top_k=4, max_new_tokens=6)
     steps = v2t.invert(model, embed_fn(["a red dog runs"])[0], embed_fn, num_steps=2, beam_width=0, search=search)
-    assert len(steps) == 3 and all(s.source in {"search", "previous"} for s in steps)
+    assert len(steps) == 3 and all(s.source in {"search", "refine", "previous"} for s in steps)
     cos = [s.cosine for s in steps]
     assert cos == sorted(cos)
+
+
+def test_refine_deletes_the_word_that_pulls_away(tiny_lm_session, embed_fn):
+    lm, tok = tiny_lm_session
+    prop = LMProposer(lm, tok, None, eos_id=tok.sep_token_id)
+    target = embed_fn(["the dog sits on the mat"])[0]
+    start = "the dog sits on the stock mat"
+    cfg = GuidedSearchConfig(refine_rounds=2, refine_top_k=2, refine_rescored=200, fluency_weight=0.0)
+    out = refine(prop, start, target, embed_fn, cfg)
+    assert out.text == "the dog sits on the mat"
+    assert out.cosine == pytest.approx(1.0, abs=1e-5)
+    # with a fluency weight the result never scores below the starting text
+    cfg.fluency_weight = 0.5
+    means, _ = prop.sequence_logprobs([tok(start, add_special_tokens=False)["input_ids"]])
+    start_score = float(embed_fn([start])[0] @ target) + 0.5 * means[0]
+    assert refine(prop, start, target, embed_fn, cfg).score >= start_score - 1e-6
+
+
+def test_sequence_logprobs_match_a_manual_forward(tiny_lm_session):
+    lm, tok = tiny_lm_session
+    torch.manual_seed(1)
+    context = torch.randn(2, lm.config.hidden_size)
+    prop = LMProposer(lm, tok, context, eos_id=tok.sep_token_id)
+    seqs = [[1000, 2000, 3000], [4000]]
+    means, first = prop.sequence_logprobs(seqs)
+    emb = lm.get_input_embeddings()
+    for seq, mean in zip(seqs, means):
+        toks = [*seq, tok.sep_token_id]
+        x = torch.cat([context, emb(torch.tensor(toks))])[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(lm(inputs_embeds=x).logits[0], -1)
+        expected = np.mean([float(logp[len(context) - 1 + j, t]) for j, t in enumerate(toks)])
+        assert mean == pytest.approx(expected, abs=1e-4)
+    assert first.shape == (len(seqs[0]) + 1, lm.config.vocab_size)
