@@ -89,6 +89,22 @@ def plan_run_dirs(cfg: TrainConfig) -> tuple[Path, Path]:
     return work, final
 
 
+def _plan_on_main_process(cfg: TrainConfig, state) -> tuple[Path, Path]:
+    """Plan the run folders once, on the main process, and give every process the same answer."""
+    planned: object
+    try:
+        planned = plan_run_dirs(cfg) if state.is_main_process else None
+    except UserError as exc:
+        planned = exc
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        planned = broadcast_object_list([planned])[0]
+    if isinstance(planned, UserError):
+        raise planned
+    return planned
+
+
 def last_checkpoint(checkpoint_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -234,11 +250,7 @@ def train(
         work = final = Path(run_dir)
         in_place = True
     else:
-        work, final = plan_run_dirs(cfg)
-        if state.num_processes > 1 and not cfg.run_name:
-            from accelerate.utils import broadcast_object_list
-
-            work, final = broadcast_object_list([work, final])  # every rank writes the same run
+        work, final = _plan_on_main_process(cfg, state)
         in_place = False
     state.wait_for_everyone()
     if state.is_main_process:
