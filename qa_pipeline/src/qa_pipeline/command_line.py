@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 #: the subproject's shipped config folder (used when ``--config`` is not given and the
 #: current folder has no ``config/<name>``).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
 def default_config_path(name: str) -> Path | None:
