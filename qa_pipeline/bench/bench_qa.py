@@ -80,7 +80,15 @@ class BenchConfig:
     train_batch_size: int = 32
     learning_rate: float = 3e-5
     max_seq_length: int = 256
+    loss_function: str = "MultipleNegativesRankingLoss"
     mining: bool = True
+    num_negatives: int = field(default=1, metadata={"help": "mined hard negatives per pair (mining.num_negatives)"})
+    save_best_model: bool = field(
+        default=False,
+        metadata={
+            "help": "keep the best checkpoint by validation NDCG@10 (saturates on tiny splits) instead of the last"
+        },
+    )
     compare_fallback: bool = field(
         default=False, metadata={"help": "also train on inverse-cloze pseudo-queries of the same abstracts"}
     )
@@ -273,7 +281,9 @@ def finetune_config(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> FinetuneC
         num_epochs=cfg.num_epochs,
         train_batch_size=cfg.train_batch_size,
         learning_rate=cfg.learning_rate,
+        loss_function=cfg.loss_function,
         max_seq_length=cfg.max_seq_length,
+        save_best_model=cfg.save_best_model,
         train_split=0.9,
         seed=cfg.seed,
         tensorboard=False,
@@ -281,6 +291,7 @@ def finetune_config(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> FinetuneC
         overwrite=True,
     )
     ft.mining.enabled = cfg.mining
+    ft.mining.num_negatives = cfg.num_negatives
     return ft
 
 
@@ -375,7 +386,28 @@ def markdown(report: dict) -> str:
     lines += ["", "Headings GROBID has and the local extractor misses, and the reverse:", ""]
     for name, p in ext["papers"].items():
         lines.append(f"- {name}: missed {p['headings']['missed']}; extra {p['headings']['extra']}")
-    lines += ["", "## Training runs", ""]
+    c = r["config"]
+    lines += [
+        "",
+        "## Training runs",
+        "",
+        f"Settings: {c['base_model']}, {c.get('loss_function', 'MultipleNegativesRankingLoss')}, "
+        f"{c['num_epochs']:g} epochs, batch {c['train_batch_size']}, learning rate {c['learning_rate']:g}, "
+        f"max_seq_length {c['max_seq_length']}, "
+        + (
+            f"{c.get('num_negatives', 1)} mined hard negative(s) per pair (embeddingFT's mining, candidates: the "
+            "documents of the generated pairs)"
+            if c["mining"]
+            else "no mined negatives"
+        )
+        + (
+            "; final model: the best checkpoint by validation NDCG@10"
+            if c.get("save_best_model", True)
+            else "; final model: the last checkpoint"
+        )
+        + ". Pairs split 90/10 by paper.",
+        "",
+    ]
     for name, t in r["training"].items():
         lines.append(
             f"- {name}: {t['train_pairs']} train / {t['validation_pairs']} validation pairs (split by paper), "

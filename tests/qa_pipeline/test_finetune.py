@@ -4,16 +4,19 @@ the progress/metrics files, and a tiny end-to-end run (PDF text -> fallback Q&A 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
 
+from embshared.config import save_config
 from embshared.io import DataError, Examples
 from qa_pipeline.finetune import (
     GUIDE_LOSSES,
     FinetuneConfig,
     finetune,
     load_qa_pairs,
+    main,
     split_by_paper,
     train_config,
     warmup_ratio,
@@ -99,11 +102,16 @@ def test_train_config_maps_the_guide_keys(tmp_path):
         save_steps=25,
         max_seq_length=128,
         matryoshka_dims=[64],
+        save_best_model=False,
     )
     tcfg = train_config(cfg, n_train=100, run_dir=tmp_path / "run", resume=False)
     assert (tcfg.model_name, tcfg.batch_size, tcfg.learning_rate, tcfg.num_epochs) == ("some/model", 8, 3e-5, 2)
     assert (tcfg.loss, tcfg.max_seq_length, tcfg.matryoshka_dims) == ("OnlineContrastiveLoss", 128, [64])
     assert tcfg.evaluation.eval_steps is None and tcfg.save_steps == 25 and tcfg.evaluation.batch_size == 4
+    assert (
+        tcfg.evaluation.save_best_model is False
+        and train_config(FinetuneConfig(), 10, tmp_path, False).evaluation.save_best_model
+    )
     # Contrastive losses train on 1 positive + num_negatives negative rows per pair.
     assert tcfg.warmup_ratio == pytest.approx(10 / (np.ceil(200 / 8) * 2))
     assert (tcfg.output_dir, tcfg.run_name) == (str(tmp_path), "run")
@@ -158,7 +166,7 @@ def cosine_to_answers(model, rows) -> float:
     return float((q * a).sum(axis=1).mean())
 
 
-def test_tiny_end_to_end_on_one_paper(tmp_path, local_papers, minilm_session):
+def test_tiny_end_to_end_on_one_paper(tmp_path, local_papers, minilm_session, capsys):
     """One real paper -> fallback Q&A -> fine-tuned MiniLM with the guide's files."""
     from sentence_transformers import SentenceTransformer
 
@@ -184,9 +192,19 @@ def test_tiny_end_to_end_on_one_paper(tmp_path, local_papers, minilm_session):
         cache_dir=str(tmp_path / "cache"),
     )
     cfg.mining.enabled = False
-    result = finetune(cfg)
+    config_file = tmp_path / "embedding_finetuner.json"
+    save_config(cfg, config_file)
+    try:  # the guide's command line: python -m qa_pipeline.finetune --config ...
+        assert main(["--config", str(config_file)]) == 0
+    finally:  # main() logs to a file through the root logger: leave the logger as it was
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(handler)
+            handler.close()
     out = tmp_path / "model"
-    assert result.model_dir == out / "final_model" and result.n_test == 0  # one paper: no validation split
+    assert f"model: {out / 'final_model'}" in capsys.readouterr().out
+    log = (out / "logs" / "embedding_finetuning.log").read_text()
+    assert "training on" in log and "no validation split" in log  # one paper: nothing to validate on
     progress = json.loads((out / "training_progress.json").read_text())
     assert progress["training_completed"] is True and progress["train_examples"] == len(rows)
     assert progress["final_model_path"] == str(out / "final_model") and progress["eval_examples"] == 0

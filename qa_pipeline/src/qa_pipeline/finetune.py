@@ -63,6 +63,13 @@ class FinetuneConfig:
     )
     evaluation_steps: int = field(default=0, metadata={"help": "evaluate every N steps (0: once per epoch)"})
     save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps (0: with each evaluation)"})
+    save_best_model: bool = field(
+        default=True,
+        metadata={
+            "help": "final_model is the checkpoint with the best validation NDCG@10 (ties keep the earlier one); "
+            "false: the last one (better when the validation split is too small to rank checkpoints)"
+        },
+    )
     max_seq_length: int = 256
     train_split: float = field(default=0.9, metadata={"help": "share of papers used for training"})
     seed: int = 42
@@ -189,7 +196,7 @@ def train_config(cfg: FinetuneConfig, n_train: int, run_dir: Path, resume: bool)
         evaluation=EvaluationConfig(
             eval_steps=cfg.evaluation_steps or None,
             batch_size=cfg.eval_batch_size,
-            save_best_model=True,
+            save_best_model=cfg.save_best_model,
         ),
     )
 
