@@ -89,6 +89,7 @@ class BenchConfig:
             "help": "keep the best checkpoint by validation NDCG@10 (saturates on tiny splits) instead of the last"
         },
     )
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast in training (slower than fp32 on our CPU)"})
     compare_fallback: bool = field(
         default=False, metadata={"help": "also train on inverse-cloze pseudo-queries of the same abstracts"}
     )
@@ -284,6 +285,7 @@ def finetune_config(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> FinetuneC
         loss_function=cfg.loss_function,
         max_seq_length=cfg.max_seq_length,
         save_best_model=cfg.save_best_model,
+        bf16=cfg.bf16,
         train_split=0.9,
         seed=cfg.seed,
         tensorboard=False,

@@ -103,6 +103,7 @@ def test_train_config_maps_the_guide_keys(tmp_path):
         max_seq_length=128,
         matryoshka_dims=[64],
         save_best_model=False,
+        bf16=False,
     )
     tcfg = train_config(cfg, n_train=100, run_dir=tmp_path / "run", resume=False)
     assert (tcfg.model_name, tcfg.batch_size, tcfg.learning_rate, tcfg.num_epochs) == ("some/model", 8, 3e-5, 2)

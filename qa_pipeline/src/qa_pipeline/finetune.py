@@ -25,6 +25,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from embedding_ft.config import MiningConfig
 from embshared.config import save_config
@@ -78,6 +79,10 @@ class FinetuneConfig:
     overwrite: bool = field(default=False, metadata={"help": "retrain even if output_dir holds a finished model"})
     tensorboard: bool = field(default=True, metadata={"help": "TensorBoard logs in output_dir/tensorboard"})
     device: str = field(default="", metadata={"help": "'' = CUDA when available, else CPU"})
+    bf16: bool | Literal["auto"] = field(
+        default="auto",
+        metadata={"help": "bfloat16 autocast (auto: when the device has it natively; on some CPUs fp32 is faster)"},
+    )
     cache_dir: str = field(default="data/cache", metadata={"help": "mined-negative cache"})
     mining: MiningConfig = field(default_factory=MiningConfig, metadata={"help": "hard-negative mining (embeddingFT)"})
 
@@ -192,6 +197,7 @@ def train_config(cfg: FinetuneConfig, n_train: int, run_dir: Path, resume: bool)
         resume=resume,
         tensorboard=cfg.tensorboard,
         device=cfg.device or None,
+        bf16=cfg.bf16,
         mining=cfg.mining,
         evaluation=EvaluationConfig(
             eval_steps=cfg.evaluation_steps or None,
