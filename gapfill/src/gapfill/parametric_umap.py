@@ -3,8 +3,10 @@ umap-learn's fuzzy graph, and an MLP decoder (map -> embedding) trained jointly.
 
 Unlike a network regressed onto precomputed UMAP coordinates, the encoder here *is* the
 UMAP optimisation: edges are sampled in proportion to their membership, negatives are drawn
-from the batch (as umap-learn's parametric UMAP does), and the loss is UMAP's fuzzy
-cross-entropy with ``a, b`` fitted from ``min_dist`` and ``spread``.
+uniformly from all points (as umap-learn does; ``negative_sampling="batch"`` draws them from
+the batch's edge ends, as umap-learn's parametric UMAP does), the encoder starts from the
+graph's spectral layout, and the loss is UMAP's fuzzy cross-entropy with ``a, b`` fitted from
+``min_dist`` and ``spread``.
 """
 
 from __future__ import annotations
