@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             }
     examples = [
         {"original": refs[i], "retrieval": rows["retrieval (nearest train sentence, cos ≥ 0.95 removed)"]["texts"][i],
-         "plain_search": plain[i].text, "step0": traces[i][0].text, "final": traces[i][-1].text,
+         "plain_search": plain[i].text if plain else "", "step0": traces[i][0].text, "final": traces[i][-1].text,
          "final_cosine": traces[i][-1].cosine}
         for i in range(min(8, len(refs)))
     ]  # fmt: skip
@@ -262,6 +262,19 @@ def summarize_training(log: list[dict]) -> dict:
         "last_loss": steps[-1]["loss"],
         "val_loss": val[-1]["val_loss"] if val else None,
     }
+
+
+def command(c: dict) -> str:
+    """The command line that reproduces a run: the options that differ from the defaults."""
+    defaults = dataclasses.asdict(BenchConfig())
+    root = str(repo_root()) + os.sep
+    args = [
+        f"{k}={str(v).removeprefix(root)}"
+        for k, v in c.items()
+        if k in defaults and k != "output" and not isinstance(v, dict) and v != defaults[k]
+    ]
+    args += [f"search.{k}={v}" for k, v in c.get("search", {}).items() if v != defaults["search"].get(k)]
+    return " ".join(["python gapfill/bench/bench_vec2text.py", *args])
 
 
 def markdown(r: dict) -> str:
@@ -331,7 +344,7 @@ def markdown(r: dict) -> str:
         lines.append("| " + " | ".join(x.replace("|", "/") for x in cells) + " |")
     lines += [
         "",
-        f"Command: `make bench-gapfill` (or `python gapfill/bench/bench_vec2text.py key=value ...`); raw numbers in `{r['config']['tag']}.json`.",
+        f"Command: `{command(c)}`; raw numbers in `{c['tag']}.json`.",
         "",
     ]
     return "\n".join(lines)
