@@ -19,6 +19,7 @@ OUTPUT ?=
 FIELD ?= text
 TEST_SIZE ?=
 SEED ?= 42
+BENCH_EMBED_ARGS ?=               # e.g. --skip-quality --speed-sample 320
 
 # One process: plain python. Several: accelerate launch with its multi-process (torch.distributed)
 # launcher; the training code picks the backend: gloo on CPU, NCCL on GPUs.
@@ -57,4 +58,4 @@ eval-embed: setup ## Evaluate MODEL on DATA (BEIR folder or pairs file) next to 
 	$(PY) -m embedding_ft.cli.evaluate --model $(MODEL) --data $(DATA) $(if $(TEST_SIZE),--test-size $(TEST_SIZE) --seed $(SEED))
 
 bench-embed: setup ## Benchmark: train-embed vs a plain SentenceTransformerTrainer script, mining, encoding; SciFact quality
-	$(PY) $(EMBED_DIR)/bench/bench_embed.py $(OVERRIDES)
+	$(PY) $(EMBED_DIR)/bench/bench_embed.py $(BENCH_EMBED_ARGS) $(OVERRIDES)

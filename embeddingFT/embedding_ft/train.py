@@ -197,7 +197,7 @@ def resolve_bf16(setting: bool | str, device: str) -> bool:
     if setting == "auto":
         return bf16_supported(device)
     if setting and not bf16_supported(device):
-        logger.warning("bf16=true on %s, which has no native bfloat16: expect it to be slow", device)
+        logger.warning("bf16=true on %s, where bfloat16 is not faster than fp32 (no AMX / CUDA bf16)", device)
     return bool(setting)
 
 
@@ -449,9 +449,9 @@ def _run(
     resume_from = last_checkpoint(work / "checkpoints") if cfg.resume else None
     if resume_from:
         logger.info("resuming from %s", resume_from)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     output = trainer.train(resume_from_checkpoint=resume_from)
-    train_seconds = time.perf_counter() - start
+    train_seconds, train_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 
     result: dict = {"metrics": metrics}
     if state.is_main_process:
@@ -477,6 +477,7 @@ def _run(
             "data": data_info,
             "train": {
                 "seconds": round(train_seconds, 2),
+                "cpu_seconds": round(train_cpu_seconds, 2),  # all threads of this process
                 "steps": trainer.state.global_step,
                 "epochs": trainer.state.epoch,
                 "train_loss": output.training_loss,
