@@ -205,14 +205,18 @@ def load_config(
     path: str | os.PathLike | None = None,
     overrides: Iterable[str] = (),
     data: Mapping[str, Any] | None = None,
+    values: Iterable[tuple[str, Any, str]] = (),
 ) -> T:
-    """Build ``cls`` from defaults, then a YAML/JSON file, then ``key=value`` overrides.
+    """Build ``cls`` from defaults, then a YAML/JSON file, then typed values (command-line
+    flags), then ``key=value`` overrides; validate the result.
 
     Args:
         cls: the config dataclass.
         path: a YAML or JSON file (optional).
         overrides: ``key=value`` strings, applied in order.
         data: a mapping used instead of a file (e.g. a JSON request body).
+        values: ``(key, value, source)`` triples applied before the overrides, e.g.
+            ``("num_epochs", 3, "--epochs")``; errors name the source.
 
     Raises:
         ConfigError: unknown key, wrong type, unreadable file.
@@ -220,6 +224,8 @@ def load_config(
     source = str(path) if path is not None else "config"
     raw = read_config_file(path) if path is not None else dict(data or {})
     cfg = _build(cls, raw, source)
+    for key, value, value_source in values:
+        apply_override(cfg, key, value, source=value_source)
     for item in overrides:
         key, value = parse_override(item)
         apply_override(cfg, key, value)

@@ -102,3 +102,16 @@ def test_save_round_trip(tmp_path):
     loaded = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
     assert loaded == config_to_dict(cfg)
     assert load_config(TrainConfig, tmp_path / "out" / "config.yaml") == cfg
+
+
+def test_typed_values_come_before_overrides_and_errors_name_their_source(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size: 8\n")
+    cfg = load_config(TrainConfig, path, ["mining.num_negatives=2"], values=[("batch_size", 4, "--batch-size")])
+    assert (cfg.batch_size, cfg.mining.num_negatives) == (4, 2)
+    cfg = load_config(TrainConfig, path, ["batch_size=16"], values=[("batch_size", 4, "--batch-size")])
+    assert cfg.batch_size == 16  # key=value overrides win over flags
+    with pytest.raises(ConfigError, match=r"--batch-size"):
+        load_config(TrainConfig, path, values=[("batch_size", "many", "--batch-size")])
+    with pytest.raises(ConfigError, match=r"c\.yaml: batch_size must be positive"):
+        load_config(TrainConfig, path, values=[("batch_size", 0, "--batch-size")])

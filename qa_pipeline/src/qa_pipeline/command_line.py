@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from embshared.config import ConfigError, apply_override, config_help, load_config, parse_override
+from embshared.config import ConfigError, config_help, load_config
 
 T = TypeVar("T")
 
@@ -59,18 +59,7 @@ def resolve_config(config_cls: type[T], args: argparse.Namespace, flags: Mapping
         path = default_config_path(args.default_config)
     elif path is not None and not Path(path).is_file():
         raise ConfigError(f"{path}: config file not found")
-    cfg = load_config(config_cls, path)
-    for dest, key in flags.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            apply_override(cfg, key, value, source=f"--{dest}")
-    for item in args.overrides:
-        key, value = parse_override(item)
-        apply_override(cfg, key, value)
-    validate = getattr(cfg, "validate", None)
-    if callable(validate):
-        try:
-            validate()
-        except ValueError as exc:
-            raise ConfigError(f"{path or 'config'}: {exc}") from None
-    return cfg
+    given = [
+        (key, getattr(args, dest), f"--{dest}") for dest, key in flags.items() if getattr(args, dest, None) is not None
+    ]
+    return load_config(config_cls, path, args.overrides, values=given)
