@@ -221,7 +221,13 @@ def to_markdown(report: dict) -> str:
         lines += [
             "## Speed (bundled SciFact sample, same run)",
             "",
-            s["data"] + f". Load average {s['load_average_at_start']:.1f} at its start (shared cores)."
+            s["data"]
+            + f". Load average {s['load_average_at_start']:.1f} at its start"
+            + (
+                " (cores shared with other jobs)."
+                if s["load_average_at_start"] >= 1.5
+                else " (an otherwise idle machine)."
+            )
             if "load_average_at_start" in s
             else s["data"] + ".",
             "",
