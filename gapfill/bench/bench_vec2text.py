@@ -49,13 +49,14 @@ from gapfill.gaps import find_gaps
 from gapfill.guided_search import guided_search, sentence_proposer
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, spacing
+from gapfill.word_edits import Vocabulary
 
 logger = logging.getLogger("bench_vec2text")
 HERE = Path(__file__).resolve().parent
 MODELS = repo_root() / "gapfill" / "models"
 
 
-SOURCES = ("beam", "search", "refine", "initial", "previous")
+SOURCES = ("beam", "search", "refine", "words", "initial", "previous")
 
 
 @dataclass
@@ -124,6 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         "cosines": [float(sims[i, j]) for i, j in enumerate(retrieved)],
     }
     search = cfg.search if cfg.use_search else False
+    vocabulary = None
+    if cfg.use_search and cfg.search.word_rounds:
+        # the words of the training sentences (never of the held-out targets)
+        vocab_dir = cache / f"vocabulary-stsb-train-{len(train_texts)}"
+        if (vocab_dir / "vocabulary.json").is_file():
+            vocabulary = Vocabulary.load(vocab_dir)
+        else:
+            vocabulary = Vocabulary.from_texts(train_texts, embed)
+            vocabulary.save(vocab_dir)
+        logger.info("word edits with a vocabulary of %d training-sentence words", len(vocabulary))
     plain, plain_seconds = [], []
     for i, target in enumerate(targets if cfg.plain_search else []):
         start = time.perf_counter()
@@ -134,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, target in enumerate(targets):
         start = time.perf_counter()
         initial = [train_texts[retrieved[i]]] if cfg.init_retrieval else []
-        traces.append(v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial))
+        traces.append(v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary))
         seconds.append(time.perf_counter() - start)
         logger.info("%d/%d %.1fs cos by step %s | %s -> %s", i + 1, len(targets), seconds[-1],
                     [round(s.cosine, 3) for s in traces[-1]], refs[i], traces[-1][-1].text)  # fmt: skip
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             j = int(np.argmax(train_emb @ target))
             start = time.perf_counter()
             initial = [train_texts[j]] if cfg.init_retrieval else []
-            trace = v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial)
+            trace = v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary)
             secs = time.perf_counter() - start
             text_emb = embed([trace[-1].text])[0]
             landed = umap.transform(text_emb[None])[0]
@@ -293,12 +304,19 @@ def markdown(r: dict) -> str:
             if c.get("use_search")
             else ""
         )
+        + (
+            f", {c['search']['refine_rounds']} rounds of LM token edits and {c['search']['word_rounds']} rounds of word "
+            f"edits (top {c['search']['word_top_k']} words of the training sentences' vocabulary along the residual "
+            "and the target)"
+            if c.get("use_search") and c["search"].get("word_rounds")
+            else ""
+        )
         + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences.",
         "",
         f"Machine: {r['machine']['cpu_count']} CPU cores **shared with other jobs** (1-min load average "
         f"{r['machine']['load_average_1min_at_start']:.1f} at start), {r['machine']['torch_threads']} torch thread(s).",
         "",
-        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from (beam/search/refine/initial/previous) |",
+        "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from (beam/search/refine/words/initial/previous) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in r["table"].items():

@@ -89,10 +89,17 @@ class GuidedSearchConfig:
     refine_rescored: int = field(
         default=8, metadata={"help": "edits (closest by cosine) whose fluency the LM scores per round"}
     )
+    word_rounds: int = field(
+        default=0,
+        metadata={"help": "rounds of word edits with words from the collection's vocabulary (0: off; needs one)"},
+    )
+    word_top_k: int = field(default=24, metadata={"help": "vocabulary words tried per round of word edits"})
 
     def validate(self) -> None:
         if self.refine_rounds < 0 or self.refine_top_k < 1 or self.refine_rescored < 1:
             raise ValueError("refine_rounds must be >= 0, refine_top_k and refine_rescored >= 1")
+        if self.word_rounds < 0 or self.word_top_k < 1:
+            raise ValueError("word_rounds must be >= 0 and word_top_k >= 1")
         if self.beam_width < 1 or self.top_k < 1 or self.max_new_tokens < 1:
             raise ValueError("beam_width, top_k and max_new_tokens must be >= 1")
         if self.fluency_weight < 0:

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 from gapfill.config import GuidedSearchConfig
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.vec2text import EmbedFn, Vec2Text, invert
+from gapfill.word_edits import Vocabulary
 
 
 @dataclass
@@ -58,6 +59,7 @@ def generate_at(
     beam_width: int | None = None,
     search: GuidedSearchConfig | bool | None = None,
     initial: Sequence[str] = (),
+    vocabulary: Vocabulary | None = None,
 ) -> Generation:
     """Generate text for a map point and measure where it lands.
 
@@ -70,10 +72,11 @@ def generate_at(
         num_steps, beam_width: correction settings (default: the model's config).
         search: the guided search's settings, True/False, or None for the model's config.
         initial: extra starting hypotheses (e.g. the nearest document's text).
+        vocabulary: words for the word edits of the correction steps (e.g. the documents').
     """
     point = np.asarray(point, dtype=np.float32)
     target = decode_point(umap, point)
-    steps = invert(model, target, embed, num_steps, beam_width, search, initial)
+    steps = invert(model, target, embed, num_steps, beam_width, search, initial, vocabulary)
     text = steps[-1].text
     text_emb = embed([text])[0]
     landed = umap.transform(text_emb[None])[0]

@@ -37,6 +37,7 @@ from gapfill.jobs import JobBusy, JobRunner
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, generate_at
 from gapfill.quality import evaluate_quality
+from gapfill.word_edits import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,9 @@ class GenerateRequest(BaseModel):
     start_from_nearest: bool = Field(
         default=False, description="the document nearest to the decoded embedding competes as a starting hypothesis"
     )
+    word_edits: bool = Field(
+        default=True, description="word edits with the documents' vocabulary inside the correction steps"
+    )
 
 
 def default_embedder(name: str) -> EmbedderFactory:
@@ -164,6 +168,7 @@ class GapFillService:
         self.coords: np.ndarray | None = None
         self.gaps: list = []
         self.vec2text: v2t.Vec2Text | None = None
+        self._vocabulary: Vocabulary | None = None
 
     # -- helpers ------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -171,6 +176,13 @@ class GapFillService:
             if self._embed is None:
                 self._embed, self.dim = self.embedder_factory()
         return self._embed(texts)
+
+    def vocabulary(self) -> Vocabulary:
+        """The words of the documents, embedded once (for vec2text's word edits)."""
+        with self.lock:
+            if self._vocabulary is None:
+                self._vocabulary = Vocabulary.from_texts(self.texts, self.embed)
+            return self._vocabulary
 
     def embedding_dim(self) -> int:
         if self.dim is None:
@@ -252,6 +264,7 @@ class GapFillService:
         with self.lock:
             self.ids, self.texts, self.embeddings = ids, texts, emb
             self.umap, self.coords, self.gaps = None, None, []
+            self._vocabulary = None
         return {
             "documents": len(texts),
             "embedding_dim": dim,
@@ -328,7 +341,8 @@ class GapFillService:
             idx = np.random.default_rng(self.config.seed).choice(
                 len(self.texts), min(req.vec2text_samples, len(self.texts)), replace=False
             )
-            traces = [v2t.invert(self.vec2text, self.embeddings[i], self.embed) for i in idx]
+            vocab = self.vocabulary()
+            traces = [v2t.invert(self.vec2text, self.embeddings[i], self.embed, vocabulary=vocab) for i in idx]
             n_steps = len(traces[0])
             out["vec2text"] = {
                 "samples": len(idx),
@@ -366,6 +380,7 @@ class GapFillService:
             req.beam_width,
             search=req.guided_search,
             initial=initial,
+            vocabulary=self.vocabulary() if req.word_edits else None,
         )
         out = gen.to_dict()
         if gen.nearest_document is not None:

@@ -40,6 +40,7 @@ from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json
 from gapfill.config import Vec2TextConfig
 from gapfill.guided_search import GuidedSearchConfig, LMProposer, document_start_id, guided_search, refine
+from gapfill.word_edits import Vocabulary, refine_words
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class Step:
     text: str
     cosine: float
     candidates: list[tuple[str, float]] = field(default_factory=list)
-    source: str = "beam"  # what produced the kept text: "beam", "search", "refine", "initial" or "previous"
+    source: str = "beam"  # what produced the kept text: "beam", "search", "refine", "words", "initial", "previous"
     sources: list[str] = field(default_factory=list)  # what produced each candidate
 
 
@@ -240,10 +241,13 @@ def _propose(
     embed: EmbedFn,
     hypothesis: str | None = None,
     hyp_emb: np.ndarray | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> list[tuple[str, str]]:
     """(text, source) proposals of one step: the model's beams, plus the guided search's best text
     and LM-proposed edits (:func:`~gapfill.guided_search.refine`) of the hypothesis (or, at step
-    0, of the search's text), both with the model conditioned on the target proposing tokens."""
+    0, of the search's text), both with the model conditioned on the target proposing tokens;
+    with a ``vocabulary`` and ``search.word_rounds``, also word edits
+    (:func:`~gapfill.word_edits.refine_words`) of the LM-edited text."""
     out = []
     if beam_width:
         out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
@@ -256,6 +260,21 @@ def _propose(
             edited = refine(model.proposer(target), start, target, embed, search)
             if edited.text.strip() and edited.text != start:
                 out.append((edited.text, "refine"))
+                start = edited.text
+        if vocabulary is not None and search.word_rounds and start.strip():
+            worded = refine_words(
+                start,
+                target,
+                embed,
+                vocabulary,
+                model.proposer(target),
+                rounds=search.word_rounds,
+                top_words=search.word_top_k,
+                rescored=search.refine_rescored,
+                fluency_weight=search.fluency_weight,
+            )
+            if worded.text.strip() and worded.text != start:
+                out.append((worded.text, "words"))
     return out
 
 
@@ -267,6 +286,7 @@ def correction_step(
     start_emb: np.ndarray,
     beam_width: int,
     search: GuidedSearchConfig | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> tuple[Step, np.ndarray]:
     """One round of correction: propose texts conditioned on (target, start), keep the closest.
 
@@ -274,7 +294,7 @@ def correction_step(
     search's text. The starting hypothesis stays in the running, so the result is never
     further from the target than ``start``.
     """
-    proposals = _propose(model, target, beam_width, search, embed, start.text, start_emb)
+    proposals = _propose(model, target, beam_width, search, embed, start.text, start_emb, vocabulary)
     if not proposals:
         return Step(start.text, start.cosine, [], "previous"), start_emb
     texts = [t for t, _ in proposals]
@@ -302,12 +322,15 @@ def invert(
     beam_width: int | None = None,
     search: GuidedSearchConfig | bool | None = None,
     initial: Sequence[str] = (),
+    vocabulary: Vocabulary | None = None,
 ) -> list[Step]:
     """Invert one embedding; returns the best hypothesis after step 0 (zero-step) and each correction.
 
     Args:
         initial: extra starting hypotheses competing at step 0 (e.g. the nearest known text;
             source "initial"), which the corrections then edit.
+        vocabulary: words for the word edits of every step (with ``search.word_rounds``),
+            e.g. :meth:`~gapfill.word_edits.Vocabulary.from_texts` of the collection.
         search: the embedding-guided search run at every step beside the beams: a config,
             True (the model's ``config.search``), False (beams only), or None (the model's
             ``config.use_search`` decides).
@@ -318,14 +341,15 @@ def invert(
     beam_width = cfg.beam_width if beam_width is None else beam_width
     target = np.asarray(target, dtype=np.float32)
     target = target / max(float(np.linalg.norm(target)), 1e-12)
-    proposals = _propose(model, target, beam_width, search, embed) + [(t, "initial") for t in initial if t.strip()]
+    proposals = _propose(model, target, beam_width, search, embed, vocabulary=vocabulary)
+    proposals += [(t, "initial") for t in initial if t.strip()]
     proposals = proposals or [("", "beam")]
     texts = [t for t, _ in proposals]
     text, cos, emb, all_cos = best_of(target, texts, embed)
     sources = [src for _, src in proposals]
     steps = [Step(text, cos, list(zip(texts, all_cos)), sources[texts.index(text)], sources)]
     for _ in range(num_steps):
-        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, search)
+        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, search, vocabulary)
         steps.append(step)
     return steps
 
