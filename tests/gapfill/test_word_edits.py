@@ -56,7 +56,9 @@ def test_refine_words_never_scores_below_its_start_with_an_lm(tiny_lm_session, e
     vocab = Vocabulary.from_texts(COLLECTION, embed_fn)
     for text, start in [("a red tree in the park", "a red dog"), ("stock prices fell today", "the mat")]:
         target = embed_fn([text])[0]
-        start_score = float(embed_fn([start])[0] @ target) + 0.5 * scorer.sequence_logprobs([scorer.encode(start)])[0][0]
+        start_score = (
+            float(embed_fn([start])[0] @ target) + 0.5 * scorer.sequence_logprobs([scorer.encode(start)])[0][0]
+        )
         out = refine_words(start, target, embed_fn, vocab, scorer, rounds=2, top_words=6, fluency_weight=0.5)
         assert out.score >= start_score - 1e-6
         assert out.cosine == pytest.approx(float(embed_fn([out.text])[0] @ target), abs=1e-5)

@@ -59,9 +59,7 @@ class Vocabulary:
         return int(self.embeddings.shape[1])
 
     @classmethod
-    def from_texts(
-        cls, texts: Iterable[str], embed: EmbedFn, max_words: int = 20000, min_count: int = 1
-    ) -> Vocabulary:
+    def from_texts(cls, texts: Iterable[str], embed: EmbedFn, max_words: int = 20000, min_count: int = 1) -> Vocabulary:
         """The ``max_words`` most frequent words of ``texts`` seen at least ``min_count`` times."""
         counts: Counter[str] = Counter()
         spellings: dict[str, Counter[str]] = {}
