@@ -90,7 +90,7 @@ class GuidedSearchConfig:
         default=8, metadata={"help": "edits (closest by cosine) whose fluency the LM scores per round"}
     )
     word_rounds: int = field(
-        default=0,
+        default=6,
         metadata={"help": "rounds of word edits with words from the collection's vocabulary (0: off; needs one)"},
     )
     word_top_k: int = field(default=24, metadata={"help": "vocabulary words tried per round of word edits"})
