@@ -185,6 +185,11 @@ def test_trained_service_end_to_end(trained):
     assert r.status_code == 200
     plain = c.post(f"{API}/generate", json=point).json()
     assert r.json()["cosine_by_step"][0] >= plain["cosine_by_step"][0] - 1e-6
+    # word edits with the documents' words add proposals: step 0 can only get closer
+    point = {"x": float(np.mean(xs)), "y": 0.0, "num_steps": 0, "beam_width": 1, "guided_search": True}
+    words = c.post(f"{API}/generate", json=point).json()
+    no_words = c.post(f"{API}/generate", json={**point, "word_edits": False}).json()
+    assert words["cosine_by_step"][0] >= no_words["cosine_by_step"][0] - 1e-6
 
 
 @pytest.mark.parametrize(
