@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from gapfill.config import GapConfig, ServiceConfig, UMAPConfig, Vec2TextConfig
+from gapfill.config import GapConfig, GuidedSearchConfig, ServiceConfig, UMAPConfig, Vec2TextConfig
 from gapfill.service import create_app
 
 API = "/api/advanced-gap-filling"
@@ -185,11 +185,15 @@ def test_trained_service_end_to_end(trained):
     assert r.status_code == 200
     plain = c.post(f"{API}/generate", json=point).json()
     assert r.json()["cosine_by_step"][0] >= plain["cosine_by_step"][0] - 1e-6
-    # word edits with the documents' words add proposals: step 0 can only get closer
+    # word edits with the documents' words add proposals: step 0 (keeping the closest) can only get closer
     point = {"x": float(np.mean(xs)), "y": 0.0, "num_steps": 0, "beam_width": 1, "guided_search": True}
-    words = c.post(f"{API}/generate", json=point).json()
-    no_words = c.post(f"{API}/generate", json={**point, "word_edits": False}).json()
+    words = c.post(f"{API}/generate", json={**point, "rewrite": False}).json()
+    no_words = c.post(f"{API}/generate", json={**point, "word_edits": False, "rewrite": False}).json()
     assert words["cosine_by_step"][0] >= no_words["cosine_by_step"][0] - 1e-6
+    # a fluent rewrite may win over a closer text, but by no more than the fluent margin
+    rewritten = c.post(f"{API}/generate", json=point).json()
+    margin = GuidedSearchConfig().fluent_margin
+    assert rewritten["cosine_by_step"][0] >= words["cosine_by_step"][0] - margin - 1e-6
 
 
 @pytest.mark.parametrize(

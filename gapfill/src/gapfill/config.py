@@ -94,6 +94,17 @@ class GuidedSearchConfig:
         metadata={"help": "rounds of word edits with words from the collection's vocabulary (0: off; needs one)"},
     )
     word_top_k: int = field(default=24, metadata={"help": "vocabulary words tried per round of word edits"})
+    rewrite: bool = field(
+        default=True,
+        metadata={"help": "with a rewriter, the instruction LM rewrites each step's best text as one fluent sentence"},
+    )
+    fluent_margin: float = field(
+        default=0.02,
+        metadata={
+            "help": "with a rewriter, a step keeps the most fluent proposal within this cosine of the closest one "
+            "(0: the closest)"
+        },
+    )
 
     def validate(self) -> None:
         if self.refine_rounds < 0 or self.refine_top_k < 1 or self.refine_rescored < 1:
@@ -102,8 +113,8 @@ class GuidedSearchConfig:
             raise ValueError("word_rounds must be >= 0 and word_top_k >= 1")
         if self.beam_width < 1 or self.top_k < 1 or self.max_new_tokens < 1:
             raise ValueError("beam_width, top_k and max_new_tokens must be >= 1")
-        if self.fluency_weight < 0:
-            raise ValueError("fluency_weight must be >= 0")
+        if self.fluency_weight < 0 or self.fluent_margin < 0:
+            raise ValueError("fluency_weight and fluent_margin must be >= 0")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from scipy.spatial import cKDTree
 
 from gapfill.config import GuidedSearchConfig
 from gapfill.parametric_umap import ParametricUMAP
+from gapfill.rewrite import Rewriter
 from gapfill.vec2text import EmbedFn, Vec2Text, invert
 from gapfill.word_edits import Vocabulary
 
@@ -60,6 +61,7 @@ def generate_at(
     search: GuidedSearchConfig | bool | None = None,
     initial: Sequence[str] = (),
     vocabulary: Vocabulary | None = None,
+    rewriter: Rewriter | None = None,
 ) -> Generation:
     """Generate text for a map point and measure where it lands.
 
@@ -73,10 +75,11 @@ def generate_at(
         search: the guided search's settings, True/False, or None for the model's config.
         initial: extra starting hypotheses (e.g. the nearest document's text).
         vocabulary: words for the word edits of the correction steps (e.g. the documents').
+        rewriter: a plain instruction LM for fluent rewrites inside the steps.
     """
     point = np.asarray(point, dtype=np.float32)
     target = decode_point(umap, point)
-    steps = invert(model, target, embed, num_steps, beam_width, search, initial, vocabulary)
+    steps = invert(model, target, embed, num_steps, beam_width, search, initial, vocabulary, rewriter)
     text = steps[-1].text
     text_emb = embed([text])[0]
     landed = umap.transform(text_emb[None])[0]

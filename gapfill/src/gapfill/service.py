@@ -37,6 +37,7 @@ from gapfill.jobs import JobBusy, JobRunner
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, generate_at
 from gapfill.quality import evaluate_quality
+from gapfill.rewrite import Rewriter
 from gapfill.word_edits import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,10 @@ class GenerateRequest(BaseModel):
     word_edits: bool = Field(
         default=True, description="word edits with the documents' vocabulary inside the correction steps"
     )
+    rewrite: bool = Field(
+        default=True,
+        description="fluent rewrites by a plain instruction LM inside the steps, each step preferring fluent text",
+    )
 
 
 def default_embedder(name: str) -> EmbedderFactory:
@@ -169,6 +174,7 @@ class GapFillService:
         self.gaps: list = []
         self.vec2text: v2t.Vec2Text | None = None
         self._vocabulary: Vocabulary | None = None
+        self._rewriter: Rewriter | None = None
 
     # -- helpers ------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -183,6 +189,13 @@ class GapFillService:
             if self._vocabulary is None:
                 self._vocabulary = Vocabulary.from_texts(self.texts, self.embed)
             return self._vocabulary
+
+    def rewriter(self) -> Rewriter:
+        """A plain copy of the LM (vec2text's own may be trained) for fluent rewrites, loaded once."""
+        with self.lock:
+            if self._rewriter is None:
+                self._rewriter = Rewriter(*self.lm_factory())
+            return self._rewriter
 
     def embedding_dim(self) -> int:
         if self.dim is None:
@@ -342,7 +355,11 @@ class GapFillService:
                 len(self.texts), min(req.vec2text_samples, len(self.texts)), replace=False
             )
             vocab = self.vocabulary()
-            traces = [v2t.invert(self.vec2text, self.embeddings[i], self.embed, vocabulary=vocab) for i in idx]
+            rewriter = self.rewriter()
+            traces = [
+                v2t.invert(self.vec2text, self.embeddings[i], self.embed, vocabulary=vocab, rewriter=rewriter)
+                for i in idx
+            ]
             n_steps = len(traces[0])
             out["vec2text"] = {
                 "samples": len(idx),
@@ -381,6 +398,7 @@ class GapFillService:
             search=req.guided_search,
             initial=initial,
             vocabulary=self.vocabulary() if req.word_edits else None,
+            rewriter=self.rewriter() if req.rewrite else None,
         )
         out = gen.to_dict()
         if gen.nearest_document is not None:

@@ -40,6 +40,7 @@ from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json
 from gapfill.config import Vec2TextConfig
 from gapfill.guided_search import GuidedSearchConfig, LMProposer, document_start_id, guided_search, refine
+from gapfill.rewrite import Rewriter, choose
 from gapfill.word_edits import Vocabulary, refine_words
 
 logger = logging.getLogger(__name__)
@@ -221,16 +222,24 @@ class Step:
     text: str
     cosine: float
     candidates: list[tuple[str, float]] = field(default_factory=list)
-    source: str = "beam"  # what produced the kept text: "beam", "search", "refine", "words", "initial", "previous"
+    source: str = "beam"  # what produced the kept text: beam, search, refine, words, rewrite, initial, previous
     sources: list[str] = field(default_factory=list)  # what produced each candidate
 
 
-def best_of(target: np.ndarray, texts: list[str], embed: EmbedFn) -> tuple[str, float, np.ndarray, list[float]]:
-    """The text whose embedding is closest to ``target`` (cosine), with its embedding and all cosines."""
+def _pick(
+    target: np.ndarray,
+    texts: list[str],
+    embed: EmbedFn,
+    floor: float,
+    search: GuidedSearchConfig | None,
+    rewriter: Rewriter | None,
+) -> tuple[int | None, np.ndarray, list[float]]:
+    """Which proposal a step keeps (see :func:`gapfill.rewrite.choose`), with all embeddings and cosines."""
     emb = embed(texts)  # (n, dim)
-    cos = emb @ (target / max(np.linalg.norm(target), 1e-12))
-    i = int(np.argmax(cos))
-    return texts[i], float(cos[i]), emb[i], [float(c) for c in cos]
+    cos = [float(c) for c in emb @ (target / max(np.linalg.norm(target), 1e-12))]
+    margin = search.fluent_margin if search is not None and rewriter is not None else 0.0
+    fluency = (lambda idx: rewriter.fluency([texts[i] for i in idx])) if margin > 0 else None
+    return choose(cos, floor, margin, fluency), emb, cos
 
 
 def _propose(
@@ -242,12 +251,14 @@ def _propose(
     hypothesis: str | None = None,
     hyp_emb: np.ndarray | None = None,
     vocabulary: Vocabulary | None = None,
+    rewriter: Rewriter | None = None,
 ) -> list[tuple[str, str]]:
     """(text, source) proposals of one step: the model's beams, plus the guided search's best text
     and LM-proposed edits (:func:`~gapfill.guided_search.refine`) of the hypothesis (or, at step
     0, of the search's text), both with the model conditioned on the target proposing tokens;
     with a ``vocabulary`` and ``search.word_rounds``, also word edits
-    (:func:`~gapfill.word_edits.refine_words`) of the LM-edited text."""
+    (:func:`~gapfill.word_edits.refine_words`) of the LM-edited text; with a ``rewriter`` and
+    ``search.rewrite``, a fluent rewrite (:class:`~gapfill.rewrite.Rewriter`) of the last of them."""
     out = []
     if beam_width:
         out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
@@ -275,6 +286,11 @@ def _propose(
             )
             if worded.text.strip() and worded.text != start:
                 out.append((worded.text, "words"))
+                start = worded.text
+        if rewriter is not None and search.rewrite and start.strip():
+            rewritten = rewriter.rewrite(start, target, embed, search)
+            if rewritten.text.strip() and rewritten.text != start:
+                out.append((rewritten.text, "rewrite"))
     return out
 
 
@@ -287,22 +303,24 @@ def correction_step(
     beam_width: int,
     search: GuidedSearchConfig | None = None,
     vocabulary: Vocabulary | None = None,
+    rewriter: Rewriter | None = None,
 ) -> tuple[Step, np.ndarray]:
-    """One round of correction: propose texts conditioned on (target, start), keep the closest.
+    """One round of correction: propose texts conditioned on (target, start), keep the closest
+    (with a ``rewriter``: the most fluent within ``search.fluent_margin`` of the closest).
 
     The proposals are ``beam_width`` beams of the model and, with ``search``, the guided
-    search's text. The starting hypothesis stays in the running, so the result is never
-    further from the target than ``start``.
+    search's text and the edits. Only proposals closer to the target than ``start`` can
+    replace it, so the result is never further from the target than ``start``.
     """
-    proposals = _propose(model, target, beam_width, search, embed, start.text, start_emb, vocabulary)
+    proposals = _propose(model, target, beam_width, search, embed, start.text, start_emb, vocabulary, rewriter)
     if not proposals:
         return Step(start.text, start.cosine, [], "previous"), start_emb
     texts = [t for t, _ in proposals]
-    text, cos, emb, all_cos = best_of(target, texts, embed)
+    i, emb, all_cos = _pick(target, texts, embed, start.cosine, search, rewriter)
     candidates = list(zip(texts, all_cos))
     sources = [src for _, src in proposals]
-    if cos > start.cosine:
-        return Step(text, cos, candidates, sources[texts.index(text)], sources), emb
+    if i is not None:
+        return Step(texts[i], all_cos[i], candidates, sources[i], sources), emb[i]
     return Step(start.text, start.cosine, candidates, "previous", sources), start_emb
 
 
@@ -323,6 +341,7 @@ def invert(
     search: GuidedSearchConfig | bool | None = None,
     initial: Sequence[str] = (),
     vocabulary: Vocabulary | None = None,
+    rewriter: Rewriter | None = None,
 ) -> list[Step]:
     """Invert one embedding; returns the best hypothesis after step 0 (zero-step) and each correction.
 
@@ -331,6 +350,8 @@ def invert(
             source "initial"), which the corrections then edit.
         vocabulary: words for the word edits of every step (with ``search.word_rounds``),
             e.g. :meth:`~gapfill.word_edits.Vocabulary.from_texts` of the collection.
+        rewriter: a plain instruction LM that rewrites each step's text fluently (with
+            ``search.rewrite``) and makes each step prefer fluent proposals (``search.fluent_margin``).
         search: the embedding-guided search run at every step beside the beams: a config,
             True (the model's ``config.search``), False (beams only), or None (the model's
             ``config.use_search`` decides).
@@ -341,15 +362,16 @@ def invert(
     beam_width = cfg.beam_width if beam_width is None else beam_width
     target = np.asarray(target, dtype=np.float32)
     target = target / max(float(np.linalg.norm(target)), 1e-12)
-    proposals = _propose(model, target, beam_width, search, embed, vocabulary=vocabulary)
+    proposals = _propose(model, target, beam_width, search, embed, vocabulary=vocabulary, rewriter=rewriter)
     proposals += [(t, "initial") for t in initial if t.strip()]
     proposals = proposals or [("", "beam")]
     texts = [t for t, _ in proposals]
-    text, cos, emb, all_cos = best_of(target, texts, embed)
+    i, embs, all_cos = _pick(target, texts, embed, -np.inf, search, rewriter)
     sources = [src for _, src in proposals]
-    steps = [Step(text, cos, list(zip(texts, all_cos)), sources[texts.index(text)], sources)]
+    steps = [Step(texts[i], all_cos[i], list(zip(texts, all_cos)), sources[i], sources)]
+    emb = embs[i]
     for _ in range(num_steps):
-        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, search, vocabulary)
+        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, search, vocabulary, rewriter)
         steps.append(step)
     return steps
 
