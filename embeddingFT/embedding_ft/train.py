@@ -361,11 +361,12 @@ def _run(
         rows, data_info = training_rows(prepared, spec, cfg, mining_model, mining_id)
     del mining_model
 
-    # Baselines on the held-out split (kept in the work dir so that a resumed run reuses them).
+    # Baselines on the held-out split (kept in the work dir so that a resumed run reuses them;
+    # any other run, e.g. one writing in place over an earlier run, measures them again).
     baseline_file = work / "baseline.json"
     metrics: dict[str, dict[str, float]] = {}
     if evaluator is not None and state.is_main_process:
-        if baseline_file.is_file():
+        if cfg.resume and baseline_file.is_file():
             metrics = json.loads(baseline_file.read_text())
         else:
             bm25 = evaluate_bm25(eval_set, metric_names)

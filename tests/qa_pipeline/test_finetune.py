@@ -268,3 +268,35 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     assert result.model_dir.is_dir() and set(result.metrics) == {"bm25", "base", "finetuned"}
     steps = [json.loads(x)["step"] for x in (out / "training_metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 5
+
+
+def test_training_again_in_place_measures_its_own_baselines(tmp_path, minilm_session):
+    """overwrite=true over an earlier run: the base model and BM25 are scored on the new
+    validation split, not read back from the earlier run's baseline.json."""
+    rows = [
+        {
+            "question": f"Which result does study {i} report?",
+            "answer": f"Study {i} reports result {i}.",
+            "paper_id": f"p{i % 2}",
+        }
+        for i in range(8)
+    ]
+    out = tmp_path / "model"
+    out.mkdir()
+    stale = {"bm25": {"ndcg@10": 7.0}, "base": {"ndcg@10": 7.0}}  # what an earlier run on other data left
+    (out / "baseline.json").write_text(json.dumps(stale))
+    cfg = FinetuneConfig(
+        input_jsonl=str(write_jsonl(tmp_path / "qa.jsonl", rows)),
+        output_dir=str(out),
+        num_epochs=1,
+        train_batch_size=4,
+        max_seq_length=32,
+        train_split=0.5,
+        tensorboard=False,
+        cache_dir=str(tmp_path / "cache"),
+        overwrite=True,
+    )
+    cfg.mining.enabled = False
+    result = finetune(cfg)
+    assert 0.0 <= result.metrics["base"]["ndcg@10"] <= 1.0 and 0.0 <= result.metrics["bm25"]["ndcg@10"] <= 1.0
+    assert json.loads((out / "baseline.json").read_text())["base"] == result.metrics["base"]
