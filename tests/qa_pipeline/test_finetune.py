@@ -225,6 +225,22 @@ class Interrupt(Exception):
     pass
 
 
+def tiny_config(tmp_path, qa_file, **overrides) -> FinetuneConfig:
+    """A few steps on short texts, without mining, writing into tmp_path/model."""
+    cfg = FinetuneConfig(
+        input_jsonl=str(qa_file),
+        output_dir=str(tmp_path / "model"),
+        num_epochs=1,
+        train_batch_size=4,
+        max_seq_length=32,
+        tensorboard=False,
+        cache_dir=str(tmp_path / "cache"),
+        **overrides,
+    )
+    cfg.mining.enabled = False
+    return cfg
+
+
 @pytest.mark.slow
 def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     from transformers import TrainerCallback
@@ -242,18 +258,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
         for i in range(24)
     ]
     qa_file = write_jsonl(tmp_path / "qa.jsonl", rows)
-    cfg = FinetuneConfig(
-        input_jsonl=str(qa_file),
-        output_dir=str(tmp_path / "model"),
-        num_epochs=1,
-        train_batch_size=4,
-        max_seq_length=32,
-        save_steps=2,
-        train_split=0.75,
-        tensorboard=False,
-        cache_dir=str(tmp_path / "cache"),
-    )
-    cfg.mining.enabled = False
+    cfg = tiny_config(tmp_path, qa_file, save_steps=2, train_split=0.75)
     with pytest.raises(Interrupt):
         finetune(cfg, callbacks=[StopAfterFirstSave()])
     out = tmp_path / "model"
@@ -285,18 +290,7 @@ def test_training_again_in_place_measures_its_own_baselines(tmp_path, minilm_ses
     out.mkdir()
     stale = {"bm25": {"ndcg@10": 7.0}, "base": {"ndcg@10": 7.0}}  # what an earlier run on other data left
     (out / "baseline.json").write_text(json.dumps(stale))
-    cfg = FinetuneConfig(
-        input_jsonl=str(write_jsonl(tmp_path / "qa.jsonl", rows)),
-        output_dir=str(out),
-        num_epochs=1,
-        train_batch_size=4,
-        max_seq_length=32,
-        train_split=0.5,
-        tensorboard=False,
-        cache_dir=str(tmp_path / "cache"),
-        overwrite=True,
-    )
-    cfg.mining.enabled = False
+    cfg = tiny_config(tmp_path, write_jsonl(tmp_path / "qa.jsonl", rows), train_split=0.5, overwrite=True)
     result = finetune(cfg)
     assert 0.0 <= result.metrics["base"]["ndcg@10"] <= 1.0 and 0.0 <= result.metrics["bm25"]["ndcg@10"] <= 1.0
     assert json.loads((out / "baseline.json").read_text())["base"] == result.metrics["base"]
