@@ -14,8 +14,9 @@ import numpy as np
 
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import RecordSet
-from embedding_model.retrieval import FUSIONS, FusionSettings
+from embedding_model.retrieval import FusionSettings
 from embshared.evaluate import dense_score_fn, evaluate_retrieval
+from embshared.fusion import FUSIONS
 from embshared.io import DataError, read_records
 from embshared.search import BM25Index
 

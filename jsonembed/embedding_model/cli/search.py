@@ -20,8 +20,9 @@ from embedding_model.cache import cached_embeddings
 from embedding_model.cli.common import add_common_args, positive, report_skipped, start
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import load_records
-from embedding_model.retrieval import FUSIONS, RecordSearch, fusion_settings
+from embedding_model.retrieval import RecordSearch, fusion_settings
 from embshared.errors import UserError, cli_entry
+from embshared.fusion import FUSIONS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,40 @@
+"""embshared.fusion: reciprocal-rank and convex (z-score) fusion against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embshared.fusion import convex_fusion, ranks_from_scores, reciprocal_rank_fusion, rrf_score_fn, zscore_rows
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    fused = dict(reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
+    order = [d for d, _ in reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60)]
+    assert order == ["a", "c", "b"]
+    weighted = reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=1, weights=[2.0, 1.0])
+    assert [d for d, _ in weighted] == ["a", "b"]  # a: 2/2 + 1/3, b: 2/3 + 1/2
+
+
+def test_rrf_score_fn_matches_reciprocal_rank_fusion():
+    dense = np.array([[0.9, 0.1, 0.5, 0.3]])
+    bm25 = np.array([[0.0, 2.0, 1.0, 0.0]])  # documents 0 and 3 share no term with the query
+    assert ranks_from_scores(dense, 3) == [[0, 2, 3]]
+    scores = rrf_score_fn([lambda q: dense, lambda q: bm25], depth=4, k=10, floors=[None, 0.0])(["q"])[0]
+    expected = dict(reciprocal_rank_fusion([["0", "2", "3", "1"], ["1", "2"]], k=10))
+    assert scores == pytest.approx([expected[str(i)] for i in range(4)])
+
+
+def test_convex_fusion_by_hand():
+    z = zscore_rows(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
+    assert z[0] == pytest.approx([-1.2247449, 0.0, 1.2247449])  # std of (1, 2, 3) is sqrt(2/3)
+    assert z[1].tolist() == [0.0, 0.0, 0.0]  # a constant row carries no preference
+    dense = np.array([[0.9, 0.1, 0.5]])
+    bm25 = np.array([[0.0, 4.0, 2.0]])
+    fused = convex_fusion(dense, bm25, 0.25)
+    assert fused[0] == pytest.approx(0.75 * zscore_rows(bm25)[0] + 0.25 * zscore_rows(dense)[0])
+    assert int(np.argmax(fused)) == 1  # BM25's confident first stays first at a small dense weight
+    assert int(np.argmax(convex_fusion(dense, bm25, 0.9))) == 0
