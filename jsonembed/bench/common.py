@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from pathlib import Path
+
+from embedding_model.records import RecordSet, load_records, records_from
+from embshared.io import Records, load_beir, load_cranfield
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RUNS_DIR = BENCH_DIR / "runs"
-sys.path.insert(0, str(BENCH_DIR))
-
-from cranfield import load_cranfield  # noqa: E402
-
-from embedding_model.records import RecordSet, load_records, records_from  # noqa: E402
-from embshared.io import Records, load_beir  # noqa: E402
 
 
 def scifact(folder: Path) -> tuple[RecordSet, dict[str, str], dict[str, dict[str, int]]]:

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from embshared.errors import UserError
-from embshared.io import DataError
+from embshared.io import DataError, read_sts
 from gapfill.config import GapConfig, UMAPConfig
-from gapfill.corpus import cached_embeddings, read_sts, sts_sentences
+from gapfill.corpus import cached_embeddings, sts_sentences
 from gapfill.gaps import find_gaps
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, spacing

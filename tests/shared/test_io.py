@@ -8,14 +8,17 @@ import pytest
 
 from embshared.io import (
     DataError,
+    StsPair,
     detect_format,
     load_beir,
     load_examples,
     normalise_examples,
+    read_documents,
     read_json,
     read_jsonl,
     read_qrels,
     read_records,
+    read_sts,
     read_table,
 )
 
@@ -194,3 +197,50 @@ def test_bundled_sample_loads(sample_scifact):
     assert len(data.corpus) == 2000
     assert len(data.queries) == 809
     assert sum(len(r) for r in data.qrels.values()) == 919
+
+
+def test_bytes_that_are_not_utf8_name_file_and_line(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b'{"query": "a", "document": "b"}\n{"query": "caf\xe9", "document": "d"}\n')
+    with pytest.raises(DataError, match=r"pairs.jsonl:2: not UTF-8 text \(byte 0xe9"):
+        read_jsonl(path)
+    assert len(read_jsonl(path, skip_invalid=True)) == 1
+    table = tmp_path / "pairs.csv"
+    table.write_bytes(b"query,document\na,b\nc,\xff\n")
+    with pytest.raises(DataError, match=r"pairs.csv:3: not UTF-8 text"):
+        read_table(table)
+
+
+def test_sts_reader_on_the_real_file(shared_data):
+    pairs = read_sts(shared_data / "stsbenchmark" / "sts-dev.csv")
+    assert len(pairs) == 1500
+    assert pairs[0] == StsPair("A man with a hard hat is dancing.", "A man wearing a hard hat is dancing.", 5.0)
+    assert pairs[1].score == 4.75 and pairs[1].sentence2 == "A child is riding a horse."
+    examples = load_examples(shared_data / "stsbenchmark" / "sts-dev.csv")
+    assert examples.format == "similarity" and examples.rows[1]["similarity"] == pytest.approx(0.95)
+
+
+def test_read_documents_in_every_shape(tmp_path):
+    txt = write(tmp_path / "docs.txt", "first doc\n\n  second doc \n")
+    docs = read_documents(txt)
+    assert docs.ids == ["1", "3"] and docs.texts == ["first doc", "second doc"]
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    write(
+        beir / "corpus.jsonl", '{"_id": "d1", "title": "T", "text": "body"}\n{"_id": "d2", "title": "", "text": "x"}\n'
+    )
+    assert read_documents(beir).texts == ["T body", "x"] and read_documents(beir).ids == ["d1", "d2"]
+    csv_path = write(tmp_path / "docs.csv", "id,content\n7,hello\n8,world\n")
+    assert read_documents(csv_path).ids == ["7", "8"] and read_documents(csv_path).texts == ["hello", "world"]
+    named = write(tmp_path / "n.jsonl", '{"body": "a", "x": 1}\n{"body": "b", "x": 2}\n')
+    assert read_documents(named, text_field="body", id_field="x").ids == ["1", "2"]
+    assert read_documents(named).ids == ["1", "2"]  # line numbers
+    empty = write(tmp_path / "e.jsonl", '{"text": "a"}\n{"text": "  "}\n')
+    with pytest.raises(DataError, match=r"e.jsonl:2: field 'text' is empty"):
+        read_documents(empty)
+    dup = write(tmp_path / "d.jsonl", '{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n')
+    with pytest.raises(DataError, match=r"d.jsonl:2: field 'id': duplicate id '1'"):
+        read_documents(dup)
+    none = write(tmp_path / "none.jsonl", '{"foo": "a"}\n')
+    with pytest.raises(DataError, match=r"none.jsonl:1: no text field"):
+        read_documents(none)

@@ -1,50 +1,18 @@
 """Text collections used for training and benchmarks: STS-B sentences and SciFact titles.
 
-STS-B's files have no header and no quoting, and some rows carry extra fields after the
-two sentences, so they are split on tabs here (fields 0-6) rather than read as a CSV table.
+The STS-B files are read by :func:`embshared.io.read_sts` (tab-separated, no header).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from embshared.files import atomic_write
-from embshared.io import DataError, document_text, load_beir
-
-
-@dataclass
-class StsPair:
-    sentence1: str
-    sentence2: str
-    score: float
-
-
-def read_sts(path: str | os.PathLike) -> list[StsPair]:
-    """Read an STS-B file (``genre file year id score sentence1 sentence2 [extra]``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "no such file")
-    pairs = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < 7:
-                raise DataError(path, f"expected at least 7 tab-separated fields, got {len(fields)}", lineno)
-            try:
-                score = float(fields[4])
-            except ValueError:
-                raise DataError(path, f"field 'score': not a number: {fields[4]!r}", lineno) from None
-            pairs.append(StsPair(fields[5].strip(), fields[6].strip(), score))
-    if not pairs:
-        raise DataError(path, "no records found")
-    return pairs
+from embshared.io import document_text, load_beir, read_sts
 
 
 def unique(texts) -> list[str]:

@@ -1,6 +1,7 @@
 """Cranfield 1400 as JSON records, queries and graded qrels (SMART format parser).
 
-Read ``../shared/data/cranfield/README.md``; the points that matter here:
+The one reader of the collection (jsonembed's and qa_pipeline's benches use it). Read
+``../shared/data/cranfield/README.md``; the points that matter here:
 
 - ``cran.all.1400``: ``.I <id>`` then ``.T`` title, ``.A`` author, ``.B`` bibliographic
   source, ``.W`` text. Each document becomes the record
@@ -23,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from embshared.io.records import DataError, check_exists
 
 FIELDS = {"T": "title", "A": "author", "B": "source", "W": "text"}
 _MARKER = re.compile(r"^\.([IATBW])(?:\s+(\S+))?\s*$")
@@ -66,6 +69,8 @@ class Cranfield:
 def load_cranfield(folder: str | Path) -> Cranfield:
     """Parse ``cran.all.1400``, ``cran.qry`` and ``cranqrel`` from ``folder``."""
     folder = Path(folder)
+    for name in ("cran.all.1400", "cran.qry", "cranqrel"):
+        check_exists(folder / name)
     records = []
     for ident, fields in _parse_smart(folder / "cran.all.1400"):
         record = {"_id": ident}
@@ -77,7 +82,7 @@ def load_cranfield(folder: str | Path) -> Cranfield:
     }
     qrels: dict[str, dict[str, int]] = {}
     source_docs: dict[str, str] = {}
-    for line in (folder / "cranqrel").read_text(encoding="utf-8").splitlines():
+    for lineno, line in enumerate((folder / "cranqrel").read_text(encoding="utf-8").splitlines(), start=1):
         parts = line.split()
         if len(parts) != 3:
             continue
@@ -87,5 +92,5 @@ def load_cranfield(folder: str | Path) -> Cranfield:
         elif 1 <= code <= 4:
             qrels.setdefault(qid, {})[did] = 5 - code
         else:
-            raise ValueError(f"{folder / 'cranqrel'}: unexpected relevance code {code} in line {line!r}")
+            raise DataError(folder / "cranqrel", f"unexpected relevance code {code}", lineno)
     return Cranfield(records=records, queries=queries, qrels=qrels, source_docs=source_docs)

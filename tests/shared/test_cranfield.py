@@ -1,22 +1,15 @@
-"""The benchmark's Cranfield parser against facts stated in the collection's README."""
+"""embshared.io's Cranfield parser against facts stated in the collection's README."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from embedding_model.config import PROJECT_DIR
+from embshared.io import DataError, load_cranfield
 
 
 @pytest.fixture(scope="module")
 def cranfield(shared_data):
-    spec = importlib.util.spec_from_file_location("jsonembed_bench_cranfield", PROJECT_DIR / "bench" / "cranfield.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.load_cranfield(shared_data / "cranfield")
+    return load_cranfield(shared_data / "cranfield")
 
 
 def test_records_queries_and_graded_qrels(cranfield):
@@ -34,3 +27,9 @@ def test_records_queries_and_graded_qrels(cranfield):
     assert {c: codes.count(c) for c in (1, 2, 3, 4)} == {1: 128, 2: 387, 3: 734, 4: 363}  # README counts
     assert len(cranfield.source_docs) == 225 and cranfield.source_docs["1"] == "486"  # the -1 lines
     assert all(cranfield.source_docs[q] not in rels for q, rels in cranfield.qrels.items())
+
+
+def test_missing_file_is_named(tmp_path):
+    (tmp_path / "cran.all.1400").write_text(".I 1\n.W\nsome text\n")
+    with pytest.raises(DataError, match=r"cran.qry: no such file"):
+        load_cranfield(tmp_path)
