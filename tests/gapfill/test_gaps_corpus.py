@@ -4,7 +4,7 @@ import pytest
 from embshared.errors import UserError
 from embshared.io import DataError, read_sts
 from gapfill.config import GapConfig, UMAPConfig
-from gapfill.corpus import cached_embeddings, sts_sentences
+from gapfill.corpus import sts_sentences
 from gapfill.gaps import find_gaps
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, spacing
@@ -60,20 +60,6 @@ def test_read_sts_names_file_and_line(tmp_path):
     (tmp_path / "short.csv").write_text("a\tb\n")
     with pytest.raises(DataError, match=r"short.csv:1: expected at least 7"):
         read_sts(tmp_path / "short.csv")
-
-
-def test_cached_embeddings_reuses_the_file(tmp_path):
-    calls = []
-
-    def embed(texts):
-        calls.append(len(texts))
-        return np.ones((len(texts), 3), dtype=np.float32)
-
-    a = cached_embeddings(["x", "y"], embed, tmp_path, "m")
-    b = cached_embeddings(["x", "y"], embed, tmp_path, "m")
-    cached_embeddings(["x", "z"], embed, tmp_path, "m")
-    assert calls == [2, 2] and np.array_equal(a, b)
-    assert len(list(tmp_path.glob("emb-*.npy"))) == 2
 
 
 def test_quality_metrics_of_a_trained_map(clusters, knn_graph):

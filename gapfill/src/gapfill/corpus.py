@@ -5,13 +5,12 @@ The STS-B files are read by :func:`embshared.io.read_sts` (tab-separated, no hea
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
-from embshared.files import atomic_write
+from embshared.bench import cached_embeddings  # noqa: F401  (gapfill.corpus.cached_embeddings, its CLI and benches)
 from embshared.io import document_text, load_beir, read_sts
 
 
@@ -34,26 +33,6 @@ def scifact_titles(folder: str | os.PathLike) -> list[str]:
     """The unique titles of a BEIR SciFact corpus (falling back to the text's start)."""
     data = load_beir(folder)
     return unique((doc.get("title") or document_text(doc)[:200]).strip() for doc in data.corpus.values())
-
-
-def cached_embeddings(texts: list[str], embed, cache_dir: str | os.PathLike | None, model_name: str) -> np.ndarray:
-    """``embed(texts)``, stored in ``cache_dir`` under a hash of the model name and the texts.
-
-    Embedding STS-B's 10k sentences takes minutes on a shared CPU; the benchmark and the
-    training CLI reuse the result. No cache_dir: always compute.
-    """
-    if cache_dir is None:
-        return embed(texts)
-    digest = hashlib.sha1("\n".join([model_name, *texts]).encode("utf-8")).hexdigest()[:16]
-    path = Path(cache_dir) / f"emb-{digest}.npy"
-    if path.is_file():
-        emb = np.load(path)
-        if emb.shape[0] == len(texts):
-            return emb
-    emb = np.asarray(embed(texts), dtype=np.float32)
-    with atomic_write(path, "wb") as handle:
-        np.save(handle, emb)
-    return emb
 
 
 def heldout_picks(train_texts: list[str], dev_texts: list[str], n: int, seed: int = 0) -> list[int]:

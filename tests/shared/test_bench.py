@@ -1,0 +1,47 @@
+"""embshared.bench: results files with their command and machine facts, the embedding cache, percentiles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embshared.bench import cached_embeddings, machine_facts, percentiles, shared_cores, write_results
+
+
+def test_write_results_has_command_machine_and_both_files(tmp_path):
+    facts = machine_facts()
+    assert set(facts) >= {"cpu", "cores", "torch_threads", "torch", "cuda", "python", "load_average_start"}
+    json_path, md_path = write_results(
+        tmp_path / "v", "speed", {"rate": 3.5}, "# Speed\n\n| a |\n", command="make bench-x N=1", facts=facts
+    )
+    data = json.loads(json_path.read_text())
+    assert data["rate"] == 3.5 and data["command"] == "make bench-x N=1"
+    assert data["machine"]["cores"] == facts["cores"] and len(data["machine"]["load_average_end"]) == 3
+    assert data["machine"]["peak_rss_gb"] > 0
+    text = md_path.read_text()
+    assert text.startswith("# Speed") and "Reproduce: `make bench-x N=1`" in text
+    assert not list((tmp_path / "v").glob("*.tmp*"))
+
+
+def test_shared_cores_and_percentiles():
+    assert shared_cores({"cores": 2, "load_average_start": [0.1, 0.2], "load_average_end": [1.9, 1.0]})
+    assert not shared_cores({"cores": 2, "load_average_start": [0.1, 0.2]})
+    p = percentiles([1, 2, 3, 4, 100])
+    assert p["p50_ms"] == 3 and p["n"] == 5 and p["mean_ms"] == 22
+    assert p["p95_ms"] == pytest.approx(80.8)  # numpy's linear interpolation: 4 + 0.8 * 96
+
+
+def test_cached_embeddings_reuses_the_file(tmp_path):
+    calls = []
+
+    def embed(texts):
+        calls.append(len(texts))
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+    a = cached_embeddings(["x", "y"], embed, tmp_path, "m")
+    b = cached_embeddings(["x", "y"], embed, tmp_path, "m")
+    cached_embeddings(["x", "z"], embed, tmp_path, "m")
+    assert calls == [2, 2] and np.array_equal(a, b)
+    assert len(list(tmp_path.glob("emb-*.npy"))) == 2
