@@ -27,38 +27,48 @@ Writes bench/results/qa_bench.json and qa_bench.md; intermediate data in bench/w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import platform
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-
-import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench's own modules (common, cranfield, claims)
 
-from embedding_ft.mining import model_fingerprint
+from claims import ClaimsConfig, run_claims
+from common import (
+    TrainSettings,
+    evaluate_bm25,
+    evaluate_model,
+    generate_all,
+    generate_with_budget,
+    query_split,
+    rows_of,
+    scifact_papers,
+    speed,
+    train_on,
+    tuned_model_id,
+)
+from cranfield import CranfieldConfig, run_cranfield
+
+from embshared.bench import machine_facts, write_results
 from embshared.config import config_to_dict, load_config
-from embshared.evaluate import dense_score_fn, evaluate_retrieval, format_table, sentence_transformer_encoder
-from embshared.files import write_json, write_text
+from embshared.evaluate import format_table
+from embshared.files import write_text
 from embshared.io import load_beir
 from embshared.runtime import seed_everything, setup_logging, shared_data_dir
-from embshared.search import bm25_score_fn
 from qa_pipeline.extractors import GrobidClient
 from qa_pipeline.extractors.agreement import compare_headings
 from qa_pipeline.extractors.local import LocalExtractor
 from qa_pipeline.extractors.tei import parse_tei
-from qa_pipeline.finetune import FinetuneConfig, finetune
-from qa_pipeline.generate import GenerateConfig, GenerationStats, generate_pairs
+from qa_pipeline.generate import GenerateConfig
 from qa_pipeline.generators import FallbackConfig, FallbackGenerator, LocalLLMGenerator, load_local_llm
-from qa_pipeline.paper import Paper
 from qa_pipeline.passages import PassageConfig
 
 logger = logging.getLogger("bench_qa")
@@ -105,6 +115,10 @@ class BenchConfig:
     compare_fallback: bool = field(
         default=False, metadata={"help": "also train on inverse-cloze pseudo-queries of the same abstracts"}
     )
+    fallback_pdfs: bool = field(
+        default=True,
+        metadata={"help": "with compare_fallback: the peer also gets the PDFs' passages (false: abstracts only)"},
+    )
     fallback_sample_sizes: list[int] = field(
         default_factory=list, metadata={"help": "with compare_fallback: also on this many abstracts (e.g. [1000])"}
     )
@@ -112,21 +126,14 @@ class BenchConfig:
     extraction_repeats: int = 3
     threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default)"})
     smoke: bool = field(default=False, metadata={"help": "a quick check of the script on tiny subsets (not a result)"})
+    tracks: list[str] = field(
+        default_factory=lambda: ["scifact", "cranfield", "claims"],
+        metadata={"help": "scifact (questions, SciFact claims as queries), cranfield (human questions), claims"},
+    )
+    cranfield: CranfieldConfig = field(default_factory=CranfieldConfig)
+    claims: ClaimsConfig = field(default_factory=ClaimsConfig)
     work_dir: str = str(HERE / "work")
     results_dir: str = str(HERE / "results")
-
-
-def machine_facts() -> dict:
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-        "load_average_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,58 +185,6 @@ def bench_extraction(cfg: BenchConfig, papers_dir: Path) -> dict:
 # 2. Q&A generation
 
 
-def scifact_papers(corpus: dict[str, dict[str, str]], seed: int) -> list[Paper]:
-    """Every SciFact abstract as a paper, in a seeded uniform random order."""
-    ids = sorted(corpus)
-    random.Random(seed).shuffle(ids)
-    return [
-        Paper(paper_id=f"scifact-{d}", title=corpus[d]["title"], abstract=corpus[d]["text"], extractor="scifact")
-        for d in ids
-        if corpus[d]["text"].strip()
-    ]
-
-
-def add_progress(total: GenerationStats, papers, out_dir: Path, progress_file: str) -> None:
-    """Add the recorded statistics of ``papers`` (generated now or by an earlier run) to ``total``."""
-    progress = json.loads((out_dir / progress_file).read_text())["papers"]
-    for paper in papers:
-        entry = progress[paper.paper_id]
-        total.papers_done += 1
-        total.passages += entry.get("passages", 0)
-        total.candidates += entry.get("candidates", 0)
-        total.kept += entry.get("pairs", 0)
-        total.rejected.update(entry.get("rejected", {}))
-        total.generation_seconds += entry.get("seconds", 0.0)
-
-
-def generate_all(papers, generator, gen_cfg, out_dir: Path) -> dict:
-    """Generate for ``papers``; statistics from progress.json, so reused papers count too."""
-    generate_pairs(papers, generator, gen_cfg, out_dir)
-    total = GenerationStats(generator=generator.name, model=generator.model_name)
-    add_progress(total, papers, out_dir, gen_cfg.progress_file)
-    return total.to_dict()
-
-
-def generate_with_budget(papers, generator, gen_cfg, out_dir: Path, budget_s: float, chunk: int) -> tuple[dict, int]:
-    """Generate for ``papers`` in order, chunk by chunk, until done or until the generation
-    time of the papers done (by this run or an earlier one, from progress.json) exceeds
-    ``budget_s``. A rerun with the same settings therefore uses the same papers.
-
-    Returns the statistics of the papers used and how many papers were used.
-    """
-    total = GenerationStats(generator=generator.name, model=generator.model_name)
-    done = 0
-    for i in range(0, len(papers), chunk):
-        if total.generation_seconds > budget_s:
-            logger.info("generation budget used up after %d papers", done)
-            break
-        part = papers[i : i + chunk]
-        generate_pairs(part, generator, gen_cfg, out_dir)
-        add_progress(total, part, out_dir, gen_cfg.progress_file)
-        done = i + len(part)
-    return total.to_dict(), done
-
-
 def shrink(beir, seed: int, n_queries: int = 30, n_docs: int = 300):
     """A small BEIR subset for smoke runs: some queries, their relevant documents, others."""
     from embshared.io import BeirDataset
@@ -245,128 +200,16 @@ def shrink(beir, seed: int, n_queries: int = 30, n_docs: int = 300):
     )
 
 
-def rows_of(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
 # ---------------------------------------------------------------------------------------
 # 3-4. Fine-tuning and evaluation
-
-
-def query_split(beir, seed: int = DEV_SEED, n_dev: int = N_DEV) -> dict[str, set[str]]:
-    """A seeded split of the queries: "dev" (used to choose the bench's settings) and "rest"."""
-    ids = sorted(beir.queries)
-    random.Random(seed).shuffle(ids)
-    return {"dev": set(ids[:n_dev]), "rest": set(ids[n_dev:])}
-
-
-def evaluate_model(
-    model, beir, name: str, cache: Path | None = None, parts: dict[str, set[str]] | None = None
-) -> dict[str, float]:
-    """Dense retrieval metrics; with ``cache``, the corpus embeddings are saved there and
-    reused by a rerun (used for the base model, whose embeddings never change). With
-    ``parts``, also NDCG@10 on each named subset of the queries (``ndcg@10 <part>``)."""
-    encode = sentence_transformer_encoder(model, batch_size=64)
-    start = time.perf_counter()
-    corpus = beir.corpus_texts()
-    doc_ids = list(corpus)
-    if cache is not None and cache.is_file():
-        doc_embeddings = np.load(cache)
-    else:
-        doc_embeddings = encode([corpus[d] for d in doc_ids])  # (n_docs, dim)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cache, doc_embeddings)
-    metrics = retrieval_metrics(beir, dense_score_fn(encode, doc_embeddings, "cosine"), parts)
-    logger.info("%s evaluated in %.0f s: ndcg@10=%.4f", name, time.perf_counter() - start, metrics["ndcg@10"])
-    return metrics
-
-
-def evaluate_bm25(beir, parts: dict[str, set[str]] | None = None) -> dict[str, float]:
-    corpus = beir.corpus_texts()
-    ids = list(corpus)
-    return retrieval_metrics(beir, bm25_score_fn(ids, [corpus[i] for i in ids]), parts)
-
-
-def retrieval_metrics(beir, score_fn, parts: dict[str, set[str]] | None = None) -> dict[str, float]:
-    """METRICS over all queries, plus NDCG@10 on each named subset of them (``ndcg@10 <part>``)."""
-    corpus = beir.corpus_texts()
-    ids = list(corpus)
-    metrics = evaluate_retrieval(beir.queries, corpus, beir.qrels, score_fn, METRICS, doc_ids=ids)
-    for part, keep in (parts or {}).items():
-        queries = {q: t for q, t in beir.queries.items() if q in keep}
-        qrels = {q: beir.qrels[q] for q in queries}
-        metrics[f"ndcg@10 {part}"] = evaluate_retrieval(queries, corpus, qrels, score_fn, ["ndcg@10"], doc_ids=ids)[
-            "ndcg@10"
-        ]
-    return metrics
-
-
-def run_stamp(ft: FinetuneConfig, qa_file: Path) -> dict:
-    """What identifies a training run: its config and the bytes of its pairs."""
-    return {**config_to_dict(ft), "overwrite": None, "input_sha1": hashlib.sha1(qa_file.read_bytes()).hexdigest()}
-
-
-def finetune_config(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> FinetuneConfig:
-    ft = FinetuneConfig(
-        input_jsonl=str(qa_file),
-        output_dir=str(out_dir),
-        base_model=cfg.base_model,
-        num_epochs=cfg.num_epochs,
-        train_batch_size=cfg.train_batch_size,
-        learning_rate=cfg.learning_rate,
-        loss_function=cfg.loss_function,
-        max_seq_length=cfg.max_seq_length,
-        save_best_model=cfg.save_best_model,
-        bf16=cfg.bf16,
-        train_split=0.9,
-        seed=cfg.seed,
-        tensorboard=False,
-        cache_dir=str(Path(cfg.work_dir) / "cache"),
-        overwrite=True,
-    )
-    ft.mining.enabled = cfg.mining
-    ft.mining.num_negatives = cfg.num_negatives
-    return ft
-
-
-def train_on(qa_file: Path, out_dir: Path, cfg: BenchConfig) -> tuple[Path, dict]:
-    ft = finetune_config(qa_file, out_dir, cfg)
-    # A model trained by an earlier run on the same pairs with the same config is reused.
-    wanted = run_stamp(ft, qa_file)
-    stamp = out_dir / "bench_run.json"
-    progress_path = out_dir / "training_progress.json"
-    reuse = stamp.is_file() and json.loads(stamp.read_text()) == wanted and progress_path.is_file()
-    reuse = reuse and json.loads(progress_path.read_text()).get("training_completed") is True
-    if reuse:
-        logger.info("reusing the model trained earlier in %s", out_dir)
-    else:
-        finetune(ft)
-        write_json(stamp, wanted)
-    progress = json.loads(progress_path.read_text())
-    return Path(progress["final_model_path"]), {
-        "seconds": progress["duration_seconds"],
-        "reused": reuse,
-        "train_pairs": progress["train_examples"],
-        "validation_pairs": progress["eval_examples"],
-        "steps": progress["global_step"],
-        "validation_metrics": {
-            k: {m: round(v, 4) for m, v in d.items()} for k, d in (progress.get("metrics") or {}).items()
-        },
-    }
 
 
 def markdown(report: dict) -> str:
     r = report
     ext = r["extraction"]
     lines = [
-        "# qa_pipeline benchmark",
+        "# qa_pipeline benchmark: SciFact (claims) and extraction",
         "",
-        f"Command: `{r['command']}`  ",
-        f"Machine: {r['machine']['cpu_count']} cores, torch {r['machine']['torch']} with "
-        f"{r['machine']['torch_threads']} threads, CUDA {r['machine']['cuda']}. The cores were shared with other "
-        f"jobs (load average {r['machine']['load_average_start']} at the start, {r['machine'].get('load_average_end')} "
-        "at the end), so times are upper bounds.  ",
         f"Total runtime: {r['total_minutes']:.1f} min.",
         "",
         "## Retrieval: SciFact (809 human train queries vs all 5,183 abstracts)",
@@ -459,42 +302,14 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    cfg = load_config(BenchConfig, None, list(sys.argv[1:] if argv is None else argv))
-    setup_logging()
-    seed_everything(cfg.seed)
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-    if cfg.smoke:
-        cfg.work_dir = str(Path(cfg.work_dir) / "smoke")
-        cfg.results_dir = cfg.work_dir
-    t0 = time.perf_counter()
-    data = shared_data_dir()
-    for sub in ("scifact", "pubmedqa", "papers"):
-        if not (data / sub).is_dir():
-            print(f"shared data not found: {data / sub}; nothing to benchmark", file=sys.stderr)
-            return 0
-    work = Path(cfg.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    report: dict = {
-        "command": "make bench-qa " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": config_to_dict(cfg),
-        "machine": machine_facts(),
-        "notes": [],
-    }
-
+def run_scifact(cfg: BenchConfig, data: Path, work: Path, load_llm, scifact, pubmedqa, t0: float) -> dict:
+    """The SciFact track (SmolLM2 questions about SciFact abstracts and the shared PDFs)."""
+    report: dict = {"config": config_to_dict(cfg), "notes": []}
     logger.info("1. extraction")
     report["extraction"] = bench_extraction(cfg, data / "papers")
     pdf_papers = [LocalExtractor().extract(p) for p in sorted((data / "papers").glob("*.pdf"))]
 
     logger.info("2. Q&A generation")
-    scifact = load_beir(data / "scifact")
-    pubmedqa = load_beir(data / "pubmedqa")
-    if cfg.smoke:  # 30 queries, their documents and 300 others: checks the plumbing in minutes
-        scifact = shrink(scifact, cfg.seed)
-        pubmedqa = shrink(pubmedqa, cfg.seed)
     papers = scifact_papers(scifact.corpus, cfg.seed)[: cfg.sample_size]
     abstract_cfg = GenerateConfig(
         questions_per_passage=cfg.questions_per_passage,
@@ -510,17 +325,15 @@ def main(argv: list[str] | None = None) -> int:
         passages=PassageConfig(max_passages_per_paper=cfg.pdf_passages_per_paper),
     )
     pdf_cfg.llm = abstract_cfg.llm
-    model, tokenizer, name = load_local_llm(abstract_cfg.llm)
-    llm = LocalLLMGenerator(
-        model, tokenizer, abstract_cfg.llm, n=cfg.questions_per_passage, seed=cfg.seed, model_name=name
-    )
+    llm = load_llm(abstract_cfg)
+    name = llm.model_name
     llm_dir = work / "qa_smollm2"
     pdf_stats = generate_all(pdf_papers, llm, pdf_cfg, llm_dir)
     budget = max(0.0, cfg.gen_budget_minutes * 60 - pdf_stats["generation_seconds"])
     abstract_stats, n_done = generate_with_budget(
         papers, llm, abstract_cfg, llm_dir, budget, abstract_cfg.chunk_passages
     )
-    del model, llm
+    del llm
     used_ids = {p.paper_id for p in papers[:n_done]}
     qa_rows = [
         r
@@ -536,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "pdf_papers": len(pdf_papers),
         "pairs": len(qa_rows),
         "stats": {"smollm2 (PDF passages)": pdf_stats, "smollm2 (SciFact abstracts)": abstract_stats},
+        "speed": speed(abstract_stats),
         "examples": [r["question"] for r in rng.sample(qa_rows, min(8, len(qa_rows)))],
     }
     if n_done < cfg.sample_size:
@@ -552,46 +366,47 @@ def main(argv: list[str] | None = None) -> int:
         fb_cfg = GenerateConfig(questions_per_passage=cfg.questions_per_passage, seed=cfg.seed)
         fb_cfg.passages = abstract_cfg.passages
         for size in [n_done, *cfg.fallback_sample_sizes]:
-            fb_dir = work / f"qa_fallback_{size}"
+            fb_dir = work / (f"qa_fallback_{size}" if cfg.fallback_pdfs else f"qa_fallback_{size}_abstracts")
             fb_stats = generate_all(everything[:size], fb, fb_cfg, fb_dir)
-            pdf_fb_stats = generate_all(pdf_papers, fb, pdf_cfg, fb_dir)
             report["generation"]["stats"][f"fallback inverse cloze ({size} abstracts)"] = fb_stats
-            report["generation"]["stats"][f"fallback inverse cloze (PDF passages, run {size})"] = pdf_fb_stats
+            if cfg.fallback_pdfs:
+                pdf_fb_stats = generate_all(pdf_papers, fb, pdf_cfg, fb_dir)
+                report["generation"]["stats"][f"fallback inverse cloze (PDF passages, run {size})"] = pdf_fb_stats
             run = f"inverse_cloze_{size}"
             runs[run] = fb_dir / "questions_answers.jsonl"
-            report["run_data"][run] = (
-                f"no-model inverse-cloze pseudo-queries, {size} abstracts + {len(pdf_papers)} PDFs"
-            )
+            pdfs = f" + {len(pdf_papers)} PDFs" if cfg.fallback_pdfs else " (no PDFs)"
+            report["run_data"][run] = f"no-model inverse-cloze pseudo-queries, {size} abstracts{pdfs}"
 
     logger.info("3-4. fine-tuning and evaluation")
     from sentence_transformers import SentenceTransformer
 
     from embshared.models import load_sentence_transformer
 
+    settings = train_settings(cfg)
+    cache = work / "cache"
     base = load_sentence_transformer(cfg.base_model)
     base.max_seq_length = cfg.max_seq_length
-    key = hashlib.sha1(f"{cfg.base_model}|{cfg.max_seq_length}".encode()).hexdigest()[:12]
-    parts = query_split(scifact)
+    base_id = f"{cfg.base_model}|{cfg.max_seq_length}"
+    parts = scifact_split(scifact)
     report["scifact"] = {
         "bm25": evaluate_bm25(scifact, parts),
-        "base": evaluate_model(base, scifact, "base", work / "cache" / f"scifact-base-{key}.npy", parts),
+        "base": evaluate_model(base, scifact, "base", cache, base_id, parts),
     }
     report["pubmedqa"] = {
         "bm25": evaluate_bm25(pubmedqa),
-        "base": evaluate_model(base, pubmedqa, "base", work / "cache" / f"pubmedqa-base-{key}.npy"),
+        "base": evaluate_model(base, pubmedqa, "base", cache, base_id),
     }
     del base
     report["training"] = {}
     for run, path in runs.items():
-        model_dir, info = train_on(path, work / f"model_{run}", cfg)
+        model_dir, info = train_on(path, work / f"model_{run}", settings, cache)
         report["training"][run] = info
         tuned = SentenceTransformer(str(model_dir), device="cpu")
         tuned.max_seq_length = cfg.max_seq_length
         label = f"fine-tuned ({run})"
-        tag = hashlib.sha1(f"{model_fingerprint(str(model_dir))}|{cfg.max_seq_length}".encode()).hexdigest()[:12]
-        cache = work / "cache"
-        report["scifact"][label] = evaluate_model(tuned, scifact, label, cache / f"scifact-{run}-{tag}.npy", parts)
-        report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, label, cache / f"pubmedqa-{run}-{tag}.npy")
+        tid = tuned_model_id(model_dir, cfg.max_seq_length)
+        report["scifact"][label] = evaluate_model(tuned, scifact, label, cache, tid, parts)
+        report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, label, cache, tid)
     main_label = "fine-tuned (smollm2)"
     delta = report["scifact"][main_label]["ndcg@10"] - report["scifact"]["base"]["ndcg@10"]
     report["scifact_delta_ndcg10"] = round(delta, 4)
@@ -599,12 +414,89 @@ def main(argv: list[str] | None = None) -> int:
         report["pubmedqa"][main_label]["ndcg@10"] - report["pubmedqa"]["base"]["ndcg@10"], 4
     )
     report["goal_met"] = delta >= 0.02
-    report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["total_minutes"] = round((time.perf_counter() - t0) / 60, 2)
+    return report
+
+
+def train_settings(cfg: BenchConfig) -> TrainSettings:
+    """The SciFact track's recipe from the bench's flat keys."""
+    keys = {f.name for f in fields(TrainSettings)}
+    return TrainSettings(**{k: getattr(cfg, k) for k in keys})
+
+
+def scifact_split(scifact) -> dict[str, set[str]]:
+    """SciFact's 809 train queries split into dev (200, seed 7) and rest, as in every earlier run."""
+    return query_split(scifact.queries, DEV_SEED, N_DEV)
+
+
+def smollm2_loader(cfg: BenchConfig):
+    """A function gen_cfg -> SmolLM2 generator, loading the model once."""
+    loaded: dict = {}
+
+    def load(gen_cfg: GenerateConfig) -> LocalLLMGenerator:
+        if "model" not in loaded:
+            loaded["model"] = load_local_llm(gen_cfg.llm)
+        model, tokenizer, name = loaded["model"]
+        return LocalLLMGenerator(
+            model,
+            tokenizer,
+            gen_cfg.llm,
+            n=gen_cfg.questions_per_passage,
+            seed=cfg.seed,
+            model_name=name,
+            kind=gen_cfg.query_kind,
+        )
+
+    return load
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    cfg = load_config(BenchConfig, None, args)
+    setup_logging()
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    if cfg.smoke:
+        cfg.work_dir = str(Path(cfg.work_dir) / "smoke")
+        cfg.results_dir = cfg.work_dir
+    data = shared_data_dir()
+    needed = {"scifact", "pubmedqa"} | ({"papers"} if "scifact" in cfg.tracks else set())
+    needed |= {"cranfield"} if "cranfield" in cfg.tracks else set()
+    for sub in sorted(needed):
+        if not (data / sub).is_dir():
+            print(f"shared data not found: {data / sub}; nothing to benchmark", file=sys.stderr)
+            return 0
+    work = Path(cfg.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    command = "make bench-qa " + " ".join(args)
+    facts = machine_facts()
+    scifact = load_beir(data / "scifact")
+    pubmedqa = load_beir(data / "pubmedqa")
+    if cfg.smoke:  # 30 queries, their documents and 300 others: checks the plumbing in minutes
+        scifact = shrink(scifact, cfg.seed)
+        pubmedqa = shrink(pubmedqa, cfg.seed)
+    load_llm = smollm2_loader(cfg)
     results = Path(cfg.results_dir)
-    write_json(results / "qa_bench.json", report)
-    write_text(results / "qa_bench.md", markdown(report))
-    print(markdown(report))
+    for track in cfg.tracks:
+        t0 = time.perf_counter()
+        if track == "scifact":
+            report = run_scifact(cfg, data, work, load_llm, scifact, pubmedqa, t0)
+            name, text = "qa_bench", markdown(report)
+        elif track == "cranfield":
+            report, text = run_cranfield(cfg, data, work, load_llm, scifact, pubmedqa, scifact_split(scifact))
+            name = "qa_cranfield"
+        elif track == "claims":
+            report, text = run_claims(cfg, work, load_llm, scifact, pubmedqa, scifact_split(scifact))
+            name = "qa_claims"
+        else:
+            print(f"error: unknown track '{track}' (scifact, cranfield, claims)", file=sys.stderr)
+            return 2
+        report["total_minutes"] = round((time.perf_counter() - t0) / 60, 2)
+        write_results(results, name, report, text, command, facts=dict(facts))
+        print(text)
     return 0
 
 

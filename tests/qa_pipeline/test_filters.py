@@ -78,3 +78,44 @@ def test_reject_reasons():
 def test_normalised_key():
     assert normalised_key("What is FES?") == normalised_key("  what IS fes ? ")
     assert normalised_key("What is FES?") != normalised_key("What is EMG?")
+
+
+CLAIM_PASSAGE = (
+    "Functional electrical stimulation is used in neurorehabilitation. "
+    "Electrode arrays allow the selective recruitment of forearm muscles for hand opening. "
+    "Thirty contacts were tested in eight stroke patients."
+)
+
+
+def test_claim_filter_rejects_a_verbatim_sentence_copy():
+    from qa_pipeline.filters import clean_claim, sentence_similarity
+
+    cfg = FilterConfig()
+    copy = clean_claim("Claim: Electrode arrays allow the selective recruitment of forearm muscles for hand opening.")
+    assert copy == "Electrode arrays allow the selective recruitment of forearm muscles for hand opening."
+    assert sentence_similarity(copy, CLAIM_PASSAGE) == 1.0
+    assert reject_reason(copy, "claim", CLAIM_PASSAGE, cfg) == "copied_sentence"
+    # one word changed is still a copy; a shortened sentence too (no run of 6 words needed)
+    near = "Electrode arrays allow the selective activation of forearm muscles for hand opening."
+    assert reject_reason(near, "claim", CLAIM_PASSAGE, cfg) == "copied_sentence"
+    assert reject_reason("Thirty contacts were tested in stroke patients.", "claim", CLAIM_PASSAGE, cfg) == (
+        "copied_sentence"
+    )
+    own_words = "Stimulating chosen forearm muscles through an electrode grid can open a stroke patient's hand."
+    assert sentence_similarity(own_words, CLAIM_PASSAGE) < 0.5
+    assert reject_reason(clean_claim(f"1. {own_words}\nA second line"), "claim", CLAIM_PASSAGE, cfg) is None
+    assert reject_reason("Can electrode grids open the hand after stroke?", "claim", CLAIM_PASSAGE, cfg) == (
+        "not_a_claim"
+    )
+    # the same sentence as a *question* candidate is judged by the question rules
+    assert reject_reason(copy, "question", CLAIM_PASSAGE, cfg) == "not_a_question"
+
+
+def test_clean_claim_keeps_the_first_sentence():
+    from qa_pipeline.filters import clean_claim
+
+    assert clean_claim('"The claim: FES opens the hand." It also...') == "FES opens the hand."
+    assert clean_claim("\n\n- Arrays of 30 contacts (e.g. 5x6) select muscles. More text") == (
+        "Arrays of 30 contacts (e.g. 5x6) select muscles."
+    )
+    assert clean_claim("   ") == ""

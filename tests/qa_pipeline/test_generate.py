@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from embshared.io import read_jsonl
 from qa_pipeline import generate
 from qa_pipeline.generate import ROW_KEYS, GenerateConfig, generate_pairs
@@ -176,3 +178,72 @@ def test_cli_errors(tmp_path, capsys):
     assert not out.exists()  # nothing written for bad input
     assert generate.main(["--input_dir", str(tmp_path), "--output_dir", str(out), "generator=gpt"]) == 2
     assert "key 'generator' must be one of" in capsys.readouterr().err
+
+
+class FailingAfter:
+    """Writes one scripted question per passage for ``good_calls`` calls, then raises (a crash mid-run)."""
+
+    name = "scripted"
+    model_name = "script"
+
+    def __init__(self, good_calls: int):
+        self.good_calls = good_calls
+        self.passages_seen: list[str] = []
+
+    def generate(self, passages):
+        if self.good_calls == 0:
+            raise KeyboardInterrupt("killed")
+        self.good_calls -= 1
+        self.passages_seen += [p.passage_id for p in passages]
+        return [[Candidate(f"What is measured in case {p.passage_id}?")] for p in passages]
+
+
+def test_resume_after_an_interruption_skips_finished_papers(tmp_path):
+    papers = [small_paper(f"p{i}", n_sections=0) for i in range(5)]  # one passage each
+    cfg = GenerateConfig(chunk_passages=2, passages=generate.PassageConfig(min_words=10))
+    first = FailingAfter(good_calls=1)
+    with pytest.raises(KeyboardInterrupt):
+        generate_pairs(papers, first, cfg, tmp_path)
+    progress = json.loads((tmp_path / "progress.json").read_text())["papers"]
+    assert sorted(progress) == ["p0", "p1"]  # the first chunk (2 passages) was written and marked done
+    before = read_jsonl(tmp_path / "questions_answers.jsonl")
+    second = FailingAfter(good_calls=10)
+    stats = generate_pairs(papers, second, cfg, tmp_path)
+    assert stats.papers_skipped == 2 and stats.papers_done == 3
+    assert second.passages_seen == ["p2#0", "p3#0", "p4#0"]  # nothing finished is generated again
+    rows = read_jsonl(tmp_path / "questions_answers.jsonl")
+    assert rows[:2] == before and [r["paper_id"] for r in rows] == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_paper_json_without_text_is_refused(tmp_path, capsys):
+    save_paper(small_paper("good"), tmp_path / "in" / "good.json")
+    empty = Paper(paper_id="empty", title="A title only", sections=[])
+    save_paper(empty, tmp_path / "in" / "empty.json")
+    out = tmp_path / "out"
+    args = ["--input_dir", str(tmp_path / "in"), "--output_dir", str(out), "--generator", "fallback"]
+    assert generate.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "empty.json" in err and "field 'abstract' is empty" in err and "'sections'" in err
+    assert not out.exists()  # nothing written
+
+
+def test_nothing_usable_ends_with_counts_and_no_training_set(tmp_path, capsys, monkeypatch):
+    """A generator whose every answer is empty or not a question: non-zero exit with the counts,
+    and no (empty) questions_answers.jsonl left for qa-train to pick up."""
+    for pid in ("p1", "p2"):
+        save_paper(small_paper(pid), tmp_path / "in" / f"{pid}.json")
+    bad = ScriptedGenerator(["", "Electrode arrays select muscles."])
+    monkeypatch.setattr(generate, "build_generator", lambda cfg: bad)
+    out = tmp_path / "out"
+    args = ["--input_dir", str(tmp_path / "in"), "--output_dir", str(out), "passages.min_words=10"]
+    assert generate.main(args) == 2
+    (err,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]  # logs aside
+    # 2 papers x 3 passages x 2 answers
+    assert "12 candidate(s) for 6 passage(s) of 2 paper(s)" in err and "empty 6, not_a_question 6" in err
+    assert not (out / "questions_answers.jsonl").exists() and not (out / "progress.json").exists()
+    assert json.loads((out / "generation_stats.json").read_text())["kept"] == 0
+    # with a working generator the rerun does every paper (nothing was marked done)
+    monkeypatch.setattr(generate, "build_generator", lambda cfg: ScriptedGenerator(["What do arrays select?"]))
+    assert generate.main(args) == 0
+    assert "from 2 paper(s) (0 already done)" in capsys.readouterr().out

@@ -113,3 +113,58 @@ def test_smollm2_writes_questions():
     kept = [q for q in questions if reject_reason(q, "question", PASSAGE.text, FilterConfig()) is None]
     assert len(kept) >= 2, questions
     assert name == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_openai_endpoint_failing_midway_keeps_the_papers_done(tmp_path, monkeypatch, capsys):
+    """500s (and timeouts) are retried with a doubling back-off; then one line naming the URL,
+    non-zero exit, and the papers finished before are kept (a rerun does only the rest)."""
+    from qa_pipeline import generate
+    from qa_pipeline.paper import Paper, save_paper
+
+    for i in range(3):
+        body = f"Electrode arrays number {i} select forearm muscles for stimulation in patients after a stroke. " * 3
+        save_paper(Paper(paper_id=f"p{i}", title=f"Paper {i}", abstract=body), tmp_path / "in" / f"p{i}.json")
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content)["messages"][1]["content"][-60:])
+        if len(calls) == 1:
+            return httpx.Response(200, json={"choices": [{"message": {"content": "Which muscles do arrays select?"}}]})
+        if len(calls) == 2:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(500, text="internal error")
+
+    transport = httpx.MockTransport(handler)
+    real = generate.OpenAIChatGenerator
+    monkeypatch.setattr(generate, "OpenAIChatGenerator", lambda cfg, n, kind: real(cfg, n, transport, kind))
+    sleeps: list[float] = []
+    monkeypatch.setattr("qa_pipeline.generators.openai_chat.time.sleep", sleeps.append)
+    out = tmp_path / "out"
+    args = [
+        "--input_dir",
+        str(tmp_path / "in"),
+        "--output_dir",
+        str(out),
+        "--generator",
+        "openai",
+        "--model",
+        "m",
+        "--base_url",
+        "http://llm.test/v1",
+        "chunk_passages=1",
+        "questions_per_passage=1",
+        "openai.max_retries=3",
+        "openai.retry_delay=0.5",
+    ]
+    assert generate.main(args) == 2
+    (err,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert "http://llm.test/v1/chat/completions" in err and "HTTP 500 on 4 attempts" in err
+    assert sleeps == [0.5, 1.0, 2.0]  # back-off doubles
+    assert len(calls) == 5  # paper 0, then paper 1: a timeout and three 500s
+    rows = read_jsonl_rows(out / "questions_answers.jsonl")
+    assert [r["paper_id"] for r in rows] == ["p0"] and rows[0]["question"] == "Which muscles do arrays select?"
+    assert list(json.loads((out / "progress.json").read_text())["papers"]) == ["p0"]
+
+
+def read_jsonl_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

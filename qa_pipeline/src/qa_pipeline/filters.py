@@ -75,6 +75,10 @@ class FilterConfig:
         default=0.8, metadata={"help": "longest run of words shared with the passage / question length"}
     )
     min_copied_run: int = field(default=6, metadata={"help": "shorter shared runs never count as copying"})
+    max_sentence_similarity: float = field(
+        default=0.8,
+        metadata={"help": "claims: word-sequence similarity to a sentence of the passage at or above this is a copy"},
+    )
 
 
 def clean_question(text: str) -> str:
@@ -94,6 +98,40 @@ def clean_question(text: str) -> str:
     if "?" in line:
         line = line[: line.index("?") + 1]
     return " ".join(line.split())
+
+
+_CLAIM_PREFIX = re.compile(r"^\s*(?:[-*\u2022]\s*|\d{1,2}[.)]\s*|(?:the |a |one )?claim\s*\d*\s*[:.)]\s*)+", re.I)
+
+
+def clean_claim(text: str) -> str:
+    """The first claim in raw generator output: its first non-empty line without list markers,
+    a "Claim:" prefix or quotes, cut after its first sentence."""
+    text = normalise_text(text).strip()
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    if not lines:
+        return ""
+    from qa_pipeline.passages import split_sentences
+
+    line = re.sub('["\u201c\u201d*`]', "", lines[0])  # quotes and markdown emphasis
+    line = _CLAIM_PREFIX.sub("", line.strip()).strip().strip("' ")
+    sentences = split_sentences(line)
+    return " ".join(sentences[0].split()) if sentences else ""
+
+
+def sentence_similarity(claim: str, passage: str) -> float:
+    """The highest word-sequence similarity (difflib ratio over lower-case tokens) between
+    ``claim`` and a sentence of ``passage``: 1.0 for a verbatim copy of a sentence."""
+    from qa_pipeline.passages import split_sentences
+
+    words = _TOKEN.findall(claim.lower())
+    if not words:
+        return 0.0
+    best = 0.0
+    for sentence in split_sentences(passage):
+        tokens = _TOKEN.findall(sentence.lower())
+        if tokens:
+            best = max(best, SequenceMatcher(None, words, tokens, autojunk=False).ratio())
+    return best
 
 
 def normalised_key(question: str) -> str:
@@ -128,14 +166,17 @@ def reject_reason(question: str, kind: str, passage: str, cfg: FilterConfig) -> 
     """Why a cleaned question must be dropped, or None to keep it.
 
     Args:
-        question: the cleaned question (see :func:`clean_question`).
-        kind: "question" (must look like one) or "pseudo_query" (inverse-cloze sentences).
+        question: the cleaned question (see :func:`clean_question`) or claim (:func:`clean_claim`).
+        kind: "question" (must look like one), "claim" (a statement, not a copied sentence)
+            or "pseudo_query" (inverse-cloze sentences).
         passage: the answer passage it will be paired with.
         cfg: the thresholds.
 
     Returns:
-        "empty", "too_short", "too_long", "not_a_question", "about_the_text" (asks about the
-        passage itself, not its content), "copied_from_passage" or None.
+        "empty", "too_short", "too_long", "not_a_question", "not_a_claim" (a claim phrased as a
+        question), "about_the_text" (asks about the passage itself, not its content),
+        "copied_sentence" (a claim that repeats a sentence of the passage, nearly or exactly),
+        "copied_from_passage" or None.
     """
     if not question:
         return "empty"
@@ -146,8 +187,12 @@ def reject_reason(question: str, kind: str, passage: str, cfg: FilterConfig) -> 
         return "too_long"
     if kind == "question" and not is_question(question):
         return "not_a_question"
+    if kind == "claim" and question.rstrip().endswith("?"):
+        return "not_a_claim"
     if _META.search(question):
         return "about_the_text"
+    if kind == "claim" and sentence_similarity(question, passage) >= cfg.max_sentence_similarity:
+        return "copied_sentence"
     run, share = copied_share(question, passage)
     if run >= cfg.min_copied_run and share >= cfg.max_copied_share:
         return "copied_from_passage"

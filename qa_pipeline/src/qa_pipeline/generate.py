@@ -29,7 +29,7 @@ from embshared.files import write_json, write_jsonl
 from embshared.io import DataError, read_jsonl
 from embshared.runtime import seed_everything, setup_logging
 from qa_pipeline.command_line import make_parser, resolve_config
-from qa_pipeline.filters import FilterConfig, clean_question, normalised_key, reject_reason
+from qa_pipeline.filters import FilterConfig, clean_claim, clean_question, normalised_key, reject_reason
 from qa_pipeline.generators import (
     GENERATORS,
     FallbackConfig,
@@ -41,6 +41,7 @@ from qa_pipeline.generators import (
     QuestionGenerator,
     load_local_llm,
 )
+from qa_pipeline.generators.base import QUERY_KINDS
 from qa_pipeline.paper import Paper
 from qa_pipeline.passages import Passage, PassageConfig, load_papers, paper_passages
 
@@ -73,6 +74,10 @@ class GenerateConfig:
     stats_file: str = "generation_stats.json"
     log_file: str = "qa_generation.log"
     generator: str = field(default="smollm2", metadata={"help": "smollm2 | openai | fallback"})
+    query_kind: str = field(
+        default="question",
+        metadata={"help": "what smollm2 / openai write: question | claim (a statement the passage supports)"},
+    )
     questions_per_passage: int = field(default=2, metadata={"help": "candidates asked for per passage"})
     chunk_passages: int = field(default=32, metadata={"help": "passages generated together before writing"})
     limit_papers: int = field(default=0, metadata={"help": "0 = all papers"})
@@ -86,6 +91,8 @@ class GenerateConfig:
     def validate(self) -> None:
         if self.generator not in GENERATORS:
             raise ValueError(f"key 'generator' must be one of {', '.join(GENERATORS)}, got '{self.generator}'")
+        if self.query_kind not in QUERY_KINDS:
+            raise ValueError(f"key 'query_kind' must be one of {', '.join(QUERY_KINDS)}, got '{self.query_kind}'")
         if self.questions_per_passage < 1:
             raise ValueError("key 'questions_per_passage' must be at least 1")
 
@@ -125,9 +132,9 @@ def build_generator(cfg: GenerateConfig) -> QuestionGenerator:
     n = cfg.questions_per_passage
     if cfg.generator == "smollm2":
         model, tokenizer, name = load_local_llm(cfg.llm)
-        return LocalLLMGenerator(model, tokenizer, cfg.llm, n=n, seed=cfg.seed, model_name=name)
+        return LocalLLMGenerator(model, tokenizer, cfg.llm, n=n, seed=cfg.seed, model_name=name, kind=cfg.query_kind)
     if cfg.generator == "openai":
-        return OpenAIChatGenerator(cfg.openai, n=n)
+        return OpenAIChatGenerator(cfg.openai, n=n, kind=cfg.query_kind)
     return FallbackGenerator(cfg.fallback, n=n, seed=cfg.seed)
 
 
@@ -150,7 +157,10 @@ def make_rows(
     rows = []
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for cand in candidates:
-        question = cand.question if cand.kind == "pseudo_query" else clean_question(cand.question)
+        if cand.kind == "pseudo_query":
+            question = cand.question
+        else:
+            question = clean_claim(cand.question) if cand.kind == "claim" else clean_question(cand.question)
         question = " ".join(question.split())
         answer = cand.answer or passage.text
         reason = reject_reason(question, cand.kind, answer, cfg)
@@ -214,6 +224,10 @@ class QAWriter:
             logger.info("removing %d row(s) of unfinished papers from %s", len(rows) - len(kept) + skipped, self.jsonl)
             write_jsonl(self.jsonl, kept)
         self.seen = {normalised_key(str(r.get("question", ""))) for r in kept}
+
+    def rows_total(self) -> int:
+        """Pairs held by the output file (all papers, earlier runs included)."""
+        return sum(int(e.get("pairs", 0)) for e in self.progress["papers"].values())
 
     def is_done(self, paper: Paper, digest: str) -> bool:
         entry = self.progress["papers"].get(paper.paper_id, {})
@@ -342,7 +356,26 @@ def generate_pairs(
         summary["seconds_per_question"],
     )
     write_json(out / cfg.stats_file, summary)
+    if todo and writer.rows_total() == 0:
+        raise NoPairsError(nothing_usable(stats, writer))
     return stats
+
+
+class NoPairsError(UserError):
+    """The generator produced nothing usable: no training set to write."""
+
+
+def nothing_usable(stats: GenerationStats, writer: QAWriter) -> str:
+    """Remove the empty outputs (so no later step trains on an empty file and a rerun redoes
+    every paper) and say what happened, with the counts."""
+    writer.jsonl.unlink(missing_ok=True)
+    writer.progress_path.unlink(missing_ok=True)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items())) or "none"
+    return (
+        f"no usable question-answer pair: {stats.candidates} candidate(s) for {stats.passages} passage(s) of "
+        f"{stats.papers_done} paper(s) from generator {stats.generator} ({stats.model}), all dropped "
+        f"(reasons: {reasons}); nothing written to {writer.jsonl}"
+    )
 
 
 @cli_entry
@@ -382,8 +415,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['kept']} pair(s) from {summary['papers_done']} paper(s) ({summary['papers_skipped']} already done); "
         f"dropped {sum(stats.rejected.values())}: {summary['rejected']} -> {out / cfg.jsonl_output}"
     )
-    if not summary["kept"] and not summary["papers_skipped"]:
-        raise UserError("no question-answer pairs were generated (see generation_stats.json for why)")
     return 0
 
 

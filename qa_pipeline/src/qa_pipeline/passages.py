@@ -25,7 +25,9 @@ BACK_MATTER = re.compile(
     r"declaration|ethics|availability|abbreviations|supplementary|references|bibliography|author details",
     re.IGNORECASE,
 )
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+#: a sentence end followed by a capital, digit or bracket; or, in tokenised lower-case text
+#: (Cranfield: "... slipstream .  the results ..."), a full stop standing alone between spaces.
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])|(?<=\s[.!?])\s+(?=[a-z])")
 
 
 @dataclass
@@ -60,7 +62,8 @@ class Passage:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split on sentence ends followed by a capital, digit or bracket ("et al. (2019)" stays)."""
+    """Split on sentence ends followed by a capital, digit or bracket ("et al. (2019)" stays), and on
+    the free-standing full stops of tokenised lower-case text ("... wing .  the results ...")."""
     parts = _SENTENCE_SPLIT.split(text.strip())
     out: list[str] = []
     for part in parts:
@@ -158,8 +161,8 @@ def load_papers(folder: str | os.PathLike) -> list[Paper]:
     ``.txt`` files, sorted by paper id.
 
     Raises:
-        DataError: a missing folder, no papers, two files with the same paper id, or an
-            unreadable file.
+        DataError: a missing folder, no papers, two files with the same paper id, a paper
+            without text, or an unreadable file.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -180,6 +183,8 @@ def load_papers(folder: str | os.PathLike) -> list[Paper]:
             paper = text_paper(path)
         else:
             continue
+        if not paper.abstract.strip() and not any(sec.paragraphs for sec in paper.sections):
+            raise DataError(path, "no text: field 'abstract' is empty and no section in 'sections' has paragraphs")
         if paper.paper_id in papers:
             raise DataError(path, f"paper id '{paper.paper_id}' appears twice in {folder}")
         papers[paper.paper_id] = paper

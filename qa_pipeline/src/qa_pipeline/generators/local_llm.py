@@ -45,12 +45,23 @@ class LocalLLMGenerator:
         n: questions per passage.
         seed: base seed of the sampling.
         model_name: recorded with each pair.
+        kind: "question" or "claim": what the prompt asks for (and the candidates' kind).
     """
 
     name = "smollm2"
 
-    def __init__(self, model, tokenizer, cfg: LocalLLMConfig, n: int = 2, seed: int = 42, model_name: str = ""):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        cfg: LocalLLMConfig,
+        n: int = 2,
+        seed: int = 42,
+        model_name: str = "",
+        kind: str = "question",
+    ):
         self.model = model
+        self.kind = kind
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.n = n
@@ -62,7 +73,8 @@ class LocalLLMGenerator:
         ids = self.tokenizer(passage, add_special_tokens=False)["input_ids"]
         if len(ids) > self.cfg.max_passage_tokens:
             passage = self.tokenizer.decode(ids[: self.cfg.max_passage_tokens]).rsplit(" ", 1)[0] + " ..."
-        return self.tokenizer.apply_chat_template(chat_messages(passage), tokenize=False, add_generation_prompt=True)
+        messages = chat_messages(passage, kind=self.kind)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _stop_ids(self) -> list[int]:
         ids = [self.tokenizer.eos_token_id]
@@ -101,5 +113,5 @@ class LocalLLMGenerator:
             texts = tok.batch_decode(generated[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             per = len(texts) // len(batch)
             for k, i in enumerate(batch):
-                out[i] = [Candidate(question=t) for t in texts[k * per : (k + 1) * per]]
+                out[i] = [Candidate(question=t, kind=self.kind) for t in texts[k * per : (k + 1) * per]]
         return out

@@ -1,8 +1,9 @@
 """Questions from any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp server...).
 
-One ``POST {base_url}/chat/completions`` per passage asks for ``n`` questions, one per
-line. Busy or failing servers (429, 5xx) are retried with a back-off; a server that cannot
-be reached stops the run with a one-line error, since every passage would fail.
+One ``POST {base_url}/chat/completions`` per passage asks for ``n`` questions (or claims), one
+per line. Busy or failing servers (429, 5xx, timeouts) are retried with a doubling back-off;
+a server that still fails, or cannot be reached, stops the run with a one-line error naming
+the URL, since every later passage would fail too (the papers already written are kept).
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ class OpenAIChatGenerator:
         cfg: endpoint settings.
         n: questions per passage.
         transport: an ``httpx`` transport (tests pass a mock).
+        kind: "question" or "claim": what the prompt asks for.
     """
 
     name = "openai"
 
-    def __init__(self, cfg: OpenAIChatConfig, n: int = 2, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, cfg: OpenAIChatConfig, n: int = 2, transport: httpx.BaseTransport | None = None, kind: str = "question"
+    ):
         self.cfg = cfg
+        self.kind = kind
         self.n = n
         self.transport = transport
         self.model_name = cfg.model
@@ -59,7 +64,7 @@ class OpenAIChatGenerator:
     def _request(self, client: httpx.Client, passage: Passage) -> str:
         body = {
             "model": self.cfg.model,
-            "messages": chat_messages(passage.text, self.n),
+            "messages": chat_messages(passage.text, self.n, self.kind),
             "temperature": self.cfg.temperature,
             "max_tokens": self.cfg.max_tokens,
         }
@@ -82,9 +87,16 @@ class OpenAIChatGenerator:
             retryable = response is None or response.status_code in (429, 500, 502, 503, 504)
             if response is not None and response.status_code in (401, 403, 404):
                 raise EndpointUnavailable(f"{url}: {status} {response.text[:200]} (check the URL, model and key)")
-            if not retryable or attempt == self.cfg.max_retries:
+            if not retryable:
                 logger.warning("%s: %s for passage %s; skipped", url, status, passage.passage_id)
                 return ""
+            if attempt == self.cfg.max_retries:
+                # every later passage would fail the same way: stop, keeping the papers already written
+                raise EndpointUnavailable(
+                    f"chat endpoint {url} failed: {status} on {attempt + 1} attempts "
+                    f"(back-off from {self.cfg.retry_delay:g} s); the papers finished so far are kept, rerun to go on"
+                )
+            logger.info("%s: %s; retrying in %.1f s", url, status, delay)
             time.sleep(delay)
             delay *= 2
         return ""
@@ -99,5 +111,5 @@ class OpenAIChatGenerator:
             for passage in passages:
                 text = self._request(client, passage)
                 lines = [ln for ln in text.split("\n") if ln.strip()]
-                out.append([Candidate(question=ln) for ln in lines[: self.n]])
+                out.append([Candidate(question=ln, kind=self.kind) for ln in lines[: self.n]])
         return out
