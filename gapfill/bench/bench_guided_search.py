@@ -24,13 +24,14 @@ import numpy as np
 import sacrebleu
 import torch
 
+from embshared.bench import cached_embeddings
 from embshared.config import load_config
 from embshared.errors import cli_entry
 from embshared.files import write_json, write_text
 from embshared.models import DEFAULT_MODEL, load_sentence_transformer, load_smollm2
 from embshared.runtime import seed_everything, setup_logging, shared_data_dir
 from gapfill.config import GuidedSearchConfig
-from gapfill.corpus import cached_embeddings, heldout_picks, sts_sentences
+from gapfill.corpus import heldout_picks, sts_sentences
 from gapfill.guided_search import guided_search, sentence_proposer
 from gapfill.vec2text import perplexity, sentence_embedder
 

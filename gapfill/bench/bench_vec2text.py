@@ -37,14 +37,14 @@ import numpy as np
 import sacrebleu
 import torch
 
+from embshared.bench import cached_embeddings, machine_facts, write_results
 from embshared.config import load_config
 from embshared.errors import UserError, cli_entry
-from embshared.files import write_json, write_text
 from embshared.models import DEFAULT_MODEL, load_sentence_transformer, load_smollm2
 from embshared.runtime import repo_root, seed_everything, setup_logging, shared_data_dir
 from gapfill import vec2text as v2t
 from gapfill.config import GapConfig, GuidedSearchConfig
-from gapfill.corpus import cached_embeddings, heldout_picks, sts_sentences
+from gapfill.corpus import heldout_picks, sts_sentences
 from gapfill.gaps import find_gaps
 from gapfill.guided_search import guided_search, sentence_proposer
 from gapfill.parametric_umap import ParametricUMAP
@@ -81,10 +81,13 @@ class BenchConfig:
     num_steps: int = field(default=3, metadata={"help": "correction steps"})
     beam_width: int = field(default=4, metadata={"help": "hypotheses per step"})
     near_duplicate: float = field(default=0.95, metadata={"help": "retrieval excludes texts at least this close"})
-    threads: int = field(default=1, metadata={"help": "torch threads"})
+    threads: int = field(default=2, metadata={"help": "torch threads"})
+    max_seconds: float = field(
+        default=30.0, metadata={"help": "time budget per text: no correction step starts past it (0: none)"}
+    )
     wait_for_umap: float = field(default=0.0, metadata={"help": "seconds to wait for umap_model to appear"})
     seed: int = 0
-    output: str = field(default=str(HERE / "results"))
+    output: str = field(default=str(HERE / "results" / "interactive"))
 
 
 def bleu(hyps: list[str], refs: list[str]) -> float:
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(cfg.seed)
     if not Path(cfg.model, v2t.PROJECTOR_FILE).is_file():
         raise UserError(f"{cfg.model}: no trained vec2text model; run `make gapfill-train-vec2text` first")
-    load_avg = os.getloadavg()[0]
+    facts = machine_facts()
     sts = shared_data_dir() / "stsbenchmark"
     train_texts = sts_sentences(sts, "train")
     dev_all = sts_sentences(sts, "dev")
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     rewriter = None
     if cfg.use_search and (cfg.search.rewrite or cfg.search.fluent_margin > 0):
         rewriter = Rewriter(base_lm, tokenizer)  # the plain LM (the model's own may be trained)
+    budget = cfg.max_seconds or None
     plain, plain_seconds = [], []
     for i, target in enumerate(targets if cfg.plain_search else []):
         start = time.perf_counter()
@@ -150,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         initial = [train_texts[retrieved[i]]] if cfg.init_retrieval else []
         traces.append(
-            v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary, rewriter)
+            v2t.invert(
+                model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary, rewriter, budget
+            )
         )
         seconds.append(time.perf_counter() - start)
         logger.info("%d/%d %.1fs cos by step %s | %s -> %s", i + 1, len(targets), seconds[-1],
@@ -177,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for s in range(cfg.num_steps + 1):
         name = f"step 0 ({cfg.beam_width} beams{with_search})" if s == 0 else f"step {s} (correction{with_search})"
+        kept = [t[min(s, len(t) - 1)] for t in traces]  # a text whose budget ended earlier keeps its last step
         rows[name] = {
-            "texts": [t[s].text for t in traces],
-            "cosines": [t[s].cosine for t in traces],
-            "kept_from": {src: sum(t[s].source == src for t in traces) for src in SOURCES},
+            "texts": [k.text for k in kept],
+            "cosines": [k.cosine for k in kept],
+            "kept_from": {src: sum(k.source == src for k in kept) for src in SOURCES},
+            "texts_reaching_step": sum(len(t) > s for t in traces),
         }
     table = {}
     for name, row in rows.items():
@@ -190,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             "perplexity": v2t.perplexity(base_lm, tokenizer, row["texts"]),
             "share_cosine_ge_0.9": float(np.mean(np.asarray(row["cosines"]) >= 0.9)),
             "kept_from": row.get("kept_from"),
+            "texts_reaching_step": row.get("texts_reaching_step"),
         }
     table["original sentences (reference)"] = {
         "mean_cosine": 1.0,
@@ -197,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "perplexity": v2t.perplexity(base_lm, tokenizer, refs),
         "share_cosine_ge_0.9": 1.0,
     }
+
+    curve = cosine_by_time(traces, max(seconds))
 
     # gap points
     gap_res = None
@@ -215,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             initial = [train_texts[j]] if cfg.init_retrieval else []
             trace = v2t.invert(
-                model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary, rewriter
+                model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary, rewriter, budget
             )
             secs = time.perf_counter() - start
             text_emb = embed([trace[-1].text])[0]
@@ -246,11 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(len(refs))
     ]  # fmt: skip
     res = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1min_at_start": load_avg,
-        },
         "config": dataclasses.asdict(cfg),
         "model": {k: v for k, v in meta.items() if k != "train_log"},
         "model_config": dataclasses.asdict(model.config),
@@ -258,15 +264,30 @@ def main(argv: list[str] | None = None) -> int:
         "n_targets": len(refs),
         "table": table,
         "seconds_per_text": float(np.mean(seconds)),
+        "seconds_per_text_max": float(np.max(seconds)),
+        "cosine_by_time": curve,
+        "goals": {
+            "mean_cosine_ge_0.90": float(np.mean([t[-1].cosine for t in traces])) >= 0.90,
+            "at_most_30_seconds_per_text": float(np.mean(seconds)) <= 30.0,
+        },
         "seconds_per_text_plain_search": float(np.mean(plain_seconds)) if plain_seconds else None,
         "gaps": gap_res,
         "examples": examples,
     }
-    out = Path(cfg.output)
-    write_json(out / f"{cfg.tag}.json", res)
-    write_text(out / f"{cfg.tag}.md", markdown(res))
+    write_results(cfg.output, cfg.tag, res, markdown(res), command=command(res["config"]), facts=facts)
     print(markdown(res))
     return 0
+
+
+def cosine_by_time(traces: list[list[v2t.Step]], horizon: float, points: int = 12) -> list[dict]:
+    """Mean cosine of the kept text at evenly spaced times (a text's cosine at time t is that of the
+    last step it finished by t; 0 before its first step ends), up to ``horizon`` seconds."""
+    out = []
+    for t in np.linspace(horizon / points, horizon, points):
+        cos = [max((s.cosine for s in steps if s.seconds <= t), default=0.0) for steps in traces]
+        done = sum(steps[0].seconds <= t for steps in traces)
+        out.append({"seconds": float(t), "mean_cosine": float(np.mean(cos)), "texts_started": int(done)})
+    return out
 
 
 def summarize_training(log: list[dict]) -> dict:
@@ -328,8 +349,8 @@ def markdown(r: dict) -> str:
         )
         + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences.",
         "",
-        f"Machine: {r['machine']['cpu_count']} CPU cores **shared with other jobs** (1-min load average "
-        f"{r['machine']['load_average_1min_at_start']:.1f} at start), {r['machine']['torch_threads']} torch thread(s).",
+        f"Time budget per text: {c.get('max_seconds') or 'none'} s (no correction step starts when the last "
+        "step's duration would pass it); a text whose budget ended keeps its last step in the later rows.",
         "",
         "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from "
         f"({'/'.join(SOURCES)}) |",
@@ -351,6 +372,16 @@ def markdown(r: dict) -> str:
         ),
         "",
     ]
+    curve = r.get("cosine_by_time") or []
+    if curve:
+        lines += [
+            "Cosine by time (mean over the texts of the cosine kept by then; 0 before a text's first step):",
+            "",
+            "| seconds | " + " | ".join(f"{p['seconds']:.0f}" for p in curve) + " |",
+            "| --- | " + " | ".join("---" for _ in curve) + " |",
+            "| mean cosine | " + " | ".join(f"{p['mean_cosine']:.3f}" for p in curve) + " |",
+            "",
+        ]
     g = r.get("gaps")
     if g:
         steps = " → ".join(f"{v:.3f}" for v in g["cosine_by_step"])
@@ -376,11 +407,7 @@ def markdown(r: dict) -> str:
             f"{e['final']} ({e['final_cosine']:.3f})",
         ]
         lines.append("| " + " | ".join(x.replace("|", "/") for x in cells) + " |")
-    lines += [
-        "",
-        f"Command: `{command(c)}`; raw numbers in `{c['tag']}.json`.",
-        "",
-    ]
+    lines += ["", f"Raw numbers in `{c['tag']}.json`."]
     return "\n".join(lines)
 
 

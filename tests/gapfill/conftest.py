@@ -1,8 +1,8 @@
 """Small stand-ins for the expensive parts of gapfill, so the fast suite runs in seconds.
 
-- :class:`KnnGraph`: a fuzzy k-NN graph built with scikit-learn (UMAP-like memberships)
-  and umap-learn's published ``a, b`` for spread 1, min_dist 0.1, so fast tests never import
-  umap-learn (17-25 s of numba per process); tests marked slow use the real one.
+- :class:`KnnGraph`: a fuzzy k-NN graph built with scikit-learn (UMAP-like memberships),
+  umap-learn's published ``a, b`` for spread 1, min_dist 0.1 and the graph's spectral layout in
+  place of umap-learn's optimised one, so most fast tests never import umap-learn.
 - :func:`hash_embed`: a deterministic bag-of-words embedder (words hashed to 32 dims).
 - :func:`tiny_lm`: a 2-layer, 32-wide random Llama with the packaged MiniLM's tokenizer.
 """
@@ -35,6 +35,13 @@ class KnnGraph:
     def ab(self, spread: float, min_dist: float) -> tuple[float, float]:
         assert (spread, min_dist) == (1.0, 0.1), "KnnGraph only knows a, b for spread=1, min_dist=0.1"
         return 1.5769434602697652, 0.8950608778515733
+
+    def layout(self, x, n_neighbors, min_dist, spread, metric, n_components, seed):
+        """Stands in for umap-learn's fit: this graph and its spectral layout (no optimisation)."""
+        from gapfill.parametric_umap import initial_layout
+
+        graph = self.graph(x, n_neighbors, metric, seed)
+        return graph, initial_layout("spectral", x, graph, n_components, seed)
 
 
 def hash_embed(texts: list[str]) -> np.ndarray:

@@ -135,7 +135,7 @@ def served_app(tmp_path, tiny_lm_session, embed_fn, knn_graph, wait_job):
     import uvicorn
     from fastapi.testclient import TestClient
 
-    from gapfill.config import ServiceConfig, UMAPConfig, Vec2TextConfig
+    from gapfill.config import GapTextConfig, ServiceConfig, UMAPConfig, Vec2TextConfig
     from gapfill.service import create_app
 
     cfg = ServiceConfig(
@@ -143,6 +143,7 @@ def served_app(tmp_path, tiny_lm_session, embed_fn, knn_graph, wait_job):
         models_dir=str(tmp_path / "models"),
         umap=UMAPConfig(n_neighbors=8, n_epochs=10, batch_size=128, hidden_layers=[32, 32]),
         vec2text=Vec2TextConfig(projector_hidden=32, num_prefix=2, max_new_tokens=6, num_steps=1, beam_width=2),
+        gap_text=GapTextConfig(samples=2, max_new_tokens=8, word_top_k=2),
     )
     app = create_app(
         cfg,
@@ -172,23 +173,39 @@ def served_app(tmp_path, tiny_lm_session, embed_fn, knn_graph, wait_job):
         thread.join(timeout=10)
 
 
-def test_click_on_the_map_generates_text(served_app, tmp_path):
+def test_fit_progress_and_text_landing_in_a_gap(served_app, tmp_path):
     browser = DevTools(str(tmp_path / "profile"))
     try:
         browser.open(served_app)
         n_points = browser.wait_for("document.querySelectorAll('circle.doc').length")
         assert n_points == 52
-        assert "click to generate" in browser.evaluate("document.getElementById('status').textContent")
+        assert "click a gap" in browser.evaluate("document.getElementById('status').textContent")
+        n_gaps = browser.evaluate("document.querySelectorAll('circle.gap').length")
+        assert n_gaps >= 1
         # hovering a point shows its text
-        box = browser.evaluate("JSON.stringify(document.querySelector('circle.doc').getBoundingClientRect())")
-        box = json.loads(box)
+        box = json.loads(
+            browser.evaluate("JSON.stringify(document.querySelector('circle.doc').getBoundingClientRect())")
+        )
         browser.send(
             "Input.dispatchMouseEvent", type="mouseMoved", x=box["x"] + box["width"] / 2, y=box["y"] + box["height"] / 2
         )
         browser.wait_for("document.getElementById('tooltip').style.display === 'block'", timeout=10)
-        # a click in the middle of the map asks the service for text at that point
-        svg = json.loads(browser.evaluate("JSON.stringify(document.getElementById('map').getBoundingClientRect())"))
-        browser.click(svg["x"] + svg["width"] * 0.5, svg["y"] + svg["height"] * 0.45)
+        # "Fit map" refits in the background; the page follows the job's stages to the end and redraws
+        browser.wait_for("!document.getElementById('fit-button').disabled", timeout=10)
+        button = json.loads(
+            browser.evaluate("JSON.stringify(document.getElementById('fit-button').getBoundingClientRect())")
+        )
+        browser.click(button["x"] + button["width"] / 2, button["y"] + button["height"] / 2)
+        browser.wait_for("document.getElementById('fit-stage').dataset.state === 'done'", timeout=60)
+        assert browser.evaluate("document.getElementById('fit-progress').value") == 1
+        assert "decoder" in browser.evaluate("document.getElementById('fit-stage').textContent")
+        browser.wait_for("document.querySelectorAll('circle.doc').length === 52", timeout=10)
+        # a click inside a gap asks for text at the gap's centre
+        ring = json.loads(
+            browser.evaluate("JSON.stringify(document.querySelector('circle.gap').getBoundingClientRect())")
+        )
+        centre = (ring["x"] + ring["width"] / 2, ring["y"] + ring["height"] / 2)
+        browser.click(*centre)
         state = browser.wait_for(
             "['done', 'error'].includes(document.getElementById('result').dataset.state) && document.getElementById('result').dataset.state",
             timeout=60,
@@ -198,7 +215,23 @@ def test_click_on_the_map_generates_text(served_app, tmp_path):
         assert text and text != "generating…"
         assert browser.evaluate("document.querySelectorAll('circle.target').length") == 1
         assert browser.evaluate("document.querySelectorAll('circle.landed').length") == 1
-        assert "lands" in browser.evaluate("document.getElementById('metrics').textContent")
+        assert browser.evaluate("document.querySelectorAll('circle.target-ring').length") == 1
+        # the line runs from the target (the gap's centre) to the landing marker
+        target = json.loads(
+            browser.evaluate("JSON.stringify(document.querySelector('circle.target').getBoundingClientRect())")
+        )
+        landed = browser.evaluate(
+            "[+document.querySelector('circle.landed').getAttribute('cx'), +document.querySelector('circle.landed').getAttribute('cy')]"
+        )
+        line = browser.evaluate("['x1','y1','x2','y2'].map(a => +document.querySelector('line.trip').getAttribute(a))")
+        assert (
+            abs(target["x"] + target["width"] / 2 - centre[0]) < 1.5
+            and abs(target["y"] + target["height"] / 2 - centre[1]) < 1.5
+        )
+        assert line[2:] == pytest.approx(landed, abs=1e-6)
+        metrics = browser.evaluate("document.getElementById('metrics').textContent")
+        assert "radii from the point" in metrics
+        assert browser.evaluate("document.querySelectorAll('#candidates li').length") >= 1
         if os.environ.get("GAPFILL_SCREENSHOT"):
             browser.screenshot(os.environ["GAPFILL_SCREENSHOT"])
     finally:

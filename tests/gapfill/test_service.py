@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from gapfill.config import GapConfig, GuidedSearchConfig, ServiceConfig, UMAPConfig, Vec2TextConfig
+from gapfill.config import GapConfig, GapTextConfig, GuidedSearchConfig, ServiceConfig, UMAPConfig, Vec2TextConfig
 from gapfill.service import create_app
 
 API = "/api/advanced-gap-filling"
@@ -39,6 +39,7 @@ def make_client(tmp_path, tiny_lm_session, embed_fn, knn_graph):
                 projector_hidden=32, num_prefix=2, max_new_tokens=6, batch_size=8, num_steps=1, beam_width=2
             ),
             gaps=GapConfig(grid_size=24),
+            gap_text=GapTextConfig(samples=2, max_new_tokens=8, word_top_k=2),
         )
         (tmp_path / "data").mkdir(exist_ok=True)
         app = create_app(
@@ -173,7 +174,10 @@ def test_trained_service_end_to_end(trained):
     data = c.get(f"{API}/map-data").json()
     assert len(data["documents"]) == 60 and data["ready"]
     xs = [d["x"] for d in data["documents"]]
-    r = c.post(f"{API}/generate", json={"x": float(np.mean(xs)), "y": 0.0, "num_steps": 1, "beam_width": 2})
+    r = c.post(
+        f"{API}/generate",
+        json={"x": float(np.mean(xs)), "y": 0.0, "num_steps": 1, "beam_width": 2, "method": "vec2text"},
+    )
     assert r.status_code == 200
     out = r.json()
     assert isinstance(out["text"], str) and len(out["landed"]) == 2
@@ -181,12 +185,14 @@ def test_trained_service_end_to_end(trained):
     assert out["cosine_by_step"] == sorted(out["cosine_by_step"])
     # starting from the nearest document: the first step is at least as close as that document
     point = {"x": float(np.mean(xs)), "y": 0.0, "num_steps": 1, "beam_width": 1, "guided_search": False}
+    point["method"] = "vec2text"
     r = c.post(f"{API}/generate", json={**point, "start_from_nearest": True})
     assert r.status_code == 200
     plain = c.post(f"{API}/generate", json=point).json()
     assert r.json()["cosine_by_step"][0] >= plain["cosine_by_step"][0] - 1e-6
     # word edits with the documents' words add proposals: step 0 (keeping the closest) can only get closer
     point = {"x": float(np.mean(xs)), "y": 0.0, "num_steps": 0, "beam_width": 1, "guided_search": True}
+    point["method"] = "vec2text"
     words = c.post(f"{API}/generate", json={**point, "rewrite": False}).json()
     no_words = c.post(f"{API}/generate", json={**point, "word_edits": False, "rewrite": False}).json()
     assert words["cosine_by_step"][0] >= no_words["cosine_by_step"][0] - 1e-6
@@ -194,6 +200,43 @@ def test_trained_service_end_to_end(trained):
     rewritten = c.post(f"{API}/generate", json=point).json()
     margin = GuidedSearchConfig().fluent_margin
     assert rewritten["cosine_by_step"][0] >= words["cosine_by_step"][0] - margin - 1e-6
+
+
+def test_generate_by_landing_is_consistent_with_transform_of_its_own_text(client, wait_job, embed_fn):
+    """The default method needs only the map: its landing point and distance are those of its own text."""
+    assert client.post(f"{API}/initialize", json={"documents": documents()}).status_code == 200
+    assert client.post(f"{API}/train-parametric-umap", json={}).status_code == 202
+    assert wait_job(client)["state"] == "done"
+    gap = client.get(f"{API}/gaps", params={"max_gaps": 1}).json()["gaps"][0]
+    out = client.post(f"{API}/generate", json={"x": gap["x"], "y": gap["y"]}).json()
+    assert out["method"] == "landing" and out["text"]
+    service = client.app.state.service
+    landed = service.umap.transform(embed_fn([out["text"]]))[0]
+    np.testing.assert_allclose(out["landed"], landed, atol=1e-5)
+    distance = np.linalg.norm(landed - [gap["x"], gap["y"]])
+    assert out["distance"] == pytest.approx(distance, rel=1e-4)
+    assert out["radius"] == pytest.approx(gap["radius"], rel=1e-6)  # at a gap centre: the gap's circle
+    assert out["distance_radii"] == pytest.approx(distance / gap["radius"], rel=1e-4)
+    cands = out["candidates"]
+    assert 1 <= len(cands) <= 5 and cands[0]["text"] == out["text"]
+    assert [c["score"] for c in cands] == sorted((c["score"] for c in cands), reverse=True)
+    assert all({"text", "landed", "radii", "fluency", "score"} <= set(c) for c in cands)
+
+    # make gapfill-fill: GET gaps + POST generate on every gap, one record per gap
+    from gapfill.fill import fill_gaps
+
+    def get(path, query):
+        return client.get(f"{API}/{path}", params={k: v for k, v in query.items() if v is not None}).json()
+
+    def post(path, body):
+        return client.post(f"{API}/{path}", json=body).json()
+
+    records = list(fill_gaps(get, post, max_gaps=2))
+    gaps = client.get(f"{API}/gaps", params={"max_gaps": 2}).json()["gaps"]
+    assert [(r["x"], r["y"]) for r in records] == [(g["x"], g["y"]) for g in gaps]
+    for r in records:
+        assert r["inside"] == (r["distance_radii"] < 1)
+        assert r["distance"] == pytest.approx(np.linalg.norm(np.subtract(r["landed"], [r["x"], r["y"]])), rel=1e-4)
 
 
 @pytest.mark.parametrize(

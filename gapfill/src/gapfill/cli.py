@@ -1,9 +1,10 @@
-"""Command-line entry points: ``python -m gapfill.cli train-vec2text ...`` and ``serve``.
+"""Command-line entry points: ``python -m gapfill.cli train-vec2text ...``, ``serve`` and ``fill``.
 
 ``train-vec2text`` trains the embedding -> text model on sentences from a text file (one per
 line), STS-B (``stsb:<folder>``) or SciFact titles (``scifact:<folder>``) and saves it under
 ``--output``; ``serve`` runs the HTTP service. Both take ``--config`` (YAML/JSON) and
-``key=value`` overrides.
+``key=value`` overrides. ``fill`` asks a running service for text for every gap of its map
+and writes one JSON line per gap (gap -> text -> landing).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from embshared.bench import cached_embeddings
 from embshared.config import load_config
 from embshared.errors import UserError, cli_entry
 from embshared.runtime import pick_device, seed_everything, setup_logging
 from gapfill.config import ServiceConfig, Vec2TextConfig
-from gapfill.corpus import cached_embeddings, scifact_titles, sts_sentences, unique
+from gapfill.corpus import scifact_titles, sts_sentences, unique
 
 logger = logging.getLogger("gapfill")
 
@@ -93,7 +95,18 @@ def serve_main(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train-vec2text": train_vec2text_main, "serve": serve_main}
+def fill_main(args: argparse.Namespace) -> int:
+    from embshared.files import write_jsonl
+    from gapfill.fill import fill_gaps, http_client
+
+    get, post = http_client(args.url)
+    extra = {"max_seconds": args.max_seconds} if args.max_seconds else {}
+    n = write_jsonl(args.output, fill_gaps(get, post, args.max_gaps, extra))
+    logger.info("wrote %d gaps to %s", n, args.output)
+    return 0
+
+
+COMMANDS = {"train-vec2text": train_vec2text_main, "serve": serve_main, "fill": fill_main}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None)
     train.add_argument("--cache-dir", default="gapfill/bench/cache", help="embedding cache ('' for none)")
     serve = sub.add_parser("serve", help="run the HTTP service (127.0.0.1:8000 by default)")
+    fill = sub.add_parser("fill", help="text for every gap of a running service's map, as JSONL")
+    fill.add_argument("--url", default="http://127.0.0.1:8000", help="the service")
+    fill.add_argument("--output", required=True, help="JSONL file to write (atomically)")
+    fill.add_argument("--max-gaps", type=int, default=None, help="at most this many gaps (default: the service's)")
+    fill.add_argument("--max-seconds", type=float, default=None, help="time budget per gap")
     for p in (train, serve):
         p.add_argument("--config", default=None, help="YAML/JSON config file")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

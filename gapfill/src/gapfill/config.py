@@ -21,7 +21,10 @@ class UMAPConfig:
     min_dist: float = field(default=0.1, metadata={"help": "UMAP min_dist (sets a, b with spread)"})
     spread: float = field(default=1.0, metadata={"help": "UMAP spread"})
     metric: Literal["cosine", "euclidean"] = field(default="cosine", metadata={"help": "input-space metric"})
-    n_epochs: int = field(default=40, metadata={"help": "passes over the graph's edges"})
+    n_epochs: int = field(
+        default=3,
+        metadata={"help": "passes of UMAP's loss over the graph's edges (a fine-tune after umap-learn's layout)"},
+    )
     batch_size: int = field(default=1024, metadata={"help": "edges per step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
     hidden_layers: list[int] = field(default_factory=lambda: [256, 256], metadata={"help": "MLP widths"})
@@ -30,19 +33,27 @@ class UMAPConfig:
         default="uniform",
         metadata={"help": "negatives drawn uniformly from all points (as umap-learn) or from the batch's edge ends"},
     )
-    init: Literal["spectral", "pca", "random"] = field(
-        default="spectral",
-        metadata={"help": "layout the encoder is first fitted to (umap-learn starts from the spectral one)"},
+    init: Literal["umap_learn", "spectral", "pca", "random"] = field(
+        default="umap_learn",
+        metadata={
+            "help": "layout the encoder is first regressed onto: umap-learn's optimised layout (on its own graph), "
+            "or the spectral / PCA start that umap-learn's optimisation begins from"
+        },
     )
-    init_epochs: int = field(default=20, metadata={"help": "passes over the points fitting the encoder to `init`"})
+    init_epochs: int = field(default=100, metadata={"help": "passes over the points regressing the encoder on `init`"})
+    regression_learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate of the regression"})
+    regression_weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the regression"})
+    regression_noise: float = field(
+        default=0.0, metadata={"help": "std of Gaussian noise added per input dimension during the regression"}
+    )
     final_lr_fraction: float = field(default=0.02, metadata={"help": "learning rate at the end of the linear decay"})
     repulsion_strength: float = field(default=1.0, metadata={"help": "weight of the repulsive term"})
     reconstruction_weight: float = field(
-        default=10.0, metadata={"help": "weight of the decoder's loss (it also shapes the map, see decoder_shapes_map)"}
+        default=10.0, metadata={"help": "weight of the decoder's loss when it shapes the map (decoder_shapes_map)"}
     )
     reconstruction_loss: Literal["cosine", "mse"] = field(default="cosine", metadata={"help": "decoder loss"})
     decoder_shapes_map: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "the decoder's loss also trains the encoder (an autoencoder beside UMAP's loss; "
             "False: the map is pure UMAP and the decoder only follows it)"
@@ -63,8 +74,10 @@ class UMAPConfig:
             raise ValueError("validation_split must be in [0, 1)")
         if self.min_dist < 0 or self.spread <= 0 or self.min_dist > self.spread:
             raise ValueError("need 0 <= min_dist <= spread and spread > 0")
-        if self.n_epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError("n_epochs, batch_size and learning_rate must be positive")
+        if self.n_epochs < 0 or self.batch_size < 1 or self.learning_rate <= 0 or self.regression_learning_rate <= 0:
+            raise ValueError("n_epochs must be >= 0, batch_size and the learning rates positive")
+        if self.regression_noise < 0 or self.regression_weight_decay < 0:
+            raise ValueError("regression_noise and regression_weight_decay must be >= 0")
         if self.init_epochs < 0 or self.decoder_epochs < 0 or not 0 < self.final_lr_fraction <= 1:
             raise ValueError("init_epochs and decoder_epochs must be >= 0 and final_lr_fraction in (0, 1]")
         if not self.hidden_layers or any(h < 1 for h in self.hidden_layers):
@@ -160,6 +173,37 @@ class Vec2TextConfig:
 
 
 @dataclass
+class GapTextConfig:
+    """Text for a map point by landing score: LM candidates from the neighbouring documents, moved
+    by sampled rewrites and word edits towards the point (see ``gapfill.gap_text``)."""
+
+    n_neighbours: int = field(default=6, metadata={"help": "nearest documents shown to the LM"})
+    samples: int = field(default=6, metadata={"help": "sampled candidates per prompt"})
+    max_new_tokens: int = field(default=36, metadata={"help": "longest candidate, in LM tokens"})
+    temperature: float = field(default=0.9, metadata={"help": "sampling temperature"})
+    top_k: int = field(default=40, metadata={"help": "sample among this many most likely tokens"})
+    rewrite_rounds: int = field(default=1, metadata={"help": "rounds of sampled rewrites of the best candidates"})
+    rewrite_best: int = field(default=2, metadata={"help": "best candidates rewritten per round"})
+    word_rounds: int = field(default=3, metadata={"help": "rounds of landing-guided word edits (needs a vocabulary)"})
+    word_top_k: int = field(default=8, metadata={"help": "vocabulary words tried per round"})
+    rescored: int = field(default=8, metadata={"help": "edits closest to the point whose fluency the LM scores"})
+    fluency_weight: float = field(default=0.15, metadata={"help": "weight of the mean token log-prob in the score"})
+    inner: float = field(
+        default=0.5, metadata={"help": "landing distances below this many radii count alike (fluency decides)"}
+    )
+    max_seconds: float = field(default=12.0, metadata={"help": "time budget; stages stop starting after it"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+
+    def validate(self) -> None:
+        if self.n_neighbours < 1 or self.samples < 1 or self.max_new_tokens < 1:
+            raise ValueError("n_neighbours, samples and max_new_tokens must be >= 1")
+        if self.rewrite_rounds < 0 or self.word_rounds < 0 or self.rewrite_best < 1 or self.word_top_k < 1:
+            raise ValueError("rounds must be >= 0, rewrite_best and word_top_k >= 1")
+        if self.temperature <= 0 or self.top_k < 1 or self.max_seconds <= 0:
+            raise ValueError("temperature and max_seconds must be > 0, top_k >= 1")
+
+
+@dataclass
 class GapConfig:
     """Gap finding on the 2-D map: a density grid inside the hull of the documents."""
 
@@ -187,3 +231,4 @@ class ServiceConfig:
     umap: UMAPConfig = field(default_factory=UMAPConfig)
     vec2text: Vec2TextConfig = field(default_factory=Vec2TextConfig)
     gaps: GapConfig = field(default_factory=GapConfig)
+    gap_text: GapTextConfig = field(default_factory=GapTextConfig)

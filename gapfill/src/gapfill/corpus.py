@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from embshared.bench import cached_embeddings  # noqa: F401  (gapfill.corpus.cached_embeddings, its CLI and benches)
 from embshared.io import document_text, load_beir, read_sts
 
 

@@ -28,11 +28,16 @@ class Edges:
 
 
 class GraphBuilder(Protocol):
-    """Builds the fuzzy graph of the training points and fits the curve parameters ``a, b``."""
+    """Builds the fuzzy graph of the training points and fits the curve parameters ``a, b``;
+    ``layout`` also optimises a 2-D layout on that graph (umap-learn's fit)."""
 
     def graph(self, x: np.ndarray, n_neighbors: int, metric: str, seed: int) -> sp.spmatrix: ...
 
     def ab(self, spread: float, min_dist: float) -> tuple[float, float]: ...
+
+    def layout(
+        self, x: np.ndarray, n_neighbors: int, min_dist: float, spread: float, metric: str, n_components: int, seed: int
+    ) -> tuple[sp.spmatrix, np.ndarray]: ...
 
 
 def ab_params(spread: float, min_dist: float) -> tuple[float, float]:
@@ -103,3 +108,20 @@ class UmapLearnGraph:
 
     def ab(self, spread: float, min_dist: float) -> tuple[float, float]:
         return ab_params(spread, min_dist)
+
+    def layout(
+        self, x: np.ndarray, n_neighbors: int, min_dist: float, spread: float, metric: str, n_components: int, seed: int
+    ) -> tuple[sp.coo_matrix, np.ndarray]:
+        """umap-learn's own fit of ``x``: its fuzzy graph and the (n, n_components) layout it optimised."""
+        import umap
+
+        reducer = umap.UMAP(
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
+            spread=spread,
+            metric=metric,
+            n_components=n_components,
+            random_state=seed,
+        )
+        layout = reducer.fit_transform(x)
+        return reducer.graph_.tocoo(), np.asarray(layout, dtype=np.float32)

@@ -1,12 +1,14 @@
-"""Parametric UMAP in PyTorch: an MLP encoder (embedding -> map) trained with UMAP's loss on
-umap-learn's fuzzy graph, and an MLP decoder (map -> embedding) trained jointly.
+"""Parametric UMAP in PyTorch: an MLP encoder (embedding -> map) and an MLP decoder (map -> embedding).
 
-Unlike a network regressed onto precomputed UMAP coordinates, the encoder here *is* the
-UMAP optimisation: edges are sampled in proportion to their membership, negatives are drawn
-uniformly from all points (as umap-learn does; ``negative_sampling="batch"`` draws them from
-the batch's edge ends, as umap-learn's parametric UMAP does), the encoder starts from the
-graph's spectral layout, and the loss is UMAP's fuzzy cross-entropy with ``a, b`` fitted from
-``min_dist`` and ``spread``.
+Default route (``init="umap_learn"``): umap-learn optimises the layout (it is the field's
+reference and fast), the encoder is regressed onto that layout, then fine-tuned for a few
+epochs with UMAP's loss on umap-learn's own graph, and the decoder is trained on the final map.
+The other route (``init="spectral"``, ``n_epochs=40``) makes the encoder *be* the UMAP
+optimisation from the graph's spectral layout: edges sampled in proportion to their membership,
+negatives drawn uniformly from all points (as umap-learn does; ``negative_sampling="batch"``
+draws them from the batch's edge ends, as umap-learn's parametric UMAP does), UMAP's fuzzy
+cross-entropy with ``a, b`` fitted from ``min_dist`` and ``spread`` (slow on a CPU: an MLP
+trained by SGD on edge samples against umap-learn's compiled optimisation).
 """
 
 from __future__ import annotations
@@ -36,8 +38,43 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "parametric_umap.safetensors"
 CONFIG_FILE = "config.json"
 
-#: called after each epoch with (epoch, n_epochs, metrics of the epoch)
-ProgressFn = Callable[[int, int, dict[str, float]], None]
+#: called after each epoch of each stage with (step, total steps, metrics of the epoch incl. "stage")
+ProgressFn = Callable[[int, int, dict[str, float | str]], None]
+#: called after each stage of a fit with (stage name, the model)
+StageHook = Callable[[str, "ParametricUMAP"], None]
+
+
+class _StageTracker:
+    """Counts a fit's steps across its stages, reports progress, times each stage (hooks excluded)."""
+
+    def __init__(self, seconds: dict, progress, total: int, should_stop, stage_hook, model):
+        self.seconds, self.progress, self.total = seconds, progress, total
+        self.should_stop, self.stage_hook, self.model = should_stop, stage_hook, model
+        self.step = 0
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def stopping(self) -> bool:
+        return self.should_stop is not None and bool(self.should_stop())
+
+    def epoch(self, stage: str, metrics: dict) -> bool:
+        """One epoch of ``stage`` done; True when the fit should stop."""
+        self.step += 1
+        if self.progress is not None:
+            self.progress(self.step, self.total, {"stage": stage, **metrics})
+        return self.stopping()
+
+    def done(self, stage: str, metrics: dict | None = None) -> bool:
+        """``stage`` finished: record its time, call the hook; True when the fit should stop."""
+        self.seconds[stage] = self.elapsed()
+        if stage == "layout":
+            self.epoch(stage, metrics or {})
+        if self.stage_hook is not None:
+            self.stage_hook(stage, self.model)
+        self.start = time.perf_counter()
+        return self.stopping()
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -71,6 +108,7 @@ class ParametricUMAP:
         self.a: float | None = None
         self.b: float | None = None
         self.history: list[dict[str, float]] = []
+        self.fit_seconds: dict[str, float] = {}
 
     @property
     def is_fitted(self) -> bool:
@@ -88,17 +126,30 @@ class ParametricUMAP:
         graph: sp.spmatrix | None = None,
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
+        stage_hook: StageHook | None = None,
     ) -> ParametricUMAP:
-        """Train encoder and decoder on ``x``.
+        """Train encoder and decoder on ``x``, in stages.
+
+        1. ``layout``: the layout the encoder starts from. With ``init="umap_learn"`` (the
+           default) umap-learn optimises it on its own fuzzy graph, which the later stages reuse;
+           ``spectral`` / ``pca`` are computed from the graph / the data.
+        2. ``regression``: ``init_epochs`` passes fitting the encoder to that layout (MSE).
+        3. ``umap``: ``n_epochs`` passes of UMAP's loss over the graph's edges (a short fine-tune
+           after umap-learn's layout; the whole optimisation after a spectral one).
+        4. ``decoder``: ``decoder_epochs`` passes training only the decoder on the final map.
 
         Args:
             x: (n, dim) embeddings.
-            graph: a precomputed (n, n) fuzzy graph of ``x``; by default the graph builder makes one.
-            progress: called after every epoch.
+            graph: a precomputed (n, n) fuzzy graph of ``x`` (not with ``init="umap_learn"``,
+                which takes umap-learn's); by default the graph builder makes one.
+            progress: called as ``progress(step, total, metrics)`` after every epoch of every stage
+                (``metrics["stage"]`` names the stage; the layout stage counts as one step).
             should_stop: polled after every epoch; training ends early when it returns True.
+            stage_hook: called as ``stage_hook(stage, self)`` after each stage (for measuring
+                what each stage buys); its time is not counted in ``fit_seconds``.
 
         Returns:
-            self, with ``history`` holding the per-epoch losses.
+            self, with ``history`` holding the per-epoch losses and ``fit_seconds`` each stage's time.
         """
         cfg = self.config
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -112,45 +163,91 @@ class ParametricUMAP:
         order = rng.permutation(len(x))
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         builder = self.graph_builder or UmapLearnGraph()
-        if graph is None:
-            t0 = time.perf_counter()
+        self.history, self.fit_seconds = [], {}
+        total = 1 + (cfg.init_epochs if cfg.init != "random" else 0) + cfg.n_epochs + cfg.decoder_epochs
+        tracker = _StageTracker(self.fit_seconds, progress, total, should_stop, stage_hook, self)
+
+        layout = None
+        if cfg.init == "umap_learn":
+            if graph is not None:
+                raise UserError("init=umap_learn builds umap-learn's own graph; do not pass a graph")
+            layout_args = (cfg.n_neighbors, cfg.min_dist, cfg.spread, cfg.metric, cfg.n_components, cfg.seed)
+            graph, layout = builder.layout(x[train_idx], *layout_args)
+            logger.info("umap-learn layout of %d points in %.1f s", len(train_idx), tracker.elapsed())
+        elif graph is None:
             graph = builder.graph(x[train_idx], cfg.n_neighbors, cfg.metric, cfg.seed)
-            logger.info("fuzzy graph of %d points in %.1f s", len(train_idx), time.perf_counter() - t0)
+            logger.info("fuzzy graph of %d points in %.1f s", len(train_idx), tracker.elapsed())
         else:
             graph = sp.csr_matrix(graph)[train_idx][:, train_idx]
-        edges = graph_edges(graph, cfg.n_epochs)
+        if cfg.init in ("spectral", "pca"):
+            layout = initial_layout(cfg.init, x[train_idx], graph, cfg.n_components, cfg.seed)
+        edges = graph_edges(graph, max(cfg.n_epochs, 1))
         self.a, self.b = builder.ab(cfg.spread, cfg.min_dist)
         self._build(x.shape[1])
         x_train = torch.from_numpy(x[train_idx]).to(self.device)  # (n_train, dim)
         generator = torch.Generator().manual_seed(cfg.seed)
-        self.history = []
-        if cfg.init != "random" and cfg.init_epochs:
-            layout = initial_layout(cfg.init, x[train_idx], graph, cfg.n_components, cfg.seed)
-            self._fit_encoder_to(x_train, torch.from_numpy(layout).to(self.device), generator)
-        self._fit_umap(x_train, edges, generator, x[val_idx], progress, should_stop)
+        if tracker.done("layout", {"points": len(train_idx)}):
+            return self
+        if layout is not None and cfg.init_epochs:
+            self._fit_encoder_to(x_train, torch.from_numpy(layout).to(self.device), generator, tracker)
+            if tracker.done("regression"):
+                return self
+        if cfg.n_epochs:
+            self._fit_umap(x_train, edges, generator, x[val_idx], tracker)
+            if tracker.done("umap"):
+                return self
         if cfg.decoder_epochs:
-            self._fit_decoder(x_train, generator)
+            self._fit_decoder(x_train, generator, tracker)
             if len(val_idx):
                 self.history[-1]["val_reconstruction_cosine"] = float(
                     np.mean(cosine_rows(self.inverse_transform(self.transform(x[val_idx])), x[val_idx]))
                 )
+            tracker.done("decoder")
         return self
 
-    def _fit_encoder_to(self, x: torch.Tensor, layout: torch.Tensor, generator: torch.Generator) -> None:
-        """Regress the encoder onto an initial (n, n_components) layout (MSE), as umap-learn starts from one."""
+    def _fit_encoder_to(
+        self, x: torch.Tensor, layout: torch.Tensor, generator: torch.Generator, tracker: _StageTracker
+    ) -> None:
+        """Regress the encoder onto an (n, n_components) layout: MSE, warm-up then cosine decay.
+
+        ``regression_noise`` adds Gaussian noise of that norm per dimension to the (unit) inputs,
+        so that the encoder learns a smooth map around each point and not only the points.
+        """
         cfg = self.config
-        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=cfg.learning_rate)
+        optimizer = torch.optim.AdamW(
+            self.encoder.parameters(), lr=cfg.regression_learning_rate, weight_decay=cfg.regression_weight_decay
+        )
         batch = min(256, len(x))
+        steps = cfg.init_epochs * math.ceil(len(x) / batch)
+        warm = max(1, steps // 10)
+
+        def one_cycle(s: int) -> float:
+            """Linear warm-up over a tenth of the steps, then cosine decay to ``final_lr_fraction``."""
+            if s < warm:
+                return (s + 1) / warm
+            floor = cfg.final_lr_fraction
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
         self.encoder.train()
-        for _ in range(cfg.init_epochs):
+        for _epoch in range(1, cfg.init_epochs + 1):
             order = torch.randperm(len(x), generator=generator)
+            total = 0.0
             for i in range(0, len(x), batch):
                 idx = order[i : i + batch]
-                loss = (self.encoder(x[idx]) - layout[idx]).pow(2).sum(-1).mean()
+                xb = x[idx]  # (batch, dim)
+                if cfg.regression_noise:
+                    xb = xb + cfg.regression_noise * torch.randn(xb.shape, generator=generator).to(xb.device)
+                    xb = xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                loss = (self.encoder(xb) - layout[idx]).pow(2).sum(-1).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        logger.info("encoder fitted to the %s layout (MSE %.3f)", cfg.init, loss.item())
+                scheduler.step()
+                total += loss.item() * len(idx)
+            if tracker.epoch("regression", {"regression_mse": total / len(x)}):
+                break
+        logger.info("encoder fitted to the %s layout (MSE %.3f)", cfg.init, total / len(x))
 
     def _fit_umap(
         self,
@@ -158,15 +255,16 @@ class ParametricUMAP:
         edges,
         generator: torch.Generator,
         x_val: np.ndarray,
-        progress: ProgressFn | None,
-        should_stop: Callable[[], bool] | None,
+        tracker: _StageTracker,
     ) -> None:
-        """UMAP's loss on sampled edges for the encoder; the decoder learns from the edges' heads meanwhile."""
+        """UMAP's loss on sampled edges for the encoder; with ``decoder_shapes_map`` the decoder learns from
+        the edges' heads meanwhile (and its loss shapes the map)."""
         cfg = self.config
         head = torch.from_numpy(edges.head).to(self.device)
         tail = torch.from_numpy(edges.tail).to(self.device)
         weight = torch.from_numpy(edges.weight)
-        params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        joint = cfg.decoder_shapes_map
+        params = [*self.encoder.parameters(), *(self.decoder.parameters() if joint else [])]
         optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
         steps_per_epoch = max(1, math.ceil(len(weight) / cfg.batch_size))
         total = cfg.n_epochs * steps_per_epoch
@@ -189,33 +287,33 @@ class ParametricUMAP:
                     pool = torch.cat([zt, zh])  # the batch's own edge ends (umap-learn's parametric scheme)
                 neg = pool[torch.randint(0, len(pool), (len(zh) * rate,), generator=generator)]  # (batch * rate, n_c)
                 loss_umap = umap_cross_entropy(zh, zt, neg, self.a, self.b, cfg.repulsion_strength)
-                loss_rec = recon_fn(self.decoder(zh if cfg.decoder_shapes_map else zh.detach()), xh)
-                loss = loss_umap + cfg.reconstruction_weight * loss_rec
+                loss = loss_umap
+                if joint:
+                    loss_rec = recon_fn(self.decoder(zh), xh)
+                    loss = loss + cfg.reconstruction_weight * loss_rec
+                    sums["reconstruction_loss"] += loss_rec.item()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                # clipped apart, so that a detached decoder cannot change the encoder's steps
                 nn.utils.clip_grad_norm_(list(self.encoder.parameters()), 4.0)
-                nn.utils.clip_grad_norm_(list(self.decoder.parameters()), 4.0)
+                if joint:
+                    nn.utils.clip_grad_norm_(list(self.decoder.parameters()), 4.0)
                 optimizer.step()
                 scheduler.step()
                 sums["umap_loss"] += loss_umap.item()
-                sums["reconstruction_loss"] += loss_rec.item()
-            metrics = {k: v / steps_per_epoch for k, v in sums.items()}
-            if len(x_val):
+            metrics = {k: v / steps_per_epoch for k, v in sums.items() if joint or k == "umap_loss"}
+            if len(x_val) and joint:
                 metrics["val_reconstruction_cosine"] = float(
                     np.mean(cosine_rows(self.inverse_transform(self.transform(x_val)), x_val))
                 )
             metrics["epoch"] = epoch
             self.history.append(metrics)
-            if progress is not None:
-                progress(epoch, cfg.n_epochs, metrics)
             if epoch == 1 or epoch % 10 == 0 or epoch == cfg.n_epochs:
                 logger.info("epoch %d/%d %s", epoch, cfg.n_epochs, {k: round(v, 4) for k, v in metrics.items()})
-            if should_stop is not None and should_stop():
+            if tracker.epoch("umap", metrics):
                 logger.info("stopped after epoch %d", epoch)
                 break
 
-    def _fit_decoder(self, x_train: torch.Tensor, generator: torch.Generator) -> None:
+    def _fit_decoder(self, x_train: torch.Tensor, generator: torch.Generator, tracker: _StageTracker) -> None:
         """Train only the decoder on the final map: every point's coordinates -> its embedding."""
         cfg = self.config
         with torch.no_grad():
@@ -223,7 +321,7 @@ class ParametricUMAP:
             z = self.encoder(x_train)  # (n_train, n_components)
         recon_fn = RECONSTRUCTION_LOSSES[cfg.reconstruction_loss]
         optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.learning_rate)
-        batch = min(cfg.batch_size, len(z))
+        batch = min(256, len(z))
         steps = cfg.decoder_epochs * math.ceil(len(z) / batch)
         floor = cfg.final_lr_fraction
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - (1.0 - floor) * s / steps)
@@ -240,6 +338,10 @@ class ParametricUMAP:
                 optimizer.step()
                 scheduler.step()
                 total += loss.item() * len(idx)
+            if tracker.epoch("decoder", {"decoder_loss": total / len(z)}):
+                break
+        if not self.history:
+            self.history.append({})
         self.history[-1]["decoder_loss"] = total / len(z)
         logger.info("decoder fitted on the final map (loss %.4f)", total / len(z))
 

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
@@ -31,11 +31,13 @@ from embshared.errors import UserError
 from embshared.io import read_records
 from gapfill import vec2text as v2t
 from gapfill.config import ServiceConfig, UMAPConfig, Vec2TextConfig
+from gapfill.gap_text import LMSampler, write_for_point
 from gapfill.gaps import find_gaps
 from gapfill.graph import GraphBuilder
 from gapfill.jobs import JobBusy, JobRunner
+from gapfill.landing import circle_at
 from gapfill.parametric_umap import ParametricUMAP
-from gapfill.pipeline import decode_point, generate_at
+from gapfill.pipeline import decode_point, generate_at, spacing
 from gapfill.quality import evaluate_quality
 from gapfill.rewrite import Rewriter
 from gapfill.word_edits import Vocabulary
@@ -110,6 +112,12 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     x: float = Field(strict=True, allow_inf_nan=False, description="map x coordinate")
     y: float = Field(strict=True, allow_inf_nan=False, description="map y coordinate")
+    method: Literal["landing", "vec2text"] = Field(
+        default="landing",
+        description="landing: LM candidates from the neighbouring documents chosen and edited by where they land "
+        "(needs only the map); vec2text: invert the decoder's embedding of the point",
+    )
+    max_seconds: float | None = Field(default=None, gt=0, le=600, description="time budget of the landing method")
     num_steps: int | None = Field(default=None, ge=0, le=10)
     beam_width: int | None = Field(default=None, ge=1, le=16)
     guided_search: bool | None = Field(default=None, description="run the embedding-guided search (default: config)")
@@ -381,6 +389,8 @@ class GapFillService:
         return {"gaps": [{**g.to_dict(), "nearest_texts": [self.texts[j][:200] for j in g.nearest]} for g in gaps]}
 
     def generate(self, req: GenerateRequest) -> dict:
+        if req.method == "landing":
+            return self.generate_landing(req)
         self._require(umap=True, vec2text=True)
         self._not_training("vec2text")
         initial = []
@@ -403,6 +413,34 @@ class GapFillService:
         out = gen.to_dict()
         if gen.nearest_document is not None:
             out["nearest_text"] = self.texts[gen.nearest_document][:300]
+        circle = circle_at((req.x, req.y), self.coords)
+        out.update(method="vec2text", radius=circle.radius, distance_radii=gen.distance / circle.radius)
+        return out
+
+    def generate_landing(self, req: GenerateRequest) -> dict:
+        """Text for a point chosen by where it lands (:func:`gapfill.gap_text.write_for_point`)."""
+        self._require(umap=True)
+        rewriter = self.rewriter()
+        cfg = self.config.gap_text
+        if req.max_seconds is not None:
+            cfg = dataclasses.replace(cfg, max_seconds=req.max_seconds)
+        with self.lock:
+            umap, coords, texts = self.umap, self.coords, list(self.texts)
+        gen = write_for_point(
+            (req.x, req.y),
+            umap,
+            self.embed,
+            coords,
+            texts,
+            LMSampler(rewriter.lm, rewriter.tokenizer),
+            rewriter.fluency,
+            self.vocabulary() if req.word_edits else None,
+            cfg,
+        )
+        out = gen.to_dict()
+        out["method"] = "landing"
+        out["distance_ratio"] = gen.best.distance / spacing(coords)
+        out["nearest_texts"] = [texts[i][:300] for i in gen.neighbours[:3]]
         return out
 
     def map_data(self) -> dict:
@@ -415,7 +453,8 @@ class GapFillService:
         return {
             "documents": docs,
             "gaps": [g.to_dict() for g in self.gaps],
-            "ready": self.umap is not None and self.vec2text is not None,
+            "ready": self.umap is not None,
+            "vec2text": self.vec2text is not None,
         }
 
     # -- persistence --------------------------------------------------------------------

@@ -39,6 +39,7 @@ from embshared.config import load_config, save_config
 from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json
 from gapfill.config import Vec2TextConfig
+from gapfill.embed_cache import EmbeddingCache
 from gapfill.guided_search import GuidedSearchConfig, LMProposer, document_start_id, guided_search, refine
 from gapfill.rewrite import Rewriter, choose
 from gapfill.word_edits import Vocabulary, refine_words
@@ -224,6 +225,7 @@ class Step:
     candidates: list[tuple[str, float]] = field(default_factory=list)
     source: str = "beam"  # what produced the kept text: beam, search, refine, words, rewrite, initial, previous
     sources: list[str] = field(default_factory=list)  # what produced each candidate
+    seconds: float = 0.0  # since the inversion started, when this step ended
 
 
 def _pick(
@@ -342,10 +344,16 @@ def invert(
     initial: Sequence[str] = (),
     vocabulary: Vocabulary | None = None,
     rewriter: Rewriter | None = None,
+    max_seconds: float | None = None,
 ) -> list[Step]:
     """Invert one embedding; returns the best hypothesis after step 0 (zero-step) and each correction.
 
+    Embeddings are memoised for the whole inversion (:class:`~gapfill.embed_cache.EmbeddingCache`):
+    the steps propose many texts again. Each step records when it ended (``Step.seconds``).
+
     Args:
+        max_seconds: a time budget: no correction step starts when the last step's duration
+            would take the inversion past it (so fewer than ``num_steps`` may run).
         initial: extra starting hypotheses competing at step 0 (e.g. the nearest known text;
             source "initial"), which the corrections then edit.
         vocabulary: words for the word edits of every step (with ``search.word_rounds``),
@@ -356,7 +364,10 @@ def invert(
             True (the model's ``config.search``), False (beams only), or None (the model's
             ``config.use_search`` decides).
     """
+    start = time.perf_counter()
     cfg = model.config
+    if not isinstance(embed, EmbeddingCache):
+        embed = EmbeddingCache(embed)
     search = _search_config(model, search)
     num_steps = cfg.num_steps if num_steps is None else num_steps
     beam_width = cfg.beam_width if beam_width is None else beam_width
@@ -369,9 +380,14 @@ def invert(
     i, embs, all_cos = _pick(target, texts, embed, -np.inf, search, rewriter)
     sources = [src for _, src in proposals]
     steps = [Step(texts[i], all_cos[i], list(zip(texts, all_cos)), sources[i], sources)]
+    steps[0].seconds = time.perf_counter() - start
     emb = embs[i]
     for _ in range(num_steps):
+        last = steps[-1].seconds - (steps[-2].seconds if len(steps) > 1 else 0.0)
+        if max_seconds is not None and steps[-1].seconds + last > max_seconds:
+            break
         step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, search, vocabulary, rewriter)
+        step.seconds = time.perf_counter() - start
         steps.append(step)
     return steps
 
