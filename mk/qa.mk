@@ -55,5 +55,12 @@ qa-all: setup ## PDF_DIR -> extracted JSON -> Q&A pairs -> fine-tuned model in Q
 	$(qa_generate_cmd) $(QA_GENERATE_ARGS)
 	$(qa_train_cmd) $(QA_TRAIN_ARGS)
 
-bench-qa: setup ## Benchmark: extraction per back end, SmolLM2 Q&A on SciFact abstracts, fine-tune, NDCG@10 vs base/BM25
+bench-qa: setup ## Benchmark (tracks=[scifact,cranfield,claims]): SmolLM2 Q&A / claims, fine-tune, NDCG@10 vs base/BM25/inverse cloze
 	cd $(QA_DIR) && $(QA_PY) bench/bench_qa.py $(OVERRIDES)
+
+# Optional: llama-cpp-python[server] for the real OpenAI-compatible server test. PyPI ships it as
+# source only, so pip compiles llama.cpp here; base.txt constrains the shared packages (fastapi, ...).
+.PHONY: setup-llama
+setup-llama: setup ## Optional: compile and install llama-cpp-python[server] (real OpenAI-server test)
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install \
+		-c requirements/base.txt -r requirements/optional/llama.txt

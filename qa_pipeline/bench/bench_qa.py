@@ -59,6 +59,7 @@ from cranfield import CranfieldConfig, run_cranfield
 
 from embshared.bench import machine_facts, write_results
 from embshared.config import config_to_dict, load_config
+from embshared.errors import cli_entry
 from embshared.evaluate import format_table
 from embshared.files import write_text
 from embshared.io import load_beir
@@ -76,6 +77,7 @@ HERE = Path(__file__).resolve().parent
 METRICS = ["ndcg@10", "mrr@10", "recall@10", "recall@100"]
 #: the queries split into "dev" (for choosing settings) and "rest"
 DEV_SEED, N_DEV = 7, 200
+TRACKS = ("scifact", "cranfield", "claims")
 
 
 @dataclass
@@ -134,6 +136,11 @@ class BenchConfig:
     claims: ClaimsConfig = field(default_factory=ClaimsConfig)
     work_dir: str = str(HERE / "work")
     results_dir: str = str(HERE / "results")
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.tracks) - set(TRACKS))
+        if unknown:
+            raise ValueError(f"key 'tracks': unknown track(s) {', '.join(unknown)} (one of {', '.join(TRACKS)})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,6 +457,7 @@ def smollm2_loader(cfg: BenchConfig):
     return load
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     cfg = load_config(BenchConfig, None, args)
@@ -492,8 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             report, text = run_claims(cfg, work, load_llm, scifact, pubmedqa, scifact_split(scifact))
             name = "qa_claims"
         else:
-            print(f"error: unknown track '{track}' (scifact, cranfield, claims)", file=sys.stderr)
-            return 2
+            raise AssertionError(track)  # BenchConfig.validate allows only TRACKS
         report["total_minutes"] = round((time.perf_counter() - t0) / 60, 2)
         write_results(results, name, report, text, command, facts=dict(facts))
         print(text)

@@ -50,7 +50,7 @@ GOAL_GAIN, FORGET_TOLERANCE = 0.03, 0.01
 class CranfieldConfig:
     """Knobs of the Cranfield track (``cranfield.<key>=value``)."""
 
-    questions_per_passage: int = field(default=2, metadata={"help": "SmolLM2 candidates per abstract (cached)"})
+    questions_per_passage: int = field(default=1, metadata={"help": "SmolLM2 candidates per abstract (cached)"})
     questions_per_abstract: int = field(
         default=0, metadata={"help": "use at most this many kept questions of each abstract in training (0: all)"}
     )
@@ -131,11 +131,12 @@ def run_cranfield(cfg, data: Path, work: Path, load_llm, scifact, pubmedqa, scif
     logger.info("cranfield: SmolLM2 questions for %d abstracts", len(papers))
     gen_cfg = generation_config(cfg, cc.questions_per_passage)
     llm = load_llm(gen_cfg)
-    stats = generate_all(papers, llm, gen_cfg, root / "qa_smollm2")
+    gen_dir = root / f"qa_smollm2_n{cc.questions_per_passage}"  # the progress file knows papers, not settings
+    stats = generate_all(papers, llm, gen_cfg, gen_dir)
     model_name = llm.model_name
     del llm
-    rows = limit_per_paper(rows_of(root / "qa_smollm2" / "questions_answers.jsonl"), cc.questions_per_abstract)
-    qa_file = root / f"smollm2_pairs_k{cc.questions_per_abstract}.jsonl"
+    rows = limit_per_paper(rows_of(gen_dir / "questions_answers.jsonl"), cc.questions_per_abstract)
+    qa_file = root / f"smollm2_pairs_n{cc.questions_per_passage}_k{cc.questions_per_abstract}.jsonl"
     write_text(qa_file, "".join(json.dumps(r) + "\n" for r in rows))
     rng = random.Random(cfg.seed)
     report["generation"] = {
@@ -149,9 +150,10 @@ def run_cranfield(cfg, data: Path, work: Path, load_llm, scifact, pubmedqa, scif
     if cc.inverse_cloze:
         fb = FallbackGenerator(FallbackConfig(method="inverse_cloze"), n=cc.questions_per_passage, seed=cfg.seed)
         fb_cfg = generation_config(cfg, cc.questions_per_passage)
-        fb_stats = generate_all(papers, fb, fb_cfg, root / "qa_inverse_cloze")
+        fb_dir = root / f"qa_inverse_cloze_n{cc.questions_per_passage}"
+        fb_stats = generate_all(papers, fb, fb_cfg, fb_dir)
         report["generation"]["inverse_cloze_stats"] = fb_stats
-        runs["inverse_cloze"] = root / "qa_inverse_cloze" / "questions_answers.jsonl"
+        runs["inverse_cloze"] = fb_dir / "questions_answers.jsonl"
 
     from embshared.models import load_sentence_transformer
 

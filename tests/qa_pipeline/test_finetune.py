@@ -133,9 +133,9 @@ def test_each_guide_loss_maps_to_its_sentence_transformers_loss(minilm):
     from embedding_ft.losses import build_loss
 
     for name in GUIDE_LOSSES:
-        loss = build_loss(minilm, TrainConfig(loss=name))
+        loss = build_loss(minilm, name)
         assert type(loss) is getattr(losses, name)
-    wrapped = build_loss(minilm, TrainConfig(loss="MultipleNegativesRankingLoss", matryoshka_dims=[64, 128]))
+    wrapped = build_loss(minilm, "MultipleNegativesRankingLoss", TrainConfig(matryoshka_dims=[64, 128]).loss_options())
     assert isinstance(wrapped, losses.MatryoshkaLoss)
     assert list(wrapped.matryoshka_dims) == [384, 128, 64]
 
