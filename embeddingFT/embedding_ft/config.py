@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from embedding_ft.losses import LossOptions, check_loss_name
 from embshared.metrics import parse_metric
 from embshared.models import DEFAULT_MODEL
 
@@ -39,8 +40,17 @@ class MiningConfig:
         default="auto", metadata={"help": "FAISS search (auto: for corpora of faiss_min_corpus documents or more)"}
     )
     faiss_min_corpus: int = field(default=50_000, metadata={"help": "corpus size from which auto uses FAISS"})
+    bm25_negatives: int = field(
+        default=0,
+        metadata={"help": "per pair, also this many negatives from BM25's top range_max (lexical look-alikes)"},
+    )
+    audit: bool = field(
+        default=True, metadata={"help": "false-negative audit of the mined negatives (summary + examples file)"}
+    )
 
     def validate(self) -> None:
+        if self.bm25_negatives < 0:
+            raise ValueError(f"mining.bm25_negatives must be >= 0, got {self.bm25_negatives}")
         if self.num_negatives < 1:
             raise ValueError(f"mining.num_negatives must be at least 1, got {self.num_negatives}")
         if self.batch_size < 1:
@@ -68,14 +78,36 @@ class EvaluationConfig:
         default=None, metadata={"help": "stop after N evaluations without improvement"}
     )
     batch_size: int = field(default=64, metadata={"help": "encoding batch size for evaluation"})
+    hybrid: bool = field(default=True, metadata={"help": "add the hybrid (BM25 + dense) rows to the report"})
+    hybrid_weight: float = field(
+        default=0.5, metadata={"help": "dense weight of the hybrid rows' convex fusion (fixed, not tuned on held-out)"}
+    )
 
     def validate(self) -> None:
+        if not 0 <= self.hybrid_weight <= 1:
+            raise ValueError(f"evaluation.hybrid_weight must be in [0, 1], got {self.hybrid_weight}")
         for name in [*self.metrics, self.primary_metric]:
             parse_metric(name)
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"evaluation.eval_steps must be positive, got {self.eval_steps}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"evaluation.early_stopping_patience must be positive, got {self.early_stopping_patience}")
+
+
+@dataclass
+class PseudoQueryConfig:
+    """Extra (pseudo-query, document) pairs made from the corpus itself, for documents no query points at."""
+
+    kind: Literal["none", "titles", "inverse_cloze"] = field(
+        default="none",
+        metadata={"help": "titles: a document's title -> its body; inverse_cloze: one sentence -> the rest"},
+    )
+    max_pairs: int = field(default=1000, metadata={"help": "at most this many pseudo pairs (a seeded sample)"})
+    min_words: int = field(default=4, metadata={"help": "skip titles / sentences shorter than this"})
+
+    def validate(self) -> None:
+        if self.max_pairs < 0:
+            raise ValueError(f"pseudo_queries.max_pairs must be >= 0, got {self.max_pairs}")
 
 
 @dataclass
@@ -89,6 +121,10 @@ class TrainConfig:
     dataset_split: str = field(default="train", metadata={"help": "BEIR qrels split / hub dataset split"})
     sample_size: int | None = field(default=None, metadata={"help": "use at most this many examples (whole queries)"})
     test_size: float = field(default=0.2, metadata={"help": "held-out fraction (< 1) or number (>= 1) of queries"})
+    test_dataset_name: str | None = field(
+        default=None, metadata={"help": "evaluate on this file / BEIR folder instead of a split (all data trains)"}
+    )
+    test_dataset_split: str = field(default="test", metadata={"help": "BEIR qrels split of test_dataset_name"})
     seed: int = 42
     model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "base model: local path or name"})
     mining_model_name: str | None = field(default=None, metadata={"help": "model for mining (default: model_name)"})
@@ -100,9 +136,22 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     max_seq_length: int = 256
     bf16: bool | Literal["auto"] = field(default="auto", metadata={"help": "bfloat16 training (auto: if supported)"})
-    loss: str = field(default="MultipleNegativesRankingLoss", metadata={"help": "see embedding_ft.losses.LOSSES"})
+    loss: str = field(
+        default="auto",
+        metadata={"help": "auto (ranking loss for pairs/triplets/BEIR, CoSENT for similarity) or a name in LOSSES"},
+    )
     mini_batch_size: int = field(default=16, metadata={"help": "mini-batch of the Cached* losses (bounds memory)"})
+    max_memory_gb: float | None = field(
+        default=4.0,
+        metadata={"help": "loss auto: use the cached (GradCache) ranking loss when plain MNRL would need more"},
+    )
+    symmetric_loss: bool = field(default=False, metadata={"help": "ranking losses also rank queries per document"})
+    guide_model: str | None = field(default=None, metadata={"help": "GIST losses' guide (default: the base model)"})
+    gist_margin: float = field(default=0.05, metadata={"help": "GIST relative margin for in-batch false negatives"})
     matryoshka_dims: list[int] = field(default_factory=list, metadata={"help": "wrap the loss in MatryoshkaLoss"})
+    merge_with_base: float = field(
+        default=0.0, metadata={"help": "final weights = (1 - w) * fine-tuned + w * base (WiSE-FT); 0: no merge"}
+    )
     cache_dir: str = field(default="embeddingFT/data/cache", metadata={"help": "mined-negative cache"})
     output_dir: str = field(default="embeddingFT/outputs", metadata={"help": "runs are written to output_dir/run_name"})
     run_name: str = field(default="", metadata={"help": "run folder name (default: <dataset>-<time>)"})
@@ -113,7 +162,19 @@ class TrainConfig:
     tensorboard: bool = field(default=False, metadata={"help": "log loss, learning rate and metrics for TensorBoard"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available)"})
     mining: MiningConfig = field(default_factory=MiningConfig)
+    pseudo_queries: PseudoQueryConfig = field(default_factory=PseudoQueryConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def loss_options(self, guide=None, mini_batch_size: int | None = None) -> LossOptions:
+        """The options the loss builders read, from this config (``guide``: the loaded guide model;
+        ``mini_batch_size``: the one ``loss: auto`` chose, else the config's)."""
+        return LossOptions(
+            mini_batch_size=mini_batch_size or self.mini_batch_size,
+            symmetric=self.symmetric_loss,
+            guide=guide,
+            gist_margin=self.gist_margin,
+            matryoshka_dims=tuple(self.matryoshka_dims),
+        )
 
     def validate(self) -> None:
         if self.batch_size < 1:
@@ -136,8 +197,11 @@ class TrainConfig:
             raise ValueError(f"matryoshka_dims must be positive, got {self.matryoshka_dims}")
         if "/" in self.run_name or self.run_name.startswith("."):
             raise ValueError(f"run_name must be a plain folder name, got {self.run_name!r}")
-        from embedding_ft.losses import loss_spec
-
-        loss_spec(self.loss)
+        if not 0 <= self.merge_with_base <= 1:
+            raise ValueError(f"merge_with_base must be in [0, 1], got {self.merge_with_base}")
+        if self.max_memory_gb is not None and self.max_memory_gb <= 0:
+            raise ValueError(f"max_memory_gb must be positive, got {self.max_memory_gb}")
+        check_loss_name(self.loss)
         self.mining.validate()
+        self.pseudo_queries.validate()
         self.evaluation.validate()

@@ -8,13 +8,25 @@ training and evaluated too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from embshared.io import BeirDataset, DataError, Examples, Records, load_beir, normalise_examples, read_records
+from embshared.io import (
+    BeirDataset,
+    DataError,
+    Examples,
+    Records,
+    document_text,
+    is_sts_file,
+    load_beir,
+    normalise_examples,
+    read_records,
+    sts_examples,
+)
 from embshared.runtime import is_offline
 
 logger = logging.getLogger(__name__)
@@ -53,6 +65,7 @@ class Prepared:
         eval_set: the held-out evaluation task built from ``test``.
         corpus: candidate documents for hard-negative mining.
         positives: query text -> every known positive document text (train and test).
+        documents: doc id -> {"title", "text"} of a BEIR corpus (None for other data).
     """
 
     train: Examples
@@ -60,6 +73,14 @@ class Prepared:
     eval_set: EvalSet
     corpus: list[str]
     positives: dict[str, set[str]]
+    documents: dict[str, dict[str, str]] | None = None
+
+    def full_texts(self) -> dict[str, str]:
+        """doc id -> the text models see ("title text"), for a BEIR corpus."""
+        return {d: document_text(doc) for d, doc in (self.documents or {}).items()}
+
+    def replace(self, **changes) -> Prepared:
+        return dataclasses.replace(self, **changes)
 
 
 def load_dataset(name: str, split: str = "train") -> tuple[Examples, BeirDataset | None]:
@@ -69,6 +90,8 @@ def load_dataset(name: str, split: str = "train") -> tuple[Examples, BeirDataset
         beir = load_beir(path, split=split)
         return beir.to_pairs(), beir
     if path.exists():
+        if is_sts_file(path):
+            return sts_examples(path), None
         return normalise_examples(read_records(path)), None
     if path.suffix or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise DataError(name, "no such file or folder")
@@ -177,12 +200,20 @@ def known_positives(examples: Examples) -> dict[str, set[str]]:
 
 
 def prepare(
-    name: str, split: str = "train", test_size: float = 0.2, seed: int = 42, sample_size: int | None = None
+    name: str,
+    split: str = "train",
+    test_size: float = 0.2,
+    seed: int = 42,
+    sample_size: int | None = None,
+    test_name: str | None = None,
+    test_split: str = "test",
 ) -> Prepared:
-    """Load ``name``, split it by query and build the eval set and the mining corpus."""
+    """Load ``name``, split it by query (or evaluate on ``test_name``) and build the eval set and mining corpus."""
     examples, beir = load_dataset(name, split)
     if examples.dropped_duplicates:
         logger.info("dropped %d exact duplicate example(s)", examples.dropped_duplicates)
+    if test_name:
+        return _with_test_dataset(examples, beir, test_name, test_split, seed, sample_size)
     train, test = split_by_query(examples, test_size, seed, sample_size)
     logger.info(
         "%s: %d %s examples -> %d train / %d test (split by %s, seed %d)",
@@ -195,7 +226,36 @@ def prepare(
         seed,
     )
     eval_set = build_eval_set(examples, test, beir)
-    return Prepared(train, test, eval_set, mining_corpus(eval_set), known_positives(examples))
+    documents = beir.corpus if beir is not None else None
+    return Prepared(train, test, eval_set, mining_corpus(eval_set), known_positives(examples), documents)
+
+
+def _with_test_dataset(
+    examples: Examples, beir: BeirDataset | None, test_name: str, test_split: str, seed: int, sample_size: int | None
+) -> Prepared:
+    """All of ``examples`` train; the held-out task is ``test_name`` (same format)."""
+    test_examples, test_beir = load_dataset(test_name, test_split)
+    if test_examples.format != examples.format:
+        raise DataError(test_name, f"format {test_examples.format} differs from the training data's {examples.format}")
+    train = split_by_query(examples, 0, seed, sample_size)[0]
+    if test_beir is not None:
+        eval_set = build_eval_set(test_examples, test_examples, test_beir)
+    else:
+        eval_set = build_eval_set(
+            Examples(examples.format, examples.rows + test_examples.rows, examples.source), test_examples, None
+        )
+    logger.info("%d training examples; evaluating on %s (%d)", len(train.rows), test_name, len(eval_set))
+    positives = known_positives(Examples(examples.format, examples.rows + test_examples.rows, examples.source))
+    documents = beir.corpus if beir is not None else None
+    return Prepared(
+        train, test_examples, eval_set, mining_corpus(eval_set) or _documents_of(train), positives, documents
+    )
+
+
+def _documents_of(examples: Examples) -> list[str]:
+    if examples.format == "similarity":
+        return []
+    return list(dict.fromkeys(r["document"] if examples.format == "pairs" else r["positive"] for r in examples.rows))
 
 
 def from_examples(train: Examples, test: Examples) -> Prepared:

@@ -9,7 +9,9 @@ from sentence_transformers.base.evaluation import BaseEvaluator
 
 from embedding_ft.data import EvalSet
 from embshared.evaluate import dense_score_fn, evaluate_encoder, evaluate_retrieval, sentence_transformer_encoder
+from embshared.fusion import convex_fusion
 from embshared.metrics import similarity_correlations
+from embshared.search import BM25Index
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,42 @@ class RetrievalEvaluator(BaseEvaluator):
             raise ValueError(f"{len(doc_embeddings)} document embeddings for {len(doc_ids)} documents")
         score_fn = dense_score_fn(encode, doc_embeddings, "cosine")
         return evaluate_retrieval(s.queries, s.corpus, s.qrels, score_fn, self.metrics, doc_ids=doc_ids)
+
+    def bm25_scores(self) -> np.ndarray:
+        """(n_queries, n_docs) BM25 scores of the held-out queries, in the order of ``eval_set``."""
+        if getattr(self, "_bm25", None) is None:
+            s = self.eval_set
+            doc_ids = list(s.corpus)
+            index = BM25Index().index(doc_ids, [s.corpus[d] for d in doc_ids])
+            self._bm25 = index.score_matrix(list(s.queries.values()))
+        return self._bm25
+
+    def compute_with_hybrid(
+        self, model, weight: float, doc_embeddings: np.ndarray | None = None
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """(dense metrics, hybrid metrics) from one encoding of the corpus.
+
+        The hybrid is the convex fusion of z-scored BM25 and cosine scores with dense
+        weight ``weight`` (:func:`embshared.fusion.convex_fusion`), over the whole corpus.
+        """
+        s = self.eval_set
+        doc_ids, query_ids = list(s.corpus), list(s.queries)
+        encode = sentence_transformer_encoder(model, batch_size=self.batch_size, normalize_embeddings=True)
+        if doc_embeddings is None:
+            doc_embeddings = encode([s.corpus[d] for d in doc_ids])  # (n_docs, dim)
+        docs = np.asarray(doc_embeddings, dtype=np.float32)
+        docs = docs / np.maximum(np.linalg.norm(docs, axis=1, keepdims=True), 1e-12)
+        dense = encode([s.queries[q] for q in query_ids]) @ docs.T  # (n_queries, n_docs)
+        fused = convex_fusion(dense, self.bm25_scores(), weight)
+        out = []
+        for matrix in (dense, fused):
+            row_of = {s.queries[q]: i for i, q in enumerate(query_ids)}
+
+            def score_fn(texts, matrix=matrix, row_of=row_of):
+                return matrix[[row_of[t] for t in texts]]
+
+            out.append(evaluate_retrieval(s.queries, s.corpus, s.qrels, score_fn, self.metrics, doc_ids=doc_ids))
+        return out[0], out[1]
 
     def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
         results = self.compute(model)

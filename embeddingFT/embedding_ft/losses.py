@@ -5,28 +5,51 @@ Data kinds:
     triplet   -- (anchor, positive, negative): exactly one negative per row.
     labelled  -- (sentence1, sentence2, label) with label 1 (similar) or 0 (dissimilar).
     scored    -- (sentence1, sentence2, score) with a similarity score in [0, 1].
+
+``loss: auto`` picks the loss from the data (:func:`auto_loss`): a ranking loss for pairs,
+triplets and BEIR folders, CoSENTLoss for ``{doc1, doc2, similarity}`` data. Every builder
+takes the model and a :class:`LossOptions`; nothing here reads the training config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from embedding_ft.config import TrainConfig
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 DataKind = Literal["ranking", "triplet", "labelled", "scored"]
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The knobs a loss may read (each builder reads only its own).
+
+    Attributes:
+        mini_batch_size: mini-batch of the Cached* losses (GradCache): bounds activation memory.
+        symmetric: ranking losses also rank the queries for each document (doc -> query).
+        guide: the frozen guide model of the GIST losses (filters in-batch false negatives).
+        gist_margin: GIST's margin (relative strategy): a candidate scoring above
+            ``(1 - margin) *`` the positive under the guide is not used as a negative.
+        matryoshka_dims: wrap the loss in MatryoshkaLoss over these dimensions.
+    """
+
+    mini_batch_size: int = 16
+    symmetric: bool = False
+    guide: Any = None
+    gist_margin: float = 0.05
+    matryoshka_dims: tuple[int, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss by name: the data it trains on and how to build it for a model and config."""
+    """A loss by name: the data it trains on and how to build it for a model and options."""
 
     name: str
     data: DataKind
-    build: Callable[[Any, TrainConfig], Any]
+    build: Callable[[Any, LossOptions], Any]
     description: str
+    needs_guide: bool = False
 
 
 def _losses():
@@ -35,49 +58,76 @@ def _losses():
     return losses
 
 
+def _directions(opts: LossOptions) -> tuple[str, ...]:
+    return ("query_to_doc", "doc_to_query") if opts.symmetric else ("query_to_doc",)
+
+
+def _gist(cls_name: str, model, opts: LossOptions, **extra):
+    if opts.guide is None:
+        raise ValueError(f"{cls_name} needs a guide model")
+    cls = getattr(_losses(), cls_name)
+    return cls(model, opts.guide, margin_strategy="relative", margin=opts.gist_margin, **extra)
+
+
 LOSSES: dict[str, LossSpec] = {
     spec.name: spec
     for spec in [
         LossSpec(
             "MultipleNegativesRankingLoss",
             "ranking",
-            lambda model, cfg: _losses().MultipleNegativesRankingLoss(model),
-            "InfoNCE over in-batch and mined negatives (the default)",
+            lambda model, o: _losses().MultipleNegativesRankingLoss(model, directions=_directions(o)),
+            "InfoNCE over in-batch and mined negatives",
         ),
         LossSpec(
             "CachedMultipleNegativesRankingLoss",
             "ranking",
-            lambda model, cfg: _losses().CachedMultipleNegativesRankingLoss(model, mini_batch_size=cfg.mini_batch_size),
+            lambda model, o: _losses().CachedMultipleNegativesRankingLoss(
+                model, mini_batch_size=o.mini_batch_size, directions=_directions(o)
+            ),
             "the same loss with gradient caching: large batches in bounded memory (GradCache)",
+        ),
+        LossSpec(
+            "GISTEmbedLoss",
+            "ranking",
+            lambda model, o: _gist("GISTEmbedLoss", model, o),
+            "InfoNCE whose in-batch negatives are filtered by a guide model (drops likely false negatives)",
+            needs_guide=True,
+        ),
+        LossSpec(
+            "CachedGISTEmbedLoss",
+            "ranking",
+            lambda model, o: _gist("CachedGISTEmbedLoss", model, o, mini_batch_size=o.mini_batch_size),
+            "GISTEmbedLoss with gradient caching (bounded memory)",
+            needs_guide=True,
         ),
         LossSpec(
             "TripletLoss",
             "triplet",
-            lambda model, cfg: _losses().TripletLoss(model),
+            lambda model, o: _losses().TripletLoss(model),
             "max(d(a, p) - d(a, n) + margin, 0) with Euclidean distance",
         ),
         LossSpec(
             "ContrastiveLoss",
             "labelled",
-            lambda model, cfg: _losses().ContrastiveLoss(model),
+            lambda model, o: _losses().ContrastiveLoss(model),
             "pulls label-1 pairs together, pushes label-0 pairs beyond a margin",
         ),
         LossSpec(
             "OnlineContrastiveLoss",
             "labelled",
-            lambda model, cfg: _losses().OnlineContrastiveLoss(model),
+            lambda model, o: _losses().OnlineContrastiveLoss(model),
             "ContrastiveLoss on the hard pairs of each batch only",
         ),
         LossSpec(
             "CoSENTLoss",
             "scored",
-            lambda model, cfg: _losses().CoSENTLoss(model),
+            lambda model, o: _losses().CoSENTLoss(model),
             "ranks pairs by their gold similarity (CoSENT)",
         ),
         LossSpec(
             "CosineSimilarityLoss",
             "scored",
-            lambda model, cfg: _losses().CosineSimilarityLoss(model),
+            lambda model, o: _losses().CosineSimilarityLoss(model),
             "MSE between cosine similarity and the gold score",
         ),
     ]
@@ -87,6 +137,8 @@ ALIASES = {
     "mnrl": "MultipleNegativesRankingLoss",
     "cmnrl": "CachedMultipleNegativesRankingLoss",
     "cached": "CachedMultipleNegativesRankingLoss",
+    "gist": "GISTEmbedLoss",
+    "cachedgist": "CachedGISTEmbedLoss",
     "triplet": "TripletLoss",
     "contrastive": "ContrastiveLoss",
     "onlinecontrastive": "OnlineContrastiveLoss",
@@ -95,19 +147,38 @@ ALIASES = {
 }
 
 
+def check_loss_name(name: str) -> None:
+    """Raise ValueError for a name that is neither ``auto``, a known loss nor an alias."""
+    if name != AUTO:
+        loss_spec(name)
+
+
 def loss_spec(name: str) -> LossSpec:
     """The spec of a loss by its sentence-transformers class name or a short alias."""
     key = ALIASES.get(name.lower().replace("_", "").replace("-", ""), name)
     if key not in LOSSES:
-        raise ValueError(f"unknown loss '{name}' (known: {', '.join(LOSSES)}; aliases: {', '.join(ALIASES)})")
+        raise ValueError(f"unknown loss '{name}' (known: auto, {', '.join(LOSSES)}; aliases: {', '.join(ALIASES)})")
     return LOSSES[key]
 
 
-def build_loss(model, cfg: TrainConfig):
-    """Build ``cfg.loss`` for ``model``, wrapped in MatryoshkaLoss when ``cfg.matryoshka_dims`` is set."""
-    loss = loss_spec(cfg.loss).build(model, cfg)
-    if cfg.matryoshka_dims:
+def auto_loss(data_format: str, cached: bool) -> str:
+    """The loss ``loss: auto`` picks for a data format.
+
+    Args:
+        data_format: "pairs", "triplets" (BEIR folders become pairs) or "similarity".
+        cached: use the GradCache form of the ranking loss (bounded memory).
+    """
+    if data_format == "similarity":
+        return "CoSENTLoss"
+    return "CachedMultipleNegativesRankingLoss" if cached else "MultipleNegativesRankingLoss"
+
+
+def build_loss(model, name: str, options: LossOptions | None = None):
+    """Build the loss ``name`` for ``model``, wrapped in MatryoshkaLoss when ``options.matryoshka_dims`` is set."""
+    options = options or LossOptions()
+    loss = loss_spec(name).build(model, options)
+    if options.matryoshka_dims:
         dim = model.get_embedding_dimension()
-        dims = sorted({d for d in cfg.matryoshka_dims if d <= dim} | {dim}, reverse=True)
+        dims = sorted({d for d in options.matryoshka_dims if d <= dim} | {dim}, reverse=True)
         loss = _losses().MatryoshkaLoss(model, loss, matryoshka_dims=dims)
     return loss

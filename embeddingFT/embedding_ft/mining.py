@@ -39,11 +39,18 @@ def model_fingerprint(model_path: str) -> str:
 
 
 def cache_key(
-    pairs: list[tuple[str, str]], corpus: list[str], model_id: str, cfg: MiningConfig, output_format: str
+    pairs: list[tuple[str, str]],
+    corpus: list[str],
+    model_id: str,
+    cfg: MiningConfig,
+    output_format: str,
+    shadow: list[tuple[str, str]] | None = None,
 ) -> str:
     """A short hash of everything that determines the mined rows."""
     digest = hashlib.sha256()
-    for item in (pairs, corpus, model_id, dataclasses.asdict(cfg), output_format):
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "audit"}  # the audit does not change rows
+    items = [pairs, corpus, model_id, settings, output_format] + ([shadow] if shadow else [])
+    for item in items:
         digest.update(json.dumps(item, sort_keys=True, ensure_ascii=False).encode())
         digest.update(b"\x00")
     return digest.hexdigest()[:16]
@@ -108,6 +115,7 @@ def mine(
     cfg: MiningConfig,
     output_format: OutputFormat = "n-tuple",
     cache_dir: str | Path | None = None,
+    shadow_pairs: list[tuple[str, str]] | None = None,
 ) -> list[dict]:
     """Mine hard negatives for (query, document) pairs.
 
@@ -121,6 +129,9 @@ def mine(
         output_format: "n-tuple" (anchor, positive, negative_1..n), "triplet" (one negative
             per row) or "labeled-pair" (anchor, document, label).
         cache_dir: where mined rows are cached (None: no cache).
+        shadow_pairs: extra (query, positive) pairs that only tell ``mine_hard_negatives``
+            what must never be a negative of that query (it treats every positive of a
+            repeated query as a positive); their own rows are dropped from the output.
 
     Returns:
         Rows as dicts with the columns of ``output_format``.
@@ -129,9 +140,10 @@ def mine(
     from sentence_transformers.util import mine_hard_negatives
 
     pairs = [(r["query"], r["document"]) for r in train.rows]
+    shadow = [p for p in (shadow_pairs or []) if p not in set(pairs)]
     cache_file = None
     if cache_dir is not None:
-        key = cache_key(pairs, corpus, model_id, cfg, output_format)
+        key = cache_key(pairs, corpus, model_id, cfg, output_format, shadow)
         cache_file = Path(cache_dir) / f"mined-{key}.jsonl"
         if cache_file.is_file():
             rows = list(read_jsonl(cache_file))
@@ -141,7 +153,8 @@ def mine(
     margin = {}
     if cfg.margin is not None:
         margin = {"relative_margin" if cfg.margin_type == "relative" else "absolute_margin": cfg.margin}
-    dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [d for _, d in pairs]})
+    everything = pairs + shadow
+    dataset = Dataset.from_dict({"anchor": [q for q, _ in everything], "positive": [d for _, d in everything]})
     embeddings_folder = None if cache_dir is None else embedding_cache_folder(cache_dir, model_id, corpus)
     range_max = cfg.range_max
     if range_max is not None:
@@ -164,10 +177,51 @@ def mine(
         cache_folder=None if embeddings_folder is None else str(embeddings_folder),
         **margin,
     )
-    rows = drop_known_positives([dict(r) for r in mined], positives, output_format)
+    rows = [dict(r) for r in mined]
+    if shadow:
+        shadowed = set(shadow)
+        rows = [r for r in rows if (r["anchor"], r.get("positive", r.get("document"))) not in shadowed]
+    rows = drop_known_positives(rows, positives, output_format)
+    if cfg.bm25_negatives and output_format == "n-tuple":
+        known = {q: set(p) for q, p in positives.items()}
+        for q, d in shadow:
+            known.setdefault(q, set()).add(d)
+        rows = add_bm25_negatives(rows, corpus, known, cfg.bm25_negatives, cfg.range_max or 100)
     if not rows:
         raise UserError("mining produced no rows: relax mining.margin, mining.max_score or mining.range_max")
     logger.info("mined %d rows (%s) from %d pairs", len(rows), output_format, len(pairs))
     if cache_file is not None:
         write_jsonl(cache_file, rows)
     return rows
+
+
+def add_bm25_negatives(
+    rows: list[dict], corpus: list[str], positives: dict[str, set[str]], k: int, depth: int = 100
+) -> list[dict]:
+    """Append ``k`` BM25 negatives to each n-tuple row: the best BM25 documents of its query
+    that are neither a known positive nor already one of its negatives.
+
+    Dense mining finds documents the model confuses with the positive; BM25 finds lexical
+    look-alikes it may not (RocketQA and NV-Retriever mine from both). Rows whose query has
+    fewer than ``k`` such documents in BM25's top ``depth`` are dropped.
+    """
+    from embshared.search import BM25Index
+
+    if not rows or k < 1:
+        return rows
+    index = BM25Index().index([str(i) for i in range(len(corpus))], corpus)
+    anchors = list(dict.fromkeys(r["anchor"] for r in rows))
+    ranked, _ = index.search(anchors, depth)
+    by_anchor = {a: [corpus[int(i)] for i in ids] for a, ids in zip(anchors, ranked)}
+    out = []
+    for row in rows:
+        taken = {v for key, v in row.items() if key.startswith("negative") or key == "positive"}
+        blocked = taken | positives.get(row["anchor"], set())
+        extra = [d for d in by_anchor[row["anchor"]] if d not in blocked][:k]
+        if len(extra) < k:
+            continue
+        n = sum(1 for key in row if key.startswith("negative"))
+        out.append({**row, **{f"negative_{n + i + 1}": d for i, d in enumerate(extra)}})
+    if len(out) < len(rows):
+        logger.warning("dropped %d row(s) with fewer than %d BM25 negatives", len(rows) - len(out), k)
+    return out

@@ -1,47 +1,64 @@
 """Fine-tune a sentence-transformers model: data -> (mining) -> SentenceTransformerTrainer -> report.
 
 :func:`train` is the workspace's one training path (qa_pipeline trains through it too). It
-validates everything it can before writing anything, evaluates BM25 and the base model on the
-held-out split, mines hard negatives (cached), trains with ``SentenceTransformerTrainer``,
-evaluates the result, and writes a run folder:
+validates everything it can before writing anything (config, data, the model itself),
+evaluates BM25, the base model and their hybrid on the held-out split, mines hard negatives
+(cached) and audits them, trains with ``SentenceTransformerTrainer``, optionally merges the
+result with the base weights, evaluates again, and writes a run folder:
 
     <output_dir>/<run_name>/
         final_model/        loads with SentenceTransformer(path); config.yaml + model card inside
         checkpoints/        trainer checkpoints (resume=true continues from the last one)
         tensorboard/        with tensorboard=true
         config.yaml  metrics.json  metrics.md  training_curve.png  train.log
+        false_negative_audit.jsonl   the mined negatives that look like unlabelled positives
 
-The run is built in ``<output_dir>/.<run_name>.partial`` and renamed when it succeeds, so a
-failed or interrupted run never leaves a folder that looks finished.
+The run is built in ``<output_dir>/.<run_name>.partial`` and renamed when it succeeds
+(:mod:`embedding_ft.runs`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
+from embedding_ft.arguments import schedule, training_arguments
 from embedding_ft.config import TrainConfig
 from embedding_ft.data import EvalSet, Prepared, from_examples, prepare
-from embedding_ft.losses import LossSpec, build_loss, loss_spec
-from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, mine, model_fingerprint
+from embedding_ft.estimate import (
+    CostEstimator,
+    calibration_key,
+    column_tokens,
+    load_calibration,
+    plan_ranking_memory,
+    save_calibration,
+)
+from embedding_ft.losses import AUTO, LossSpec, auto_loss, build_loss, loss_spec
+from embedding_ft.merge import merge_with_base
+from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, model_fingerprint
 from embedding_ft.report import format_report, plot_training_curve
+from embedding_ft.rows import training_rows, with_pseudo_queries
+from embedding_ft.runs import attach_log_file, last_checkpoint, plan_on_main_process
+from embshared.bench import peak_rss_gb
 from embshared.config import config_to_dict, save_config
 from embshared.errors import UserError
 from embshared.evaluate import evaluate_retrieval
 from embshared.files import atomic_dir, write_json, write_text
 from embshared.io import Examples
-from embshared.models import resolve_model
-from embshared.runtime import LOG_FORMAT, bf16_supported, pick_device, seed_everything
+from embshared.models import load_sentence_transformer, resolve_model
+from embshared.runtime import bf16_supported, pick_device, seed_everything
 from embshared.search import bm25_score_fn
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["RunResult", "evaluate_bm25", "last_checkpoint", "resolve_bf16", "train"]
 
 
 @dataclass
@@ -55,133 +72,14 @@ class RunResult:
     n_test: int
 
 
-# ---------------------------------------------------------------------------------------
-# Run folders
+@dataclass(frozen=True)
+class LossChoice:
+    """The loss a run trains with, and why (printed in the summary)."""
 
-
-def _default_run_name(cfg: TrainConfig) -> str:
-    stem = Path(cfg.dataset_name.rstrip("/")).name.replace(".", "-") or "run"
-    return f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
-def _find_partial(output_dir: Path) -> Path | None:
-    partials = sorted(output_dir.glob(".*.partial"), key=lambda p: p.stat().st_mtime)
-    return partials[-1] if partials else None
-
-
-def plan_run_dirs(cfg: TrainConfig) -> tuple[Path, Path]:
-    """(work dir, final dir) for a run; checks resume/overwrite rules before anything is written."""
-    output_dir = Path(cfg.output_dir)
-    if cfg.resume and not cfg.run_name:
-        partial = _find_partial(output_dir) if output_dir.is_dir() else None
-        if partial is None:
-            raise UserError(f"resume=true: no interrupted run in {output_dir} (pass run_name=...)")
-        name = partial.name[1 : -len(".partial")]
-    else:
-        name = cfg.run_name or _default_run_name(cfg)
-    final, work = output_dir / name, output_dir / f".{name}.partial"
-    if final.exists():
-        raise UserError(f"{final} already exists; choose another run_name")
-    if cfg.resume and not work.is_dir():
-        raise UserError(f"resume=true: {work} not found (nothing to resume)")
-    if not cfg.resume and work.exists():
-        shutil.rmtree(work)  # a stale partial run of the same name that the user chose not to resume
-    return work, final
-
-
-def _plan_on_main_process(cfg: TrainConfig, state) -> tuple[Path, Path]:
-    """Plan the run folders once, on the main process, and give every process the same answer."""
-    planned: object
-    try:
-        planned = plan_run_dirs(cfg) if state.is_main_process else None
-    except UserError as exc:
-        planned = exc
-    if state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
-        planned = broadcast_object_list([planned])[0]
-    if isinstance(planned, UserError):
-        raise planned
-    return planned
-
-
-def last_checkpoint(checkpoint_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-
-
-# ---------------------------------------------------------------------------------------
-# Training rows
-
-
-def _scale_scores(rows: list[dict]) -> tuple[list[dict], float]:
-    top = max(abs(r["similarity"]) for r in rows)
-    scale = top if top > 1 else 1.0
-    return [{"sentence1": r["doc1"], "sentence2": r["doc2"], "score": r["similarity"] / scale} for r in rows], scale
-
-
-def training_rows(
-    prepared: Prepared, spec: LossSpec, cfg: TrainConfig, model, model_id: str
-) -> tuple[list[dict], dict[str, object]]:
-    """The training rows for ``spec.data``, mining negatives when the loss or config asks for them.
-
-    Returns:
-        (rows, info) where the columns of the rows are in the order the loss reads them.
-    """
-    train, fmt = prepared.train, prepared.train.format
-    info: dict[str, object] = {"format": fmt, "mined": False}
-    if fmt == "similarity":
-        if spec.data != "scored":
-            raise UserError(
-                f"loss {spec.name} cannot train on (doc1, doc2, similarity) data; use CoSENTLoss or CosineSimilarityLoss"
-            )
-        rows, scale = _scale_scores(train.rows)
-        info["score_scale"] = scale
-        return rows, info
-
-    if fmt == "triplets":
-        triples = [{"anchor": r["query"], "positive": r["positive"], "negative": r["negative"]} for r in train.rows]
-        if spec.data in ("ranking", "triplet"):
-            return triples, info
-        labelled = [
-            {"sentence1": t["anchor"], "sentence2": t[k], "label": int(k == "positive")}
-            for t in triples
-            for k in ("positive", "negative")
-        ]
-        return _relabel(labelled, spec), info
-
-    # (query, document) pairs
-    wants_negatives = spec.data != "ranking" or cfg.mining.enabled
-    if not wants_negatives:
-        return [{"anchor": r["query"], "positive": r["document"]} for r in train.rows], info
-    if not cfg.mining.enabled:
-        raise UserError(
-            f"loss {spec.name} needs negatives: set mining.enabled=true or give (query, positive, negative) triplets"
-        )
-    output_format = {"ranking": "n-tuple", "triplet": "triplet"}.get(spec.data, "labeled-pair")
-    start = time.perf_counter()
-    rows = mine(train, prepared.corpus, prepared.positives, model, model_id, cfg.mining, output_format, cfg.cache_dir)
-    info.update(mined=True, mining_seconds=round(time.perf_counter() - start, 2), mined_rows=len(rows))
-    if output_format == "labeled-pair":
-        labelled = [{"sentence1": r["anchor"], "sentence2": r[_doc_column(r)], "label": int(r["label"])} for r in rows]
-        return _relabel(labelled, spec), info
-    return rows, info
-
-
-def _doc_column(row: dict) -> str:
-    return next(k for k in row if k not in ("anchor", "label"))
-
-
-def _relabel(rows: list[dict], spec: LossSpec) -> list[dict]:
-    """Labelled losses read an int ``label``; scored losses a float ``score``."""
-    if spec.data == "scored":
-        return [{"sentence1": r["sentence1"], "sentence2": r["sentence2"], "score": float(r["label"])} for r in rows]
-    return rows
-
-
-# ---------------------------------------------------------------------------------------
-# Evaluation
+    spec: LossSpec
+    mini_batch_size: int
+    reason: str
+    memory: dict | None = None
 
 
 def evaluate_bm25(eval_set: EvalSet, metrics: list[str]) -> dict[str, float] | None:
@@ -201,6 +99,38 @@ def resolve_bf16(setting: bool | str, device: str) -> bool:
     return bool(setting)
 
 
+def choose_loss(cfg: TrainConfig, data_format: str, model, sample_rows: list[dict]) -> LossChoice:
+    """``cfg.loss``, or for ``auto`` the loss the data calls for (and its cached form when the
+    plain ranking loss would need more than ``max_memory_gb``)."""
+    if cfg.loss != AUTO:
+        return LossChoice(loss_spec(cfg.loss), cfg.mini_batch_size, "set in the config")
+    if data_format == "similarity":
+        return LossChoice(loss_spec(auto_loss("similarity", False)), cfg.mini_batch_size, "auto: similarity data")
+    texts_per_row = 2 + (cfg.mining.num_negatives + cfg.mining.bm25_negatives if cfg.mining.enabled else 0)
+    shaped = [
+        {
+            "anchor": r.get("query", ""),
+            **{f"t{i}": r.get("document", r.get("positive", "")) for i in range(1, texts_per_row)},
+        }
+        for r in sample_rows
+    ]
+    plan = plan_ranking_memory(model, shaped, cfg.batch_size, cfg.max_memory_gb, cfg.mini_batch_size)
+    name = auto_loss(data_format, plan.cached)
+    if plan.cached:
+        reason = (
+            f"auto: {data_format} data; plain MNRL would need ~{plan.plain_gb:.1f} GB > max_memory_gb="
+            f"{cfg.max_memory_gb:g}, the cached form with mini-batches of {plan.mini_batch_size} ~{plan.chosen_gb:.1f} GB"
+        )
+    else:
+        reason = f"auto: {data_format} data; estimated peak ~{plan.plain_gb:.1f} GB within max_memory_gb"
+    return LossChoice(loss_spec(name), plan.mini_batch_size or cfg.mini_batch_size, reason, plan.__dict__)
+
+
+def _load_model(path: str, device: str):
+    """The model, or one clear error naming the path (before any run folder exists)."""
+    return load_sentence_transformer(path, device=device)
+
+
 # ---------------------------------------------------------------------------------------
 # The run
 
@@ -212,7 +142,7 @@ def train(
     callbacks: Sequence = (),
     run_dir: str | os.PathLike | None = None,
 ) -> RunResult:
-    """Fine-tune ``cfg.model_name`` and evaluate it against its base model and BM25.
+    """Fine-tune ``cfg.model_name`` and evaluate it against its base model, BM25 and their hybrid.
 
     Args:
         cfg: the resolved config.
@@ -234,33 +164,51 @@ def train(
     # Everything that can fail on bad input fails here, before any output is written.
     model_path = resolve_model(cfg.model_name)
     mining_path = resolve_model(cfg.mining_model_name) if cfg.mining_model_name else model_path
-    spec = loss_spec(cfg.loss)
     if train_examples is not None:
         prepared = from_examples(
             train_examples, test_examples or Examples(train_examples.format, [], train_examples.source)
         )
     else:
-        prepared = prepare(cfg.dataset_name, cfg.dataset_split, cfg.test_size, cfg.seed, cfg.sample_size)
-    if prepared.train.format == "similarity" and spec.data != "scored":
-        raise UserError(
-            f"loss {spec.name} cannot train on (doc1, doc2, similarity) data; use CoSENTLoss or CosineSimilarityLoss"
+        prepared = prepare(
+            cfg.dataset_name,
+            cfg.dataset_split,
+            cfg.test_size,
+            cfg.seed,
+            cfg.sample_size,
+            cfg.test_dataset_name,
+            cfg.test_dataset_split,
         )
+    prepared, shadow, n_pseudo = with_pseudo_queries(prepared, cfg)
+    model = _load_model(model_path, device)
+    model.max_seq_length = cfg.max_seq_length
+    choice = choose_loss(cfg, prepared.train.format, model, prepared.train.rows[:512])
+    if prepared.train.format == "similarity" and choice.spec.data != "scored":
+        raise UserError(
+            f"loss {choice.spec.name} cannot train on (doc1, doc2, similarity) data; "
+            "use loss=auto, CoSENTLoss or CosineSimilarityLoss"
+        )
+    guide = None
+    if choice.spec.needs_guide:
+        guide = _load_model(resolve_model(cfg.guide_model), device) if cfg.guide_model else copy.deepcopy(model)
+        guide.max_seq_length = cfg.max_seq_length
+    logger.info("loss %s (%s)", choice.spec.name, choice.reason)
 
     if run_dir is not None:
         work = final = Path(run_dir)
         in_place = True
     else:
-        work, final = _plan_on_main_process(cfg, state)
+        work, final = plan_on_main_process(cfg, state)
         in_place = False
     state.wait_for_everyone()
     if state.is_main_process:
         work.mkdir(parents=True, exist_ok=True)
         save_config(cfg, work / "config.yaml")
-    log_handler = _attach_log_file(work / "train.log") if state.is_main_process else None
+    log_handler = attach_log_file(work / "train.log") if state.is_main_process else None
     try:
-        result = _run(cfg, prepared, spec, model_path, mining_path, work, final.name, callbacks, state)
+        context = _RunContext(cfg, prepared, choice, model, guide, model_path, mining_path, shadow, n_pseudo)
+        result = _run(context, work, final.name, callbacks, state)
         if state.is_main_process:
-            _attach_log_file(None, log_handler)
+            attach_log_file(None, log_handler)
             log_handler = None
             if not in_place:
                 os.replace(work, final)
@@ -270,22 +218,20 @@ def train(
         )
     finally:
         if log_handler is not None:
-            _attach_log_file(None, log_handler)
+            attach_log_file(None, log_handler)
 
 
-def _attach_log_file(path: Path | None, handler: logging.Handler | None = None) -> logging.Handler | None:
-    """Add a run log file to the root logger (path given), or remove and close ``handler``."""
-    root = logging.getLogger()
-    if handler is not None:
-        root.removeHandler(handler)
-        handler.close()
-        return None
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    return handler
+@dataclass
+class _RunContext:
+    cfg: TrainConfig
+    prepared: Prepared
+    choice: LossChoice
+    model: object
+    guide: object
+    model_path: str
+    mining_path: str
+    shadow: list
+    n_pseudo: int
 
 
 def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepared, eval_set: EvalSet):
@@ -302,47 +248,69 @@ def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepare
         return None
 
 
-def metrics_at_checkpoint(history: list[dict], checkpoint: str | None, evaluator) -> dict[str, float] | None:
-    """The evaluator's metrics logged at ``checkpoint`` (the model loaded at the end), if all were logged."""
-    if not checkpoint:
-        return None
-    step = int(Path(checkpoint).name.rsplit("-", 1)[-1])
-    prefix = f"eval_{evaluator.name}_"
-    for entry in history:
-        if entry.get("step") == step and any(k.startswith(prefix) for k in entry):
-            values = {k[len(prefix) :]: float(v) for k, v in entry.items() if k.startswith(prefix)}
-            if all(name in values for name in evaluator.metrics):
-                return {name: values[name] for name in evaluator.metrics}
-    return None
+def evaluate_model(evaluator, eval_set: EvalSet, model, cfg: TrainConfig, doc_embeddings=None):
+    """(dense metrics, hybrid metrics or None) of ``model`` on the held-out split."""
+    if eval_set.kind == "retrieval" and cfg.evaluation.hybrid:
+        return evaluator.compute_with_hybrid(model, cfg.evaluation.hybrid_weight, doc_embeddings)
+    if doc_embeddings is not None:
+        return evaluator.compute(model, doc_embeddings=doc_embeddings), None
+    return evaluator.compute(model), None
 
 
-def _run(
-    cfg: TrainConfig,
-    prepared: Prepared,
-    spec: LossSpec,
-    model_path: str,
-    mining_path: str,
-    work: Path,
-    run_name: str,
-    callbacks,
-    state,
-) -> dict:
+def _baselines(
+    ctx: _RunContext, evaluator, metric_names, work: Path, mining_id: str, mined: bool
+) -> tuple[dict, float]:
+    """BM25, the base model and their hybrid on the held-out split; (metrics, seconds of one evaluation).
+
+    Kept in the work dir so that a resumed run reuses them; any other run (e.g. one written
+    in place over an earlier run) measures them again.
+    """
+    cfg, eval_set = ctx.cfg, ctx.prepared.eval_set
+    baseline_file = work / "baseline.json"
+    if cfg.resume and baseline_file.is_file():
+        saved = json.loads(baseline_file.read_text())
+        return saved["metrics"], saved.get("eval_seconds", 0.0)
+    metrics: dict[str, dict[str, float]] = {}
+    bm25 = evaluate_bm25(eval_set, metric_names)
+    if bm25 is not None:
+        metrics["bm25"] = bm25
+    start = time.perf_counter()
+    doc_embeddings = None
+    if mined and ctx.mining_path == ctx.model_path and eval_set.kind == "retrieval":
+        doc_embeddings = _reuse_mining_embeddings(cfg, mining_id, ctx.prepared, eval_set)
+    metrics["base"], hybrid = evaluate_model(evaluator, eval_set, ctx.model, cfg, doc_embeddings)
+    if hybrid is not None:
+        metrics["hybrid_base"] = hybrid
+    seconds = time.perf_counter() - start
+    if doc_embeddings is not None:  # the corpus came from the cache: time an encoding instead
+        seconds = _encoding_seconds(ctx.model, eval_set, cfg.evaluation.batch_size)
+    logger.info("base model evaluated: %s", metrics["base"])
+    write_json(baseline_file, {"metrics": metrics, "eval_seconds": seconds})
+    return metrics, seconds
+
+
+def _encoding_seconds(model, eval_set: EvalSet, batch_size: int) -> float:
+    """Seconds one evaluation would take: the corpus encoding rate on a sample, times the corpus."""
+    texts = list(eval_set.corpus.values())
+    sample = texts[: min(len(texts), 2 * batch_size)]
+    start = time.perf_counter()
+    model.encode(sample, batch_size=batch_size, convert_to_numpy=True)
+    return (time.perf_counter() - start) * len(texts) / max(1, len(sample))
+
+
+def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers,
-        SentenceTransformerTrainingArguments,
-    )
     from transformers import EarlyStoppingCallback
 
     from embedding_ft.evaluation import make_evaluator
 
+    cfg, prepared, choice, model = ctx.cfg, ctx.prepared, ctx.choice, ctx.model
+    run_start = time.perf_counter()
     device = pick_device(cfg.device)
     bf16 = resolve_bf16(cfg.bf16, device)
-    model = SentenceTransformer(model_path, device=device)
-    model.max_seq_length = cfg.max_seq_length
     eval_set = prepared.eval_set
     metric_names = list(dict.fromkeys([*cfg.evaluation.metrics, cfg.evaluation.primary_metric]))
     evaluator = (
@@ -355,96 +323,62 @@ def _run(
     )
 
     # Training rows (mining runs on the main process first; the others then read its cache).
-    mining_model = model if mining_path == model_path else SentenceTransformer(mining_path, device=device)
-    mining_id = model_fingerprint(mining_path)
+    mining_model = model if ctx.mining_path == ctx.model_path else SentenceTransformer(ctx.mining_path, device=device)
+    mining_id = model_fingerprint(ctx.mining_path)
     with state.main_process_first():
-        rows, data_info = training_rows(prepared, spec, cfg, mining_model, mining_id)
+        rows, data_info = training_rows(
+            prepared, choice.spec, cfg, mining_model, mining_id, ctx.shadow, work if state.is_main_process else None
+        )
+    data_info["pseudo_queries"] = ctx.n_pseudo
     del mining_model
 
-    # Baselines on the held-out split (kept in the work dir so that a resumed run reuses them;
-    # any other run, e.g. one writing in place over an earlier run, measures them again).
-    baseline_file = work / "baseline.json"
     metrics: dict[str, dict[str, float]] = {}
+    eval_seconds = 0.0
     if evaluator is not None and state.is_main_process:
-        if cfg.resume and baseline_file.is_file():
-            metrics = json.loads(baseline_file.read_text())
-        else:
-            bm25 = evaluate_bm25(eval_set, metric_names)
-            if bm25 is not None:
-                metrics["bm25"] = bm25
-            start = time.perf_counter()
-            doc_embeddings = None
-            if data_info.get("mined") and mining_path == model_path and eval_set.kind == "retrieval":
-                doc_embeddings = _reuse_mining_embeddings(cfg, mining_id, prepared, eval_set)
-            metrics["base"] = (
-                evaluator.compute(model, doc_embeddings=doc_embeddings)
-                if doc_embeddings is not None
-                else evaluator.compute(model)
-            )
-            logger.info("base model evaluated in %.1f s: %s", time.perf_counter() - start, metrics["base"])
-            write_json(baseline_file, metrics)
+        metrics, eval_seconds = _baselines(ctx, evaluator, metric_names, work, mining_id, data_info.get("mined"))
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_with_base else None
 
     train_dataset = Dataset.from_list(rows)
     logger.info("training on %d rows with columns %s", len(train_dataset), train_dataset.column_names)
 
-    # Trainer
-    eval_cfg = cfg.evaluation
-    if evaluator is None:
-        eval_strategy = "no"
-    elif eval_cfg.eval_steps:
-        eval_strategy = "steps"
-    else:
-        eval_strategy = "epoch" if (cfg.num_epochs > 1 or eval_cfg.early_stopping_patience) else "no"
-    load_best = eval_strategy != "no" and (eval_cfg.save_best_model or eval_cfg.early_stopping_patience is not None)
-    if eval_strategy == "steps":
-        save_strategy, save_steps = "steps", cfg.save_steps or eval_cfg.eval_steps
-    elif eval_strategy == "epoch":
-        save_strategy, save_steps = "epoch", None
-    else:
-        save_strategy, save_steps = ("steps", cfg.save_steps) if cfg.save_steps else ("epoch", None)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work / "checkpoints"),
-        num_train_epochs=cfg.num_epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,  # a value < 1 is a ratio of the total steps
-        bf16=bf16,
-        use_cpu=device == "cpu",
-        activation_checkpointing=cfg.gradient_checkpointing,
-        batch_sampler=BatchSamplers.NO_DUPLICATES if spec.data == "ranking" else BatchSamplers.BATCH_SAMPLER,
-        eval_strategy=eval_strategy,
-        eval_steps=eval_cfg.eval_steps if eval_strategy == "steps" else None,
-        save_strategy=save_strategy,
-        save_steps=save_steps,
-        save_total_limit=cfg.save_total_limit,
-        save_only_model=False,
-        load_best_model_at_end=load_best,
-        metric_for_best_model=f"eval_test_{primary}" if load_best else None,
-        greater_is_better=True,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_drop_last=False,
+    plan = schedule(cfg, evaluator is not None)
+    args = training_arguments(cfg, work, plan, choice.spec.data == "ranking", primary, bf16, device)
+    steps_per_epoch = math.ceil(len(train_dataset) / (cfg.batch_size * max(1, state.num_processes)))
+    total_steps = math.ceil(steps_per_epoch * cfg.num_epochs)
+    n_evals = 0
+    if plan.eval_strategy == "steps":
+        n_evals = total_steps // cfg.evaluation.eval_steps
+    elif plan.eval_strategy == "epoch":
+        n_evals = math.ceil(cfg.num_epochs)
+    n_evals += 1  # the final evaluation
+    key = calibration_key(
+        model_fingerprint(ctx.model_path),
+        choice.spec.name + str(choice.mini_batch_size),
+        cfg.batch_size,
+        len(train_dataset.column_names),
+        max(column_tokens(model, rows[:256]) or [0]),
+        torch.get_num_threads(),
     )
-    trainer_callbacks = list(callbacks)
-    if eval_cfg.early_stopping_patience is not None and eval_strategy != "no":
-        trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=eval_cfg.early_stopping_patience))
+    estimator = CostEstimator(total_steps, n_evals, eval_seconds, load_calibration(cfg.cache_dir, key))
+    logger.info(estimator.before_training())
+    if choice.memory:
+        logger.info("estimated peak memory %.1f GB (max_memory_gb=%s)", choice.memory["chosen_gb"], cfg.max_memory_gb)
+
+    trainer_callbacks = [*callbacks, estimator]
+    if cfg.evaluation.early_stopping_patience is not None and plan.eval_strategy != "no":
+        trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
     if cfg.tensorboard and state.is_main_process:
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
         trainer_callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work / "tensorboard"))))
-    loss = build_loss(model, cfg)
+    loss = build_loss(model, choice.spec.name, cfg.loss_options(ctx.guide, choice.mini_batch_size))
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
         loss=loss,
-        evaluator=evaluator if eval_strategy != "no" else None,
+        evaluator=evaluator if plan.eval_strategy != "no" else None,
         callbacks=trainer_callbacks,
     )
     resume_from = last_checkpoint(work / "checkpoints") if cfg.resume else None
@@ -453,13 +387,23 @@ def _run(
     start, cpu_start = time.perf_counter(), time.process_time()
     output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds, train_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    if estimator.seconds_per_step is not None and state.is_main_process:
+        save_calibration(cfg.cache_dir, key, estimator.seconds_per_step)
 
     result: dict = {"metrics": metrics}
     if state.is_main_process:
         model = trainer.model
+        if base_state is not None:
+            merge_with_base(model, base_state, cfg.merge_with_base)
+            logger.info(
+                "merged with the base weights: %.2f base + %.2f fine-tuned",
+                cfg.merge_with_base,
+                1 - cfg.merge_with_base,
+            )
         if evaluator is not None:
-            at_best = metrics_at_checkpoint(trainer.state.log_history, trainer.state.best_model_checkpoint, evaluator)
-            metrics["finetuned"] = at_best if load_best and at_best else evaluator.compute(model)
+            metrics["finetuned"], hybrid = evaluate_model(evaluator, eval_set, model, cfg)
+            if hybrid is not None:
+                metrics["hybrid_finetuned"] = hybrid
         with atomic_dir(work / "final_model", overwrite=True) as tmp:
             model.save(str(tmp))
             save_config(cfg, tmp / "config.yaml")
@@ -469,12 +413,15 @@ def _run(
             "dataset": cfg.dataset_name,
             "format": prepared.train.format,
             "base_model": cfg.model_name,
-            "loss": spec.name,
+            "loss": choice.spec.name,
+            "loss_reason": choice.reason,
             "n_train_examples": len(prepared.train.rows),
             "n_train_rows": len(train_dataset),
             "n_test": len(eval_set),
             "eval_kind": eval_set.kind,
             "primary_metric": primary,
+            "hybrid_weight": cfg.evaluation.hybrid_weight if "hybrid_base" in metrics else None,
+            "merge_with_base": cfg.merge_with_base,
             "data": data_info,
             "train": {
                 "seconds": round(train_seconds, 2),
@@ -487,6 +434,12 @@ def _run(
                 "device": device,
                 "torch_threads": torch.get_num_threads(),
                 "best_checkpoint": trainer.state.best_model_checkpoint,
+            },
+            "cost": {
+                "run_seconds": round(time.perf_counter() - run_start, 1),
+                "peak_rss_gb": peak_rss_gb(),
+                "estimated_peak_gb": choice.memory["chosen_gb"] if choice.memory else None,
+                "training": estimator.report(train_seconds),
             },
             "metrics": metrics,
             "config": config_to_dict(cfg),

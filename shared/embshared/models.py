@@ -96,10 +96,20 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def load_sentence_transformer(name_or_path: str = DEFAULT_MODEL, device: str | None = None, **kwargs):
-    """``SentenceTransformer(resolve_model(name))`` on ``device`` (CUDA when available)."""
+    """``SentenceTransformer(resolve_model(name))`` on ``device`` (CUDA when available).
+
+    Raises:
+        ModelNotAvailable: one line naming the path, when the folder is not a model that
+            sentence-transformers can load (e.g. a ``config.json`` of something else).
+    """
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_model(name_or_path), device=pick_device(device), **kwargs)
+    path = resolve_model(name_or_path)
+    try:
+        return SentenceTransformer(path, device=pick_device(device), **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ModelNotAvailable(f"{path}: not a model sentence-transformers can load ({reason})") from None
 
 
 # ---------------------------------------------------------------------------------------

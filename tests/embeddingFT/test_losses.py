@@ -10,7 +10,7 @@ from embedding_ft.losses import LOSSES, build_loss, loss_spec
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_each_name_builds_its_class(name, minilm_session):
-    loss = build_loss(minilm_session, TrainConfig(loss=name))
+    loss = build_loss(minilm_session, name, TrainConfig().loss_options(guide=minilm_session))
     assert type(loss).__name__ == name
     assert type(loss).__module__.startswith("sentence_transformers.sentence_transformer.losses")
 
@@ -24,12 +24,14 @@ def test_aliases_and_unknown_names():
 
 
 def test_matryoshka_wraps_and_keeps_full_dimension(minilm_session):
-    loss = build_loss(minilm_session, TrainConfig(loss="cmnrl", matryoshka_dims=[64, 128, 999]))
+    loss = build_loss(minilm_session, "cmnrl", TrainConfig(matryoshka_dims=[64, 128, 999]).loss_options())
     assert type(loss).__name__ == "MatryoshkaLoss"
     assert type(loss.loss).__name__ == "CachedMultipleNegativesRankingLoss"
     assert list(loss.matryoshka_dims) == [384, 128, 64]
 
 
 def test_cached_loss_uses_the_configured_mini_batch(minilm_session):
-    loss = build_loss(minilm_session, TrainConfig(loss="CachedMultipleNegativesRankingLoss", mini_batch_size=4))
+    loss = build_loss(
+        minilm_session, "CachedMultipleNegativesRankingLoss", TrainConfig(mini_batch_size=4).loss_options()
+    )
     assert loss.mini_batch_size == 4

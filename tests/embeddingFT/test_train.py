@@ -15,7 +15,7 @@ from embshared.errors import UserError
 from embshared.io import DataError
 from embshared.models import ModelNotAvailable
 
-DOCUMENTED_SYSTEMS = {"bm25", "base", "finetuned"}
+DOCUMENTED_SYSTEMS = {"bm25", "base", "finetuned", "hybrid_base", "hybrid_finetuned"}
 DOCUMENTED_METRICS = {"accuracy@1", "accuracy@5", "accuracy@10", "mrr@10", "ndcg@10", "map@100", "recall@100"}
 
 
@@ -93,9 +93,27 @@ def test_similarity_data_with_a_ranking_loss_is_refused(tmp_path):
     data.write_text(
         "".join(json.dumps({"doc1": f"a {i}", "doc2": f"b {i}", "similarity": i / 10}) + "\n" for i in range(10))
     )
-    cfg = load_config(TrainConfig, None, [f"dataset_name={data}", f"output_dir={tmp_path / 'out'}"])
-    with pytest.raises(UserError, match="cannot train on \\(doc1, doc2, similarity\\) data; use CoSENTLoss"):
+    cfg = load_config(
+        TrainConfig,
+        None,
+        [f"dataset_name={data}", f"output_dir={tmp_path / 'out'}", "loss=MultipleNegativesRankingLoss"],
+    )
+    with pytest.raises(UserError, match="cannot train on \\(doc1, doc2, similarity\\) data; use loss=auto, CoSENTLoss"):
         train(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_loss_auto_trains_similarity_data_with_cosent(tmp_path):
+    data = tmp_path / "sts.jsonl"
+    data.write_text(
+        "".join(json.dumps({"doc1": f"a {i}", "doc2": f"b {i}", "similarity": i / 10}) + "\n" for i in range(10))
+    )
+    cfg = load_config(TrainConfig, None, [f"dataset_name={data}", f"output_dir={tmp_path / 'out'}", "run_name=sts"])
+    result = train(cfg)
+    summary = json.loads((result.run_dir / "metrics.json").read_text())
+    assert summary["loss"] == "CoSENTLoss" and summary["loss_reason"] == "auto: similarity data"
+    assert set(summary["metrics"]) == {"base", "finetuned"}  # no BM25 or hybrid rows for similarity data
+    assert "CoSENTLoss (auto: similarity data)" in (result.run_dir / "metrics.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,163 @@
+"""Training rows: the examples a loss reads, with pseudo-queries and mined hard negatives added.
+
+``pairs`` -> (pseudo-queries) -> mining (dense, plus BM25 if asked) -> audit -> rows whose
+columns are in the order the loss reads them. Triplets and similarity pairs pass through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from embedding_ft.audit import audit_negatives
+from embedding_ft.config import TrainConfig
+from embedding_ft.data import Prepared
+from embedding_ft.losses import LossSpec
+from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, mine
+from embedding_ft.pseudo import pseudo_pairs
+from embshared.errors import UserError
+from embshared.files import write_jsonl
+from embshared.io import Examples
+
+logger = logging.getLogger(__name__)
+
+
+def with_pseudo_queries(prepared: Prepared, cfg: TrainConfig) -> tuple[Prepared, list[tuple[str, str]], int]:
+    """Add ``pseudo_queries`` pairs to the training pairs.
+
+    Returns:
+        (prepared with the pairs added, shadow pairs for mining, number added). A shadow pair
+        (pseudo-query, full document text) keeps mining from returning the pseudo-query's own
+        document (title + body) as its negative.
+    """
+    pq = cfg.pseudo_queries
+    if pq.kind == "none" or prepared.train.format != "pairs":
+        return prepared, [], 0
+    if prepared.documents is None:
+        raise UserError("pseudo_queries needs a BEIR folder (documents with ids, titles and texts)")
+    claimed = {r.get("doc_id") for r in prepared.train.rows} | {r.get("doc_id") for r in prepared.test.rows}
+    pairs = pseudo_pairs(prepared.documents, pq.kind, claimed, pq.max_pairs, pq.min_words, cfg.seed)
+    known = {r["query"] for r in prepared.train.rows} | {r["query"] for r in prepared.test.rows}
+    pairs = [p for p in pairs if p["query"] not in known]
+    full = prepared.full_texts()
+    shadow = [(p["query"], full[p["doc_id"]]) for p in pairs if full[p["doc_id"]] != p["document"]]
+    rows = prepared.train.rows + [{"query": p["query"], "document": p["document"]} for p in pairs]
+    positives = dict(prepared.positives)
+    for q, d in shadow:
+        positives.setdefault(q, set()).add(d)
+    for p in pairs:
+        positives.setdefault(p["query"], set()).add(p["document"])
+    train = Examples("pairs", rows, prepared.train.source)
+    logger.info("added %d pseudo-queries (%s) for documents no training query points at", len(pairs), pq.kind)
+    return prepared.replace(train=train, positives=positives), shadow, len(pairs)
+
+
+def _scale_scores(rows: list[dict]) -> tuple[list[dict], float]:
+    top = max(abs(r["similarity"]) for r in rows)
+    scale = top if top > 1 else 1.0
+    return [{"sentence1": r["doc1"], "sentence2": r["doc2"], "score": r["similarity"] / scale} for r in rows], scale
+
+
+def _relabel(rows: list[dict], spec: LossSpec) -> list[dict]:
+    """Labelled losses read an int ``label``; scored losses a float ``score``."""
+    if spec.data == "scored":
+        return [{"sentence1": r["sentence1"], "sentence2": r["sentence2"], "score": float(r["label"])} for r in rows]
+    return rows
+
+
+def _doc_column(row: dict) -> str:
+    return next(k for k in row if k not in ("anchor", "label"))
+
+
+def training_rows(
+    prepared: Prepared,
+    spec: LossSpec,
+    cfg: TrainConfig,
+    model,
+    model_id: str,
+    shadow: list[tuple[str, str]] | None = None,
+    audit_dir: Path | None = None,
+) -> tuple[list[dict], dict[str, object]]:
+    """The training rows for ``spec.data``, mining negatives when the loss or config asks for them.
+
+    Args:
+        audit_dir: where the false-negative audit writes its examples (None: no file).
+
+    Returns:
+        (rows, info) where the columns of the rows are in the order the loss reads them.
+    """
+    train, fmt = prepared.train, prepared.train.format
+    info: dict[str, object] = {"format": fmt, "mined": False}
+    if fmt == "similarity":
+        if spec.data != "scored":
+            raise UserError(
+                f"loss {spec.name} cannot train on (doc1, doc2, similarity) data; use CoSENTLoss or CosineSimilarityLoss"
+            )
+        rows, scale = _scale_scores(train.rows)
+        info["score_scale"] = scale
+        return rows, info
+
+    if fmt == "triplets":
+        triples = [{"anchor": r["query"], "positive": r["positive"], "negative": r["negative"]} for r in train.rows]
+        if spec.data in ("ranking", "triplet"):
+            return triples, info
+        labelled = [
+            {"sentence1": t["anchor"], "sentence2": t[k], "label": int(k == "positive")}
+            for t in triples
+            for k in ("positive", "negative")
+        ]
+        return _relabel(labelled, spec), info
+
+    # (query, document) pairs
+    wants_negatives = spec.data != "ranking" or cfg.mining.enabled
+    if not wants_negatives:
+        return [{"anchor": r["query"], "positive": r["document"]} for r in train.rows], info
+    if not cfg.mining.enabled:
+        raise UserError(
+            f"loss {spec.name} needs negatives: set mining.enabled=true or give (query, positive, negative) triplets"
+        )
+    output_format = {"ranking": "n-tuple", "triplet": "triplet"}.get(spec.data, "labeled-pair")
+    start = time.perf_counter()
+    rows = mine(
+        train, prepared.corpus, prepared.positives, model, model_id, cfg.mining, output_format, cfg.cache_dir, shadow
+    )
+    info.update(mined=True, mining_seconds=round(time.perf_counter() - start, 2), mined_rows=len(rows))
+    if cfg.mining.audit and output_format in ("n-tuple", "triplet"):
+        start = time.perf_counter()
+        info["false_negative_audit"] = run_audit(rows, prepared, model, model_id, cfg, audit_dir)
+        info["audit_seconds"] = round(time.perf_counter() - start, 2)
+    if output_format == "labeled-pair":
+        labelled = [{"sentence1": r["anchor"], "sentence2": r[_doc_column(r)], "label": int(r["label"])} for r in rows]
+        return _relabel(labelled, spec), info
+    return rows, info
+
+
+def run_audit(rows: list[dict], prepared: Prepared, model, model_id: str, cfg: TrainConfig, out: Path | None) -> dict:
+    """The false-negative audit's counts; its suspects go to ``out/false_negative_audit.jsonl``."""
+    corpus = prepared.corpus
+    cached = cached_corpus_embeddings(embedding_cache_folder(cfg.cache_dir, model_id, corpus), corpus)
+    docs = None
+    if cached is not None:
+        docs = cached[0] / np.maximum(np.linalg.norm(cached[0], axis=1, keepdims=True), 1e-12)
+
+    def encode(texts):
+        return model.encode(texts, batch_size=cfg.mining.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+    report = audit_negatives(rows, corpus, encode, docs)
+    summary = report.summary()
+    logger.info(
+        "false-negative audit: %d of %d mined negatives look like unlabelled positives "
+        "(%d score above their positive, %d in both BM25's and the model's top 10); median rank %s",
+        report.suspects,
+        report.n_negatives,
+        report.above_positive,
+        report.top10_both,
+        summary["median_dense_rank_of_negatives"],
+    )
+    if out is not None:
+        write_jsonl(out / "false_negative_audit.jsonl", report.examples)
+        summary["examples_file"] = "false_negative_audit.jsonl"
+    return summary
