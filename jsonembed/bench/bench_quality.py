@@ -20,13 +20,14 @@ import sys
 import time
 
 import numpy as np
-from common import DATASETS, RESULTS_DIR, RUNS_DIR, machine_facts, machine_note
+from common import DATASETS, RESULTS_DIR, RUNS_DIR
 
 from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.model_file import save_model
 from embedding_model.retrieval import fusion_settings
 from embedding_model.training import train
+from embshared.bench import machine_facts, machine_note
 from embshared.config import config_to_dict
 from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json, write_text

@@ -1,12 +1,14 @@
-"""Shared pieces of the jsonembed benchmarks: datasets as records, machine facts, result files."""
+"""Shared pieces of the jsonembed benchmarks: datasets as records, the dev / rest query split, misspelled queries."""
 
 from __future__ import annotations
 
-import os
-import platform
+import random
 from pathlib import Path
 
+import numpy as np
+
 from embedding_model.records import RecordSet, load_records, records_from
+from embedding_model.typos import misspell
 from embshared.io import Records, load_beir, load_cranfield
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -36,44 +38,30 @@ def cranfield(folder: Path) -> tuple[RecordSet, dict[str, str], dict[str, dict[s
 DATASETS = {"scifact": scifact, "cranfield": cranfield}
 
 
-def machine_facts() -> dict:
-    """Cores, torch threads, CPU model and load: the context every figure needs."""
-    import torch
+#: the typo track: each query word of TYPO_MIN_LETTERS+ letters gets one edit with TYPO_WORD_PROB
+TYPO_WORD_PROB = 0.4
+TYPO_MIN_LETTERS = 4
+TYPO_SEED = 17
+#: share of each dataset's judged queries in the dev split (the only queries settings are chosen on)
+DEV_FRACTION = 0.3
+DEV_SEED = 42
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+
+def misspelled_queries(queries: dict[str, str], seed: int = TYPO_SEED) -> dict[str, str]:
+    """Every query with seeded typos (:func:`embedding_model.typos.misspell`, 40% of its 4+ letter words).
+
+    Each query has its own generator seeded by ``(seed, query id)``, so a query's typos do
+    not depend on which other queries are in the set.
+    """
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.is_available(),
-        "python": platform.python_version(),
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        qid: misspell(text, random.Random(f"typos:{seed}:{qid}"), TYPO_WORD_PROB, TYPO_MIN_LETTERS)[0]
+        for qid, text in queries.items()
     }
 
 
-def machine_note(facts: dict, end_load: list[float] | None = None) -> str:
-    """A Markdown paragraph on the machine, saying plainly that the cores were shared if they were."""
-    load = facts["load_average_1_5_15"]
-    text = (
-        f"Machine: {facts['cpu']}, {facts['cores']} cores, torch {facts['torch']} with "
-        f"{facts['torch_threads']} threads, CUDA {'yes' if facts['cuda'] else 'no'}. "
-        f"Load average at the start: {load[0]} (1 min) / {load[1]} (5 min)"
-    )
-    if end_load:
-        text += f", at the end: {end_load[0]} / {end_load[1]}"
-    text += "."
-    if max(load[:2] + (end_load or [0])[:2]) > 0.8 * (facts["cores"] or 1):
-        text += (
-            f" **The {facts['cores']} cores were shared with other engineers' jobs during this run**, so every "
-            "time and rate here is lower (often several times lower) than on an idle machine; ratios between "
-            "systems measured in the same run are the more reliable figures."
-        )
-    return text
+def dev_rest_split(query_ids, fraction: float = DEV_FRACTION, seed: int = DEV_SEED) -> tuple[list[str], list[str]]:
+    """(dev ids, rest ids): a seeded random ``fraction`` of the judged queries, sorted."""
+    ids = sorted(query_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_dev = round(len(ids) * fraction)
+    return sorted(ids[i] for i in order[:n_dev]), sorted(ids[i] for i in order[n_dev:])

@@ -1,6 +1,17 @@
 """Augmented views of a record for contrastive training.
 
-Each view is drawn independently from the record's segments:
+A training pair is, with probability ``query_view_prob``, a *query-shaped* view of the
+record against the full record text (what search embeds), else two record views:
+
+- query-shaped views (:meth:`Augmenter.query_view`), one kind drawn by the weights
+  ``query_field_weight``, ``query_span_weight``, ``query_code_weight``,
+  ``query_words_weight``: one field's whole value (``field_value``; a title, a name), a
+  run of words of a field (``crop_span``), a token holding a digit (``code_token``; a code,
+  a number, a year), or a few words of one field in their order but not adjacent
+  (``word_sample``, a keyword query). Then character noise (:func:`embedding_model.typos.noisy_words`:
+  insertions, deletions, transpositions, substitutions with the ``noise_*`` probabilities)
+  and digit masking. These teach "a query finds its record", typos included.
+- record views, each drawn independently from the record's segments:
 
 1. ``crop_span`` (probability ``span_crop_prob``): the view is a run of words from one
    field, without its key: a query-like view that teaches the model to match free text
@@ -20,10 +31,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from embedding_model.records import KEY_SEP, SEGMENT_SEP, Segment, segments_to_text
+from embedding_model.records import Segment, segments_to_text, visible_segments
+from embedding_model.typos import CharNoise, noisy_words
 from embedding_model.vocab import MASK_CHAR
+
+QUERY_KINDS = ("field", "span", "code", "words")
 
 
 def drop_fields(segments: Sequence[Segment], prob: float, rng: random.Random) -> list[Segment]:
@@ -52,19 +66,6 @@ def mask_digits(text: str, prob: float, rng: random.Random) -> str:
     return _DIGIT.sub(lambda m: MASK_CHAR if rng.random() < prob else m.group(), text)
 
 
-def visible_segments(segments: Sequence[Segment], max_chars: int) -> list[Segment]:
-    """The segments cut to what the model reads of the full record text (its first ``max_chars``)."""
-    out: list[Segment] = []
-    used = 0
-    for key, value in segments:
-        room = max_chars - used - len(key) - len(KEY_SEP)
-        if room <= 0:
-            break
-        out.append((key, value[:room]))
-        used += len(key) + len(KEY_SEP) + len(value) + len(SEGMENT_SEP)
-    return out
-
-
 def crop_span(segments: Sequence[Segment], min_words: int, max_words: int, rng: random.Random) -> str:
     """A contiguous run of ``min_words``..``max_words`` words from one segment's value.
 
@@ -81,6 +82,41 @@ def crop_span(segments: Sequence[Segment], min_words: int, max_words: int, rng: 
     return " ".join(words[start : start + length])
 
 
+def field_value(segments: Sequence[Segment], rng: random.Random) -> str:
+    """One field's whole value, the field chosen uniformly (a title, a name, a category)."""
+    if not segments:
+        return ""
+    return segments[rng.randrange(len(segments))][1]
+
+
+_CODE = re.compile(r"\S*\d\S*")
+
+
+def code_token(segments: Sequence[Segment], rng: random.Random) -> str:
+    """A whitespace token holding a digit (a code, a number, a year), chosen uniformly; "" if none.
+
+    Punctuation around the token (``(2024),``) is stripped; inner punctuation (``AB-12.5``) stays.
+    """
+    tokens = [m.group().strip(".,;:()[]{}\"'") for _, value in segments for m in _CODE.finditer(value)]
+    tokens = [t for t in tokens if any(c.isdigit() for c in t)]
+    return tokens[rng.randrange(len(tokens))] if tokens else ""
+
+
+def word_sample(segments: Sequence[Segment], min_words: int, max_words: int, rng: random.Random) -> str:
+    """``min_words``..``max_words`` distinct positions of one field's words, kept in their order.
+
+    The field is chosen with probability proportional to its word count (as in
+    :func:`crop_span`); unlike a span, the words need not be adjacent, as in a keyword query.
+    """
+    words_per_segment = [value.split() for _, value in segments]
+    weights = [len(w) for w in words_per_segment]
+    if not any(weights):
+        return ""
+    words = rng.choices(words_per_segment, weights=weights, k=1)[0]
+    count = min(len(words), rng.randint(min_words, max_words))
+    return " ".join(words[i] for i in sorted(rng.sample(range(len(words)), count)))
+
+
 @dataclass
 class Augmenter:
     """Draws one augmented text view of a record's segments (see the module docstring)."""
@@ -93,6 +129,11 @@ class Augmenter:
     span_min_words: int = 3
     span_max_words: int = 16
     max_chars: int | None = None
+    query_view_prob: float = 0.0
+    query_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # QUERY_KINDS order
+    query_min_words: int = 2
+    query_max_words: int = 8
+    noise: CharNoise = field(default_factory=CharNoise)
 
     @classmethod
     def from_config(cls, cfg) -> Augmenter:
@@ -105,6 +146,16 @@ class Augmenter:
             span_min_words=cfg.span_min_words,
             span_max_words=cfg.span_max_words,
             max_chars=cfg.max_chars,
+            query_view_prob=cfg.query_view_prob,
+            query_weights=(
+                cfg.query_field_weight,
+                cfg.query_span_weight,
+                cfg.query_code_weight,
+                cfg.query_words_weight,
+            ),
+            query_min_words=cfg.query_min_words,
+            query_max_words=cfg.query_max_words,
+            noise=CharNoise.from_config(cfg),
         )
 
     def view(self, segments: Sequence[Segment], rng: random.Random) -> str:
@@ -118,3 +169,33 @@ class Augmenter:
         if self.max_chars:
             text = text[: self.max_chars]  # the model reads no further; masking the rest would be wasted work
         return mask_digits(text, self.digit_mask_prob, rng)
+
+    def query_view(self, segments: Sequence[Segment], rng: random.Random, kind: str | None = None) -> str:
+        """One query-shaped view (of ``kind``, else a kind drawn by ``query_weights``), noised and digit-masked.
+
+        A kind with nothing to offer (no digit in the record for ``code``) falls back to a span.
+        """
+        source = visible_segments(segments, self.max_chars) if self.max_chars else list(segments)
+        if kind is None:
+            kind = rng.choices(QUERY_KINDS, weights=self.query_weights, k=1)[0]
+        if kind == "field":
+            text = field_value(source, rng)
+        elif kind == "code":
+            text = code_token(source, rng)
+        elif kind == "words":
+            text = word_sample(source, self.query_min_words, self.query_max_words, rng)
+        elif kind == "span":
+            text = ""
+        else:
+            raise ValueError(f"unknown query view {kind!r} (choose from {', '.join(QUERY_KINDS)})")
+        if not text:
+            text = crop_span(source, self.query_min_words, self.query_max_words, rng)
+        text = noisy_words(text, self.noise, rng)
+        return mask_digits(text, self.digit_mask_prob, rng)
+
+    def pair(self, segments: Sequence[Segment], rng: random.Random) -> tuple[str, str]:
+        """A training pair: (query-shaped view, full record text) with ``query_view_prob``, else two record views."""
+        if self.query_view_prob > 0 and rng.random() < self.query_view_prob:
+            full = segments_to_text(segments)
+            return self.query_view(segments, rng), full[: self.max_chars] if self.max_chars else full
+        return self.view(segments, rng), self.view(segments, rng)

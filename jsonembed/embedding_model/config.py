@@ -76,6 +76,25 @@ class JsonEmbedConfig:
     )
     span_min_words: int = field(default=3, metadata=_help("shortest cropped span, in words"))
     span_max_words: int = field(default=16, metadata=_help("longest cropped span, in words"))
+    # query-shaped views: (a query-like view with character noise, the full record) pairs
+    query_view_prob: float = field(
+        default=0.5, metadata=_help("share of training pairs that are (query-shaped view, full record)")
+    )
+    query_field_weight: float = field(default=1.0, metadata=_help("query view kind weight: one field's whole value"))
+    query_span_weight: float = field(default=1.0, metadata=_help("query view kind weight: a run of words of a field"))
+    query_code_weight: float = field(default=1.0, metadata=_help("query view kind weight: a token with a digit"))
+    query_words_weight: float = field(
+        default=1.0, metadata=_help("query view kind weight: a few words of a field, in order, not adjacent")
+    )
+    query_min_words: int = field(default=2, metadata=_help("fewest words of a span / word-sample query view"))
+    query_max_words: int = field(default=8, metadata=_help("most words of a span / word-sample query view"))
+    noise_insert_prob: float = field(default=0.05, metadata=_help("query views: per word, insert a letter"))
+    noise_delete_prob: float = field(default=0.05, metadata=_help("query views: per word, delete a letter"))
+    noise_transpose_prob: float = field(
+        default=0.05, metadata=_help("query views: per word, swap two adjacent letters")
+    )
+    noise_substitute_prob: float = field(default=0.05, metadata=_help("query views: per word, replace a letter"))
+    noise_min_letters: int = field(default=4, metadata=_help("words shorter than this get no character noise"))
 
     # --- embedding and search
     embed_batch_size: int = field(default=256, metadata=_help("records per forward pass when embedding"))
@@ -112,6 +131,11 @@ class JsonEmbedConfig:
             "digit_mask_prob",
             "key_drop_prob",
             "span_crop_prob",
+            "query_view_prob",
+            "noise_insert_prob",
+            "noise_delete_prob",
+            "noise_transpose_prob",
+            "noise_substitute_prob",
             "warmup_ratio",
             "convex_dense_weight",
         )
@@ -125,6 +149,19 @@ class JsonEmbedConfig:
                 f"keys 'span_min_words' / 'span_max_words' need 1 <= min <= max, got "
                 f"{self.span_min_words} / {self.span_max_words}"
             )
+        if not 1 <= self.query_min_words <= self.query_max_words:
+            raise ValueError(
+                f"keys 'query_min_words' / 'query_max_words' need 1 <= min <= max, got "
+                f"{self.query_min_words} / {self.query_max_words}"
+            )
+        weights = ("query_field_weight", "query_span_weight", "query_code_weight", "query_words_weight")
+        if any(getattr(self, key) < 0 for key in weights) or not any(getattr(self, key) > 0 for key in weights):
+            raise ValueError(f"keys {', '.join(weights)} must not be negative and not all 0")
+        noise = ("noise_insert_prob", "noise_delete_prob", "noise_transpose_prob", "noise_substitute_prob")
+        if sum(getattr(self, key) for key in noise) > 1.0:
+            raise ValueError(f"keys {', '.join(noise)} must sum to at most 1 (at most one edit per word)")
+        if self.noise_min_letters < 2:
+            raise ValueError(f"key 'noise_min_letters' must be at least 2, got {self.noise_min_letters}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.val_max < 0:
             raise ValueError("keys 'weight_decay', 'grad_clip' and 'val_max' must not be negative")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from embedding_model.config import JsonEmbedConfig
 from embedding_model.model import CharCNNEncoder
 from embedding_model.model_file import load_model
 from embedding_model.records import Segment, segments_to_text
-from embedding_model.vocab import CharVocab
+from embedding_model.vocab import UNK, CharVocab
 from embshared.runtime import pick_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +46,8 @@ class JsonEmbedder:
         self.cfg = cfg
         self.device = device
         self.info: dict = {}
+        #: (texts, characters) outside the vocabulary in the last embed_texts call; read as UNK, logged
+        self.last_unknown: tuple[int, int] = (0, 0)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> JsonEmbedder:
@@ -64,7 +69,9 @@ class JsonEmbedder:
         """(n, dim) float32 unit vectors; an empty text gives a zero vector.
 
         Texts are batched by length (longest first) so padding costs little, and returned
-        in the input order.
+        in the input order. Characters the model never saw in training (another script, a
+        new symbol) are read as UNK, never an error; how many is logged and kept in
+        :attr:`last_unknown`.
         """
         batch_size = batch_size or self.cfg.embed_batch_size
         max_chars = self.cfg.max_chars
@@ -74,12 +81,24 @@ class JsonEmbedder:
         was_training = self.encoder.training
         self.encoder.eval()
         starts = range(0, len(order), batch_size)
+        unknown_texts = unknown_chars = 0
         for start in tqdm(starts, desc="embedding", unit="batch", disable=not show_progress):
             rows = order[start : start + batch_size]
-            ids = self.vocab.batch([texts[i] for i in rows], max_chars, self.encoder.min_length)
+            ids = self.vocab.batch([texts[i] for i in rows], max_chars, self.encoder.min_length)  # (batch, length)
+            unknown = (ids == UNK).sum(dim=1)  # (batch,)
+            unknown_texts += int((unknown > 0).sum())
+            unknown_chars += int(unknown.sum())
             vectors = self.encoder(ids.to(self.device))  # (batch, dim)
             out[rows] = vectors.float().cpu().numpy()
         self.encoder.train(was_training)
+        self.last_unknown = (unknown_texts, unknown_chars)
+        if unknown_chars:
+            logger.info(
+                "%d of %d text(s) hold %d character(s) outside the model's vocabulary; they are read as UNK",
+                unknown_texts,
+                len(texts),
+                unknown_chars,
+            )
         return out
 
     def embed_tensor(self, texts: Sequence[str]) -> torch.Tensor:

@@ -83,6 +83,19 @@ def segments_to_text(segments: Sequence[Segment], with_keys: bool = True) -> str
     return SEGMENT_SEP.join(value for _, value in segments)
 
 
+def visible_segments(segments: Sequence[Segment], max_chars: int) -> list[Segment]:
+    """The segments cut to what the model reads of the full record text (its first ``max_chars``)."""
+    out: list[Segment] = []
+    used = 0
+    for key, value in segments:
+        room = max_chars - used - len(key) - len(KEY_SEP)
+        if room <= 0:
+            break
+        out.append((key, value[:room]))
+        used += len(key) + len(KEY_SEP) + len(value) + len(SEGMENT_SEP)
+    return out
+
+
 def plain_text(segments: Sequence[Segment]) -> str:
     """The values joined by spaces: what BM25 and sentence models read."""
     return " ".join(value for _, value in segments)
@@ -120,7 +133,11 @@ class RecordSet:
 
 
 def records_from(
-    records: Records, ignore_fields: Iterable[str] = (), skip_invalid: bool = False, id_field: str | None = None
+    records: Records,
+    ignore_fields: Iterable[str] = (),
+    skip_invalid: bool = False,
+    id_field: str | None = None,
+    max_chars: int | None = None,
 ) -> RecordSet:
     """Flatten records already read; a record with no text is an error (or skipped).
 
@@ -130,6 +147,9 @@ def records_from(
         skip_invalid: skip records without text instead of raising (counted in ``skipped``).
         id_field: a field naming each record (e.g. ``_id``); when given it must be in every
             record. Without it, a record is named by its line number.
+        max_chars: the characters a model reads; a record whose first ``max_chars`` hold
+            no value at all (its keys fill them) is an error too, as the model would
+            embed key names only.
     """
     ignore = list(ignore_fields)
     out = RecordSet(records=[], segments=[], lines=[], path=records.path, skipped=records.skipped)
@@ -142,6 +162,17 @@ def records_from(
                 continue
             fields = ", ".join(record) or "none"
             raise DataError(records.path, f"record has no text (fields: {fields}; all empty or ignored)", line)
+        if max_chars is not None and not any(value for _, value in visible_segments(segments, max_chars)):
+            if skip_invalid:
+                out.skipped += 1
+                continue
+            read = segments_to_text(segments)[:max_chars]
+            raise DataError(
+                records.path,
+                f"record has no text within the first {max_chars} characters the model reads "
+                f"(max_chars={max_chars}; they hold only keys: {read!r})",
+                line,
+            )
         if id_field:
             if id_field not in record or record[id_field] in (None, ""):
                 if skip_invalid:
@@ -164,11 +195,12 @@ def load_records(
     ignore_fields: Iterable[str] = (),
     skip_invalid: bool = False,
     id_field: str | None = None,
+    max_chars: int | None = None,
 ) -> RecordSet:
     """Read a JSONL (or JSON array / CSV) file of records and flatten each.
 
     Raises:
         DataError: ``file:line: ...`` for a line that is not JSON, a value that is not an
-            object, a record without text, or an empty file.
+            object, a record without text (or none within ``max_chars``), or an empty file.
     """
-    return records_from(read_records(path, skip_invalid=skip_invalid), ignore_fields, skip_invalid, id_field)
+    return records_from(read_records(path, skip_invalid=skip_invalid), ignore_fields, skip_invalid, id_field, max_chars)

@@ -1,4 +1,4 @@
-"""Training from scratch: two augmented views per record, NT-Xent, AdamW with warm-up.
+"""Training from scratch: a pair of views per record (query-shaped or augmented), NT-Xent, AdamW with warm-up.
 
 ``train`` is a plain function of (config, records): it builds the vocabulary from the
 training slice, trains, checks self-retrieval on a held-out slice after every epoch and
@@ -102,7 +102,8 @@ def self_retrieval(
     """Does an augmented view of a held-out record find that record among all held-out records?
 
     The corpus is the full text of every held-out record; each record's query is one
-    augmented view of it (seeded, so epochs are compared on the same queries).
+    query-shaped view of it with character noise (a record view when ``query_view_prob``
+    is 0), seeded, so epochs are compared on the same queries.
 
     Returns:
         {"accuracy@1": ..., "mrr@10": ...}.
@@ -110,7 +111,8 @@ def self_retrieval(
     rng = random.Random(seed)
     ids = [str(i) for i in range(len(segments))]
     corpus = {i: segments_to_text(s) for i, s in zip(ids, segments)}
-    queries = {i: augmenter.view(s, rng) or corpus[i] for i, s in zip(ids, segments)}
+    make_query = augmenter.query_view if augmenter.query_view_prob > 0 else augmenter.view
+    queries = {i: make_query(s, rng) or corpus[i] for i, s in zip(ids, segments)}
     qrels = {i: {i: 1} for i in ids}
     doc_vectors = embedder.embed_texts([corpus[i] for i in ids])
     score_fn = dense_score_fn(embedder.embed_texts, doc_vectors, metric="dot")
@@ -176,8 +178,7 @@ def train(
             epoch_started = time.perf_counter()
             for b in bar:
                 rows = order[b * batch_size : (b + 1) * batch_size]
-                views_a = [augmenter.view(train_segments[i], view_rng) for i in rows]
-                views_b = [augmenter.view(train_segments[i], view_rng) for i in rows]
+                views_a, views_b = zip(*(augmenter.pair(train_segments[i], view_rng) for i in rows))
                 vectors = encode_views(encoder, vocab, views_a + views_b, cfg.max_chars)  # (2 * batch, dim)
                 loss = nt_xent_loss(vectors[: len(rows)], vectors[len(rows) :], cfg.temperature)
                 optimizer.zero_grad(set_to_none=True)

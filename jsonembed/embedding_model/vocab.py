@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 PAD, UNK = 0, 1
@@ -29,6 +30,11 @@ class CharVocab:
         self.chars = list(chars)
         self.lowercase = lowercase
         self._index = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+        # code point -> id lookup table for the vectorised batch (every code point past its end is UNK)
+        size = max((ord(c) for c in self.chars), default=0) + 1
+        self._table = np.full(size, UNK, dtype=np.int64)
+        for c, i in self._index.items():
+            self._table[ord(c)] = i
 
     @classmethod
     def build(cls, texts: Iterable[str], min_freq: int = 2, lowercase: bool = True) -> CharVocab:
@@ -56,15 +62,25 @@ class CharVocab:
         index = self._index
         return [index.get(c, UNK) for c in text]
 
+    def _ids(self, text: str, max_chars: int) -> np.ndarray:
+        """:meth:`encode` as an int64 array, by table lookup on the code points."""
+        text = text[:max_chars]
+        if self.lowercase:
+            text = text.lower()
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        ids = np.full(len(codes), UNK, dtype=np.int64)
+        known = codes < len(self._table)
+        ids[known] = self._table[codes[known]]
+        return ids
+
     def batch(self, texts: Sequence[str], max_chars: int, min_length: int = 1) -> torch.Tensor:
         """A (batch, length) LongTensor padded with PAD to the longest text (at least ``min_length``)."""
-        encoded = [self.encode(t, max_chars) for t in texts]
+        encoded = [self._ids(t, max_chars) for t in texts]
         length = max(min_length, max((len(e) for e in encoded), default=0))
-        out = torch.full((len(encoded), length), PAD, dtype=torch.long)
+        out = np.full((len(encoded), length), PAD, dtype=np.int64)
         for row, ids in enumerate(encoded):
-            if ids:
-                out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return out
+            out[row, : len(ids)] = ids
+        return torch.from_numpy(out)
 
     def to_dict(self) -> dict:
         return {"chars": self.chars, "lowercase": self.lowercase, "specials": list(SPECIALS)}

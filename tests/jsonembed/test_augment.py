@@ -8,13 +8,19 @@ from collections import Counter
 import numpy as np
 
 from embedding_model.augment import (
+    QUERY_KINDS,
     Augmenter,
+    code_token,
     crop_span,
     drop_fields,
+    field_value,
     mask_digits,
     shuffle_fields,
     visible_segments,
+    word_sample,
 )
+from embedding_model.records import segments_to_text
+from embedding_model.typos import CharNoise
 
 SEGMENTS = [(f"k{i}", f"value {i}") for i in range(10)]
 
@@ -80,3 +86,57 @@ def test_augmenter_is_reproducible_and_keeps_content():
             word in ["value", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] or "=" in word or word == "|"
             for word in view.split()
         )
+
+
+RECORD = [
+    ("title", "Vitamin D deficiency and bone fractures"),
+    ("text", "We followed 1,234 patients aged 65 or more for five years and found a strong association in 2019."),
+    ("sku", "AB-1234"),
+]
+
+
+def test_query_view_generators_fixed_outputs():
+    assert field_value(RECORD, random.Random(1)) == "Vitamin D deficiency and bone fractures"
+    assert code_token(RECORD, random.Random(1)) == "65"
+    assert code_token([("a", "no digits here")], random.Random(0)) == ""
+    assert word_sample(RECORD, 3, 5, random.Random(1)) == "Vitamin deficiency and"
+    augmenter = Augmenter(digit_mask_prob=0.0, query_view_prob=1.0, query_min_words=3, query_max_words=5)
+    views = {kind: augmenter.query_view(RECORD, random.Random(2), kind) for kind in QUERY_KINDS}
+    assert views == {
+        "field": "Vitamin D deficiency and bone fractures",
+        "span": "1,234 patients aged",
+        "code": "1,234",
+        "words": "1,234 and 2019.",
+    }
+    noisy = Augmenter(digit_mask_prob=0.0, query_min_words=3, query_max_words=5, noise=CharNoise(substitute=1.0))
+    assert noisy.query_view(RECORD, random.Random(2), "field") == "Vifamin D defijiency and tone fractuves"
+
+
+def test_query_view_properties():
+    rng = random.Random(6)
+    values = [v for _, v in RECORD]
+    for _ in range(300):
+        assert field_value(RECORD, rng) in values
+        code = code_token(RECORD, rng)
+        assert any(c.isdigit() for c in code) and any(code in v for v in values)
+        sample = word_sample(RECORD, 2, 4, rng).split()
+        source = next(v.split() for v in values if all(w in v.split() for w in sample))
+        positions = [source.index(w) for w in sample]
+        assert min(2, len(source)) <= len(sample) <= 4 and positions == sorted(
+            positions
+        )  # words of one field, in order
+
+
+def test_pair_is_a_query_view_against_the_full_record():
+    augmenter = Augmenter(query_view_prob=1.0, digit_mask_prob=0.0)
+    rng = random.Random(8)
+    for _ in range(50):
+        query, record = augmenter.pair(RECORD, rng)
+        assert record == segments_to_text(RECORD)
+        assert query and "=" not in query
+    never = Augmenter(query_view_prob=0.0, span_crop_prob=0.0, field_drop_prob=0.0, key_drop_prob=0.0)
+    assert all("=" in v for v in never.pair(RECORD, rng))  # two record views
+    half = Augmenter(query_view_prob=0.5, span_crop_prob=0.0, key_drop_prob=1.0, digit_mask_prob=0.0)
+    full = segments_to_text(RECORD)  # with keys: record views here never have them
+    share = np.mean([half.pair(RECORD, rng)[1] == full for _ in range(2000)])
+    assert 0.46 < share < 0.54

@@ -200,8 +200,23 @@ def test_topk_zero_and_empty_query(tiny_model, sample_jsonl, capsys):
     base = ["--model", str(model_path), "--data", str(sample_jsonl)]
     assert search_cli.main([*base, "--query", "x", "--topk", "0"]) == 2
     _one_error_line(capsys, r"--topk must be a positive integer, got 0")
-    assert search_cli.main([*base, "--query", "  "]) == 2
-    _one_error_line(capsys, r"--query must not be empty")
+    for query in ["", "   ", "?! ... --"]:
+        assert search_cli.main([*base, "--query", query]) == 2
+        _one_error_line(capsys, r"--query: the query .* has no letter or digit: there is nothing to search for")
+    assert search_cli.main([*base, "--query", "lamp", "--query", "  "]) == 2
+    _one_error_line(capsys, r"--query: query 2 '  ' has no letter or digit")
+
+
+def test_unseen_characters_are_unk_and_counted(tiny_model, sample_jsonl, tmp_path, capsys, write_jsonl):
+    embedder, model_path, _ = tiny_model
+    data = write_jsonl(tmp_path / "greek.jsonl", [{"title": "жжж lamp"}, {"title": "desk lamp"}, {"title": "€€ ☃"}])
+    vectors = embedder.embed_texts(["жжж lamp", "desk lamp", "€€ ☃"])
+    assert embedder.last_unknown == (2, 6)  # 3 Cyrillic letters in one text, 2 euro signs and a snowman in another
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    out = tmp_path / "e.npy"
+    assert embed_cli.main(["--model", str(model_path), "--input", str(data), "--output", str(out)]) == 0
+    assert np.load(out).shape == (3, embedder.dim)
+    assert "2 of 3 text(s) hold 6 character(s) outside the model's vocabulary" in capsys.readouterr().err
 
 
 def test_model_from_another_program(sample_jsonl, tmp_path, capsys):

@@ -24,6 +24,11 @@ def test_vocab_pad_unk_min_freq_and_mask():
     assert batch.shape == (3, 5)
     assert batch[1].tolist() == [PAD] * 5 and batch[0, 2:].tolist() == [PAD] * 3
     assert CharVocab.from_dict(vocab.to_dict()) == vocab
+    texts = ["abzé€", "İa", "", "a" * 20]  # unseen, a lower-casing that grows the text, empty, cut
+    batch = vocab.batch(texts, max_chars=8)
+    assert [batch[i, : len(vocab.encode(t, 8))].tolist() for i, t in enumerate(texts)] == [
+        vocab.encode(t, 8) for t in texts
+    ]
 
 
 def test_pooling_by_hand():

@@ -84,3 +84,13 @@ def test_missing_id_field(tmp_path, write_jsonl):
     path = write_jsonl(tmp_path / "d.jsonl", [{"_id": "1", "t": "x"}, {"t": "y"}])
     with pytest.raises(DataError, match=r"d\.jsonl:2: field '_id' missing"):
         load_records(path, ["_id"], id_field="_id")
+
+
+def test_record_whose_first_max_chars_hold_only_keys(tmp_path, write_jsonl):
+    rows = [{"title": "lamp"}, {"a_very_long_field_name_for_the_description": "desk lamp"}, {"t": "x"}]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    assert len(load_records(path, max_chars=60)) == 3  # the value starts within 60 characters
+    with pytest.raises(DataError, match=r"d\.jsonl:2: record has no text within the first 20 characters"):
+        load_records(path, max_chars=20)
+    records = load_records(path, max_chars=20, skip_invalid=True)
+    assert records.lines == [1, 3] and records.skipped == 1

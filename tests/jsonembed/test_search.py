@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
 from embedding_model.config import JsonEmbedConfig
 from embedding_model.retrieval import FusionSettings, RecordSearch, fusion_settings
+from embedding_model.typos import EDITS, edit_word
 
 
 def test_fusion_settings_overrides():
@@ -48,3 +51,22 @@ def test_explain_names_the_matching_field(engine, sample_records):
     assert contributions[0].key == "title"
     assert contributions[0].contribution > 0
     assert contributions[0].value == sample_records.records[3]["title"]
+
+
+def _one_typo(text: str, rng: random.Random) -> str:
+    """``text`` with one edit (kind drawn uniformly) in one of its words of 4+ letters."""
+    words = text.split(" ")
+    eligible = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
+    i = rng.choice(eligible)
+    words[i] = edit_word(words[i], EDITS[rng.randrange(len(EDITS))], rng)[0]
+    return " ".join(words)
+
+
+def test_a_title_with_one_typo_still_finds_its_record(engine, sample_records):
+    rng = random.Random(11)
+    titles = [r["title"] for r in sample_records.records[:40]]
+    misspelled = [_one_typo(t, rng) for t in titles]
+    assert all(m != t for m, t in zip(misspelled, titles))
+    dense = engine.dense(misspelled, k=5)
+    top1 = np.mean([hits[0].index == i for i, hits in enumerate(dense)])
+    assert top1 >= 0.8  # chance: 1 in 240

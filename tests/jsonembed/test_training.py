@@ -32,7 +32,7 @@ def test_training_lowers_the_loss_and_beats_an_untrained_model(tiny_model, sampl
     assert after < before - 0.5  # chance level is log(127) = 4.84
     first, last = result.validation[0], result.validation[-1]
     assert last["mean_loss"] < first["mean_loss"]
-    assert last["accuracy@1"] > 0.5  # an augmented view finds its own held-out record
+    assert last["accuracy@1"] > 0.3  # a noisy query-shaped view finds its own held-out record among 24 (chance 0.04)
     assert [h["step"] for h in result.history][:2] == [5, 10]  # the loss is logged every log_every steps
     assert result.records_seen == result.steps * cfg.batch_size
 

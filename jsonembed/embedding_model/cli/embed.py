@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if output.is_dir():
         raise UserError(f"{output}: is a folder; --output names the .npy file to write")
     embedder = JsonEmbedder.load(args.model, args.device)
-    records = load_records(args.input, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid)
+    records = load_records(
+        args.input, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=embedder.cfg.max_chars
+    )
     report_skipped(records.path, records.skipped)
     started = time.perf_counter()
     matrix = embedder.embed_segments(records.segments, args.batch_size, show_progress=not args.quiet)

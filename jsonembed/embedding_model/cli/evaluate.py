@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         raise UserError("--metrics: no metric given")
     embedder = JsonEmbedder.load(args.model, args.device)
-    records = load_records(args.data, embedder.cfg.ignore_fields, args.skip_invalid, id_field=args.id_field)
+    records = load_records(
+        args.data,
+        embedder.cfg.ignore_fields,
+        args.skip_invalid,
+        id_field=args.id_field,
+        max_chars=embedder.cfg.max_chars,
+    )
     report_skipped(records.path, records.skipped)
     queries = load_queries(args.queries, args.query_id_field, args.query_text_field, args.skip_invalid)
     qrels = check_qrels(read_qrels(args.qrels, args.skip_invalid), queries, records.ids, args.qrels, args.skip_invalid)

@@ -20,7 +20,7 @@ from embedding_model.cache import cached_embeddings
 from embedding_model.cli.common import add_common_args, positive, report_skipped, start
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import load_records
-from embedding_model.retrieval import RecordSearch, fusion_settings
+from embedding_model.retrieval import RecordSearch, check_queries, fusion_settings
 from embshared.errors import UserError, cli_entry
 from embshared.fusion import FUSIONS
 
@@ -63,7 +63,9 @@ def search(args: argparse.Namespace) -> list[dict]:
         fusion = fusion_settings(embedder.cfg, args.fusion, args.dense_weight)
     except ValueError as exc:
         raise UserError(f"--dense-weight: {exc}") from None
-    records = load_records(args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid)
+    records = load_records(
+        args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=embedder.cfg.max_chars
+    )
     report_skipped(records.path, records.skipped)
     embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
     engine = RecordSearch(embedder, records, embeddings, fusion)
@@ -111,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     positive(args.explain_fields, "--explain-fields")
     if args.dense_weight is not None and args.dense_weight < 0:
         raise UserError(f"--dense-weight must not be negative, got {args.dense_weight}")
-    if any(not q.strip() for q in args.query):
-        raise UserError("--query must not be empty")
+    try:
+        check_queries(args.query)
+    except UserError as exc:
+        raise UserError(f"--query: {exc}") from None
     results = search(args)
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))

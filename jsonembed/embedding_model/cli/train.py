@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(cfg.seed)
     device = pick_device(args.device or cfg.device or None)
 
-    records = load_records(args.data, cfg.ignore_fields, skip_invalid=args.skip_invalid)
+    records = load_records(args.data, cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=cfg.max_chars)
     report_skipped(records.path, records.skipped)
     if len(records) < 2:
         raise UserError(f"{records.path}: training needs at least 2 records with text, found {len(records)}")
