@@ -173,9 +173,7 @@ def to_markdown(report: dict) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     bm = report["bm25"]
-    lines.append(
-        f"| BM25 | | {bm['dev']['ndcg@10']:.4f} | {bm['rest']['ndcg@10']:.4f} | | | | | | |"
-    )
+    lines.append(f"| BM25 | | {bm['dev']['ndcg@10']:.4f} | {bm['rest']['ndcg@10']:.4f} | | | | | | |")
     lines.append(
         f"| base MiniLM | | {base['dense']['dev']['ndcg@10']:.4f} | {base['dense']['rest']['ndcg@10']:.4f} | "
         f"{base['hybrid']['dev']['ndcg@10']:.4f} | {base['hybrid']['rest']['ndcg@10']:.4f} | "

@@ -3,7 +3,7 @@
 A mined negative is *suspect* when, for its query,
 
 - ``above_positive``: the mining model scores it at or above the labelled positive, or
-- ``top10_both``: it is in the top 10 of both BM25 and the mining model (two unrelated
+- ``top10_both``: it is in the top 10 of both BM25 (with a score above 0) and the mining model (two unrelated
   rankers agreeing that it answers the query is the classic sign of a missing label).
 
 Users of mining report that many negatives at ranks 20-200 are unlabelled positives; no
@@ -85,7 +85,8 @@ def audit_negatives(
     dense = q @ docs.T  # (n_anchors, n_docs)
     dense_ranks = _ranks(dense)
     bm25 = BM25Index().index([str(i) for i in range(len(corpus))], corpus)
-    bm25_top10 = [{int(i) for i in ids} for ids in bm25.search(anchors, 10)[0]]
+    top_ids, top_scores = bm25.search(anchors, 10)
+    bm25_top10 = [{int(i) for i, sc in zip(ids, scores) if sc > 0} for ids, scores in zip(top_ids, top_scores)]
 
     extra = [r["positive"] for r in rows if r["positive"] not in row_of]
     extra_emb = dict(zip(dict.fromkeys(extra), encode(list(dict.fromkeys(extra))))) if extra else {}

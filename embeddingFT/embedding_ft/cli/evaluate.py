@@ -13,6 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from embedding_ft.backends import BACKENDS
 from embedding_ft.config import DEFAULT_METRICS
 from embshared.errors import UserError, cli_entry
 from embshared.evaluate import format_table
@@ -31,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seq-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-bm25", action="store_true", help="skip the BM25 row")
+    parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid (BM25 + model) rows")
+    parser.add_argument("--hybrid-weight", type=float, default=0.5, help="dense weight of the hybrid rows (0-1)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="run the models with this back end")
+    parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
     return parser
 
@@ -39,10 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(logging.INFO)
+    from embedding_ft.backends import load_encoder
     from embedding_ft.data import build_eval_set, load_dataset, split_by_query
     from embedding_ft.evaluation import make_evaluator
     from embedding_ft.train import evaluate_bm25
-    from embshared.models import load_sentence_transformer
 
     examples, beir = load_dataset(args.data, args.split)
     test = split_by_query(examples, args.test_size, args.seed)[1] if args.test_size else examples
@@ -54,11 +59,21 @@ def main(argv: list[str] | None = None) -> int:
         bm25 = evaluate_bm25(eval_set, args.metrics)
         if bm25 is not None:
             rows["BM25"] = bm25
+    if not 0 <= args.hybrid_weight <= 1:
+        raise UserError(f"--hybrid-weight must be in [0, 1], got {args.hybrid_weight}")
     evaluator = make_evaluator(eval_set, args.metrics, args.metrics[0], args.batch_size)
+    hybrid_rows = {}
     for name in args.model:
-        model = load_sentence_transformer(name)
+        model = load_encoder(name, args.backend, args.file_name)
         model.max_seq_length = args.max_seq_length
-        rows[name] = evaluator.compute(model)
+        label = name if args.backend == "torch" else f"{name} ({args.backend})"
+        if eval_set.kind == "retrieval" and not args.no_hybrid:
+            rows[label], hybrid_rows[f"hybrid (BM25 + {label})"] = evaluator.compute_with_hybrid(
+                model, args.hybrid_weight
+            )
+        else:
+            rows[label] = evaluator.compute(model)
+    rows.update(hybrid_rows)
     print(f"{args.data}: {len(eval_set)} {'queries' if eval_set.kind == 'retrieval' else 'pairs'}\n")
     print(format_table(rows))
     if args.output:

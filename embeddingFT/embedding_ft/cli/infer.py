@@ -2,6 +2,7 @@
 
 python -m embedding_ft.cli.infer --model RUN/final_model --texts "first text|second text|third"
 python -m embedding_ft.cli.infer --model RUN/final_model --input docs.jsonl --field text --output emb.npy
+python -m embedding_ft.cli.infer --model RUN/final_model --backend onnx --texts "a|b"   # after make export-embed
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from embedding_ft.backends import BACKENDS
 from embshared.errors import UserError, cli_entry
 from embshared.files import atomic_write
-from embshared.io import DataError, read_records
 from embshared.runtime import setup_logging
 
 
@@ -23,30 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="a model folder or name (e.g. a run's final_model)")
     parser.add_argument("--texts", help="texts separated by '|': prints their pairwise cosine similarities")
     parser.add_argument("--input", type=Path, help="a .txt file (one text per line) or .jsonl/.json/.csv/.tsv file")
-    parser.add_argument("--field", default="text", help="the text field of --input records (default: text)")
+    parser.add_argument("--field", default=None, help="the text field of --input records (default: text, content, ...)")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="torch", help="torch, or an exported onnx / openvino file"
+    )
+    parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
     parser.add_argument("--output", type=Path, help="where to write the (n, dim) float32 embeddings (.npy)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None)
     return parser
-
-
-def read_texts(path: Path, field: str) -> list[str]:
-    """Texts of a .txt file (one per non-empty line) or of ``field`` in each record of a data file."""
-    if path.suffix.lower() == ".txt":
-        if not path.is_file():
-            raise DataError(path, "no such file")
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not texts:
-            raise DataError(path, "no texts found")
-        return texts
-    records = read_records(path)
-    texts = []
-    for index, record in enumerate(records):
-        value = record.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(path, f"field '{field}' missing or empty", records.line_of(index))
-        texts.append(value)
-    return texts
 
 
 def similarity_table(texts: list[str], similarities: np.ndarray) -> str:
@@ -71,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     texts = [t.strip() for t in args.texts.split("|") if t.strip()] if args.texts else []
     if args.texts and len(texts) < 1:
         raise UserError("--texts holds no text")
-    inputs = read_texts(args.input, args.field) if args.input else []
+    from embshared.io import read_documents
 
-    from embshared.models import load_sentence_transformer
+    inputs = read_documents(args.input, args.field).texts if args.input else []
 
-    model = load_sentence_transformer(args.model, device=args.device)
+    from embedding_ft.backends import load_encoder
+
+    model = load_encoder(args.model, args.backend, args.file_name, device=args.device)
     if texts:
         emb = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)  # (n, dim)
         print(similarity_table(texts, emb @ emb.T))

@@ -1,0 +1,51 @@
+"""Build a searchable index (FAISS + BM25 + documents) over a document collection.
+
+    python -m embedding_ft.cli.index --model RUN/final_model --docs corpus.jsonl --index indexes/scifact
+    python -m embedding_ft.cli.index --model RUN/final_model --backend onnx --docs docs.txt --index idx
+
+``--docs`` is a BEIR folder or corpus.jsonl, any JSONL/JSON/CSV/TSV with a text field
+(``--text-field``, ``--id-field``), or a .txt file with one document per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from embedding_ft.backends import BACKENDS
+from embshared.errors import cli_entry
+from embshared.runtime import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m embedding_ft.cli.index", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model folder or name")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
+    parser.add_argument("--docs", required=True, type=Path, help="the document collection")
+    parser.add_argument("--index", required=True, type=Path, help="the index folder to write")
+    parser.add_argument("--text-field", help="the field holding the text (default: title+text, text, content, ...)")
+    parser.add_argument("--id-field", help="the field holding the id (default: _id, id, doc_id, else the line)")
+    parser.add_argument("--faiss", choices=["flat", "hnsw", "ivf"], default="flat", help="exact (flat) or approximate")
+    parser.add_argument("--batch-size", type=int, default=64)
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(logging.INFO)
+    from embedding_ft.index import build_index
+    from embshared.io import read_documents
+
+    docs = read_documents(args.docs, args.text_field, args.id_field)
+    folder, reused = build_index(
+        args.index, docs, args.model, args.backend, args.file_name, args.batch_size, args.faiss
+    )
+    print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Search an index: the ranked documents for a query, dense or hybrid (BM25 + dense).
+
+    python -m embedding_ft.cli.search --index indexes/scifact --query "vitamin D and bone density" [--top-k 10] [--hybrid]
+    python -m embedding_ft.cli.search --index idx --query "..." --json
+
+The query is encoded with the model (and back end) that built the index; ``--model`` /
+``--backend``, when given, must name the same model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from embedding_ft.backends import BACKENDS
+from embshared.errors import UserError, cli_entry
+from embshared.runtime import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m embedding_ft.cli.search", description=__doc__.splitlines()[0])
+    parser.add_argument("--index", required=True, type=Path)
+    parser.add_argument("--query", required=True)
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--hybrid", action="store_true", help="fuse BM25 with the dense scores")
+    parser.add_argument("--weight", type=float, default=0.5, help="dense weight of the hybrid (0-1)")
+    parser.add_argument("--model", help="must be the index's model (checked)")
+    parser.add_argument("--backend", choices=BACKENDS, help="must be the index's back end (checked)")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.query.strip():
+        raise UserError("--query is empty")
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be positive, got {args.top_k}")
+    if not 0 <= args.weight <= 1:
+        raise UserError(f"--weight must be in [0, 1], got {args.weight}")
+    setup_logging(logging.WARNING)
+    from embedding_ft.index import Searcher
+
+    hits = Searcher(args.index, args.model, args.backend).search(args.query, args.top_k, args.hybrid, args.weight)
+    if args.json:
+        for hit in hits:
+            print(json.dumps(hit.as_dict(), ensure_ascii=False))
+        return 0
+    for hit in hits:
+        text = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
+        print(f"{hit.rank:3d}  {hit.score:8.4f}  {hit.id:>12}  {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

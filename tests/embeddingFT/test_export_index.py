@@ -1,0 +1,145 @@
+"""Export to ONNX / OpenVINO, index -> search (dense and hybrid), and their bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from embedding_ft.backends import load_encoder
+from embedding_ft.cli import export as export_cli
+from embedding_ft.cli import search as search_cli
+from embedding_ft.export import export_model
+from embedding_ft.index import Searcher, build_index
+from embshared.errors import UserError
+from embshared.io import Documents
+from embshared.models import resolve_model
+from embshared.search import IndexLoadError
+
+TEXTS = [
+    "Vitamin D supplementation reduces fracture risk in elderly women.",
+    "hello",
+    "Aspirin lowers the risk of a second heart attack, according to a large randomised trial " * 6,
+    "Statins reduce LDL cholesterol.",
+]
+DOCS = Documents(
+    ids=["d1", "d2", "d3", "d4", "d5"],
+    texts=[
+        "Vitamin D supplementation reduces fracture risk in elderly women.",
+        "Aspirin lowers the risk of a second heart attack.",
+        "Regular exercise improves insulin sensitivity in adults with type 2 diabetes.",
+        "The zebrafish fin regenerates after amputation through blastema formation.",
+        "Smoking increases the risk of lung cancer and of chronic obstructive pulmonary disease.",
+    ],
+    source="test",
+)
+
+
+@pytest.fixture(scope="module")
+def model_copy(tmp_path_factory):
+    """A writable copy of the packaged MiniLM folder, exported to ONNX (fp32 and int8) once."""
+    folder = tmp_path_factory.mktemp("export") / "minilm"
+    shutil.copytree(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), folder)
+    export_model(folder, "onnx", "int8")
+    return folder
+
+
+def test_onnx_exports_match_pytorch(model_copy, minilm_session):
+    reference = minilm_session.encode(TEXTS, normalize_embeddings=True)  # (4, 384)
+    assert (model_copy / "onnx" / "model.onnx").is_file() and (model_copy / "onnx" / "model_O2.onnx").is_file()
+    fp32 = load_encoder(str(model_copy), "onnx", "onnx/model_O2.onnx").encode(
+        TEXTS, batch_size=3, normalize_embeddings=True
+    )
+    assert fp32.shape == (4, 384)
+    assert np.allclose(fp32, reference, atol=1e-4)  # same maths, other runtime
+    int8 = load_encoder(str(model_copy), "onnx").encode(TEXTS, batch_size=3, normalize_embeddings=True)
+    cosines = np.sum(int8 * reference, axis=1)
+    assert cosines.min() > 0.97 and cosines.mean() > 0.985
+    assert not np.allclose(int8, reference, atol=1e-4)  # it really is the quantised file
+
+
+def test_openvino_fp32_matches_pytorch(model_copy, minilm_session):
+    export_model(model_copy, "openvino", "none")
+    enc = load_encoder(str(model_copy), "openvino", "openvino/openvino_model.xml")
+    out = enc.encode(TEXTS, batch_size=2, normalize_embeddings=True)
+    assert np.allclose(out, minilm_session.encode(TEXTS, normalize_embeddings=True), atol=1e-4)
+
+
+def test_export_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "notamodel").mkdir()
+    (tmp_path / "notamodel" / "config.json").write_text('{"hello": 1}')
+    assert export_cli.main(["--model", str(tmp_path / "notamodel")]) != 0
+    err = capsys.readouterr().err
+    assert "not a sentence-transformers model folder" in err and "Traceback" not in err
+    assert not (tmp_path / "notamodel" / "onnx").exists()
+
+
+def test_export_of_the_installed_package_needs_an_output(capsys):
+    assert export_cli.main(["--model", "sentence-transformers/all-MiniLM-L6-v2"]) != 0
+    assert "pass --output FOLDER" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory, minilm_session):
+    folder = tmp_path_factory.mktemp("idx") / "index"
+    build_index(folder, DOCS, "sentence-transformers/all-MiniLM-L6-v2", encoder=minilm_session)
+    return folder
+
+
+def test_search_finds_the_exact_sentence_first(index_dir, minilm_session):
+    searcher = Searcher(index_dir, encoder=minilm_session)
+    for doc_id, text in zip(DOCS.ids, DOCS.texts):
+        hits = searcher.search(text, k=3)
+        assert hits[0].id == doc_id and hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert [h.rank for h in hits] == [1, 2, 3] and hits[0].score >= hits[1].score >= hits[2].score
+    hybrid = searcher.search("zebrafish fin amputation", k=2, hybrid=True)
+    assert hybrid[0].id == "d4"
+    meta = json.loads((index_dir / "meta.json").read_text())
+    assert meta["n_docs"] == 5 and meta["dim"] == 384 and meta["backend"] == "torch"
+
+
+def test_hybrid_is_the_convex_fusion_of_both_rankers(index_dir, minilm_session):
+    from embshared.fusion import zscore_rows
+
+    searcher = Searcher(index_dir, encoder=minilm_session)
+    query = "risk of lung cancer"
+    dense = searcher.encode([query]) @ searcher.embeddings.T
+    bm25 = searcher.bm25.score_matrix([query])
+    expected = 0.3 * zscore_rows(dense)[0] + 0.7 * zscore_rows(bm25)[0]
+    hits = searcher.search(query, k=5, hybrid=True, weight=0.3)
+    assert [h.id for h in hits] == [DOCS.ids[i] for i in np.argsort(-expected)]
+    assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
+
+
+def test_a_second_build_reuses_the_index(index_dir, minilm_session):
+    before = (index_dir / "embeddings.npy").stat().st_mtime_ns
+    _, reused = build_index(index_dir, DOCS, "sentence-transformers/all-MiniLM-L6-v2", encoder=minilm_session)
+    assert reused and (index_dir / "embeddings.npy").stat().st_mtime_ns == before
+    changed = Documents(DOCS.ids[:4], DOCS.texts[:4], "test")
+    folder = index_dir.parent / "other"
+    shutil.copytree(index_dir, folder)
+    _, reused = build_index(folder, changed, "sentence-transformers/all-MiniLM-L6-v2", encoder=minilm_session)
+    assert not reused and json.loads((folder / "meta.json").read_text())["n_docs"] == 4
+
+
+def test_index_refuses_another_model_naming_both(index_dir, model_copy):
+    with pytest.raises(
+        UserError,
+        match=r"built with sentence-transformers/all-MiniLM-L6-v2 \(torch\); it cannot be searched with .*minilm",
+    ):
+        Searcher(index_dir, model=str(model_copy))
+
+
+def test_search_bad_inputs_are_one_line(tmp_path, index_dir, capsys):
+    assert search_cli.main(["--index", str(tmp_path / "missing"), "--query", "x"]) != 0
+    assert "no such index folder" in capsys.readouterr().err
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "something.txt").write_text("x")
+    assert search_cli.main(["--index", str(tmp_path / "foreign"), "--query", "x"]) != 0
+    assert "not an index built by embedding_ft.index" in capsys.readouterr().err
+    assert search_cli.main(["--index", str(index_dir), "--query", "   "]) != 0
+    assert "--query is empty" in capsys.readouterr().err
+    with pytest.raises(IndexLoadError, match="not an index"):
+        build_index(tmp_path / "foreign", DOCS, "sentence-transformers/all-MiniLM-L6-v2")
