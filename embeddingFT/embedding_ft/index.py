@@ -96,6 +96,7 @@ def build_index(
     batch_size: int = 64,
     faiss_kind: str = "flat",
     encoder=None,
+    embeddings: np.ndarray | None = None,
 ) -> tuple[Path, bool]:
     """Embed ``docs`` and write the index folder; returns (folder, reused).
 
@@ -105,6 +106,7 @@ def build_index(
         model, backend, file_name: the model that embeds (see :func:`embedding_ft.backends.load_encoder`).
         faiss_kind: "flat" (exact), "hnsw" or "ivf" (approximate, for large collections).
         encoder: an already loaded encoder (else loaded here).
+        embeddings: (n_docs, dim) unit vectors already computed by this model (benchmarks).
     """
     from embedding_ft.backends import load_encoder
 
@@ -120,12 +122,15 @@ def build_index(
             if same_model and meta.get("docs_hash") == digest and meta.get("faiss_kind") == faiss_kind:
                 logger.info("%s is up to date (same documents, model and back end): reused", folder)
                 return folder, True
-    encoder = encoder or load_encoder(model, backend, file_name)
     start = time.perf_counter()
-    embeddings = np.asarray(
-        encoder.encode(docs.texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=True),
-        dtype=np.float32,
-    )  # (n_docs, dim)
+    if embeddings is None:
+        encoder = encoder or load_encoder(model, backend, file_name)
+        embeddings = encoder.encode(
+            docs.texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=True
+        )
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)  # (n_docs, dim)
+    if embeddings.shape[0] != len(docs):
+        raise ValueError(f"{embeddings.shape[0]} embeddings for {len(docs)} documents")
     encode_seconds = time.perf_counter() - start
     faiss = FaissIndex(embeddings.shape[1], metric="ip", kind=faiss_kind).add(docs.ids, embeddings)
     bm25 = BM25Index().index(docs.ids, docs.texts)
@@ -200,6 +205,9 @@ class Searcher:
         q = self.encode([query])  # (1, dim)
         k = min(k, len(self.ids))
         if not hybrid:
+            import faiss
+
+            faiss.omp_set_num_threads(1)  # one query: OpenMP threads only wait on each other on shared cores
             ids, scores = self.faiss.search(q, k)
             return [Hit(r + 1, d, s, self.texts[self._row[d]]) for r, (d, s) in enumerate(zip(ids[0], scores[0]))]
         dense = q @ self.embeddings.T  # (1, n_docs)
