@@ -33,7 +33,7 @@ def test_infer_bad_field_is_a_one_line_error(tmp_path, capsys):
     data = tmp_path / "docs.jsonl"
     data.write_text('{"text": "ok"}\n{"body": "no text field"}\n')
     assert infer.main(["--model", "all-MiniLM-L6-v2", "--input", str(data), "--output", str(tmp_path / "e.npy")]) == 2
-    assert capsys.readouterr().err == f"error: {data}:2: field 'text' missing or empty\n"
+    assert capsys.readouterr().err == f"error: {data}:2: field 'text' missing\n"
     assert not (tmp_path / "e.npy").exists()
 
 
