@@ -122,9 +122,16 @@ class Judge:
             return model.encode(texts, batch_size=64, normalize_embeddings=True) @ pm_emb.T
 
         pubmed = evaluate_retrieval(pm.queries, pm_docs, pm.qrels, pm_score, ["ndcg@10"], doc_ids=pm_ids)["ndcg@10"]
+        truncated = {}
+        for dim in (256, 128):  # what a Matryoshka-trained model should keep
+            d, qq = docs[:, :dim], q[:, :dim]
+            d = d / np.linalg.norm(d, axis=1, keepdims=True)
+            qq = qq / np.linalg.norm(qq, axis=1, keepdims=True)
+            truncated[str(dim)] = self._score(qq @ d.T)
         return {
             "dense": self._score(dense),
             "hybrid": self._score(hybrid),
+            "truncated": truncated,
             "stsb_spearman": round(float(sts), 4),
             "pubmedqa_ndcg@10": round(float(pubmed), 4),
         }
@@ -208,6 +215,16 @@ def to_markdown(report: dict) -> str:
         detail[f"{name} (dev)"] = c["scores"]["dense"]["dev"]
         detail[f"{name} (rest)"] = c["scores"]["dense"]["rest"]
     lines += ["", "All metrics:", "", format_table(detail)]
+    dims = {"base": base.get("truncated")} | {n: c["scores"].get("truncated") for n, c in report["candidates"].items()}
+    dims = {n: t for n, t in dims.items() if t}
+    if dims:
+        lines += ["", "Embeddings truncated to 256 / 128 dimensions (renormalised), NDCG@10 dev / rest:", ""]
+        lines += ["| model | 256 dev | 256 rest | 128 dev | 128 rest |", "|---|---:|---:|---:|---:|"]
+        for n, t in dims.items():
+            lines.append(
+                f"| {n} | {t['256']['dev']['ndcg@10']:.4f} | {t['256']['rest']['ndcg@10']:.4f} | "
+                f"{t['128']['dev']['ndcg@10']:.4f} | {t['128']['rest']['ndcg@10']:.4f} |"
+            )
     return "\n".join(lines)
 
 
