@@ -177,10 +177,13 @@ def evaluate_bm25(beir, parts: dict[str, set[str]] | None = None) -> dict[str, f
 
 
 def tuned_model_id(model_dir: Path, max_seq_length: int) -> str:
-    """An id of a trained model for the embedding cache: its path, weight sizes and times."""
-    from embedding_ft.mining import model_fingerprint
-
-    return f"{model_fingerprint(str(model_dir))}|{max_seq_length}"
+    """An id of a trained model for the embedding cache: its path and the size and time of
+    its weight files (a retrained model gets a new id without hashing the weights)."""
+    parts = [str(Path(model_dir).resolve()), str(max_seq_length)]
+    for weights in sorted(Path(model_dir).rglob("*.safetensors")):
+        stat = weights.stat()
+        parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
 
 
 # ---------------------------------------------------------------------------------------
