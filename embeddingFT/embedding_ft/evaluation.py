@@ -8,9 +8,15 @@ import numpy as np
 from sentence_transformers.base.evaluation import BaseEvaluator
 
 from embedding_ft.data import EvalSet
-from embshared.evaluate import dense_score_fn, evaluate_encoder, evaluate_retrieval, sentence_transformer_encoder
+from embshared.evaluate import (
+    dense_score_fn,
+    evaluate_encoder,
+    evaluate_retrieval,
+    rank_corpus,
+    sentence_transformer_encoder,
+)
 from embshared.fusion import convex_fusion
-from embshared.metrics import similarity_correlations
+from embshared.metrics import compute_metrics, parse_metric, per_query, similarity_correlations
 from embshared.search import BM25Index
 
 logger = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ class RetrievalEvaluator(BaseEvaluator):
         self.batch_size = batch_size
         self.name = name
         self.primary_metric = primary_metric
+        self.last_per_query: dict[str, dict[str, float]] = {}
 
     def compute(self, model, doc_embeddings: np.ndarray | None = None) -> dict[str, float]:
         """The metrics without a prefix.
@@ -64,6 +71,23 @@ class RetrievalEvaluator(BaseEvaluator):
             self._bm25 = index.score_matrix(list(s.queries.values()))
         return self._bm25
 
+    def _metrics(self, matrix: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        """(mean metrics, per-query primary metric) of (n_queries, n_docs) scores in eval-set order."""
+        s = self.eval_set
+        doc_ids, query_ids = list(s.corpus), list(s.queries)
+        row_of = {q: i for i, q in enumerate(query_ids)}
+        by_text = {s.queries[q]: row_of[q] for q in query_ids}
+        depth = max(parse_metric(n)[1] for n in self.metrics)
+        evaluated = {q: t for q, t in s.queries.items() if q in s.qrels}
+        run = rank_corpus(evaluated, doc_ids, lambda texts: matrix[[by_text[t] for t in texts]], k=depth)
+        qrels = {q: s.qrels[q] for q in evaluated}
+        return compute_metrics(run, qrels, self.metrics), per_query(run, qrels, self.primary_metric)
+
+    def bm25_metrics(self) -> dict[str, float]:
+        """BM25's metrics on the same task (its per-query primary metric in ``last_per_query["bm25"]``)."""
+        means, self.last_per_query["bm25"] = self._metrics(self.bm25_scores())
+        return means
+
     def compute_with_hybrid(
         self, model, weight: float, doc_embeddings: np.ndarray | None = None
     ) -> tuple[dict[str, float], dict[str, float]]:
@@ -71,6 +95,7 @@ class RetrievalEvaluator(BaseEvaluator):
 
         The hybrid is the convex fusion of z-scored BM25 and cosine scores with dense
         weight ``weight`` (:func:`embshared.fusion.convex_fusion`), over the whole corpus.
+        The per-query primary metric of both is kept in ``last_per_query`` ("dense", "hybrid").
         """
         s = self.eval_set
         doc_ids, query_ids = list(s.corpus), list(s.queries)
@@ -81,15 +106,9 @@ class RetrievalEvaluator(BaseEvaluator):
         docs = docs / np.maximum(np.linalg.norm(docs, axis=1, keepdims=True), 1e-12)
         dense = encode([s.queries[q] for q in query_ids]) @ docs.T  # (n_queries, n_docs)
         fused = convex_fusion(dense, self.bm25_scores(), weight)
-        out = []
-        for matrix in (dense, fused):
-            row_of = {s.queries[q]: i for i, q in enumerate(query_ids)}
-
-            def score_fn(texts, matrix=matrix, row_of=row_of):
-                return matrix[[row_of[t] for t in texts]]
-
-            out.append(evaluate_retrieval(s.queries, s.corpus, s.qrels, score_fn, self.metrics, doc_ids=doc_ids))
-        return out[0], out[1]
+        dense_means, self.last_per_query["dense"] = self._metrics(dense)
+        hybrid_means, self.last_per_query["hybrid"] = self._metrics(fused)
+        return dense_means, hybrid_means
 
     def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
         results = self.compute(model)

@@ -269,11 +269,12 @@ def _baselines(
     baseline_file = work / "baseline.json"
     if cfg.resume and baseline_file.is_file():
         saved = json.loads(baseline_file.read_text())
-        return saved["metrics"], saved.get("eval_seconds", 0.0)
+        return saved["metrics"], saved.get("eval_seconds", 0.0), saved.get("per_query", {})
     metrics: dict[str, dict[str, float]] = {}
-    bm25 = evaluate_bm25(eval_set, metric_names)
-    if bm25 is not None:
-        metrics["bm25"] = bm25
+    per_query: dict[str, dict[str, float]] = {}
+    if eval_set.kind == "retrieval" and eval_set.queries:
+        metrics["bm25"] = evaluator.bm25_metrics()
+        per_query["bm25"] = evaluator.last_per_query["bm25"]
     start = time.perf_counter()
     doc_embeddings = None
     if mined and ctx.mining_path == ctx.model_path and eval_set.kind == "retrieval":
@@ -281,12 +282,14 @@ def _baselines(
     metrics["base"], hybrid = evaluate_model(evaluator, eval_set, ctx.model, cfg, doc_embeddings)
     if hybrid is not None:
         metrics["hybrid_base"] = hybrid
+        per_query["base"] = evaluator.last_per_query["dense"]
+        per_query["hybrid_base"] = evaluator.last_per_query["hybrid"]
     seconds = time.perf_counter() - start
     if doc_embeddings is not None:  # the corpus came from the cache: time an encoding instead
         seconds = _encoding_seconds(ctx.model, eval_set, cfg.evaluation.batch_size)
     logger.info("base model evaluated: %s", metrics["base"])
-    write_json(baseline_file, {"metrics": metrics, "eval_seconds": seconds})
-    return metrics, seconds
+    write_json(baseline_file, {"metrics": metrics, "eval_seconds": seconds, "per_query": per_query})
+    return metrics, seconds, per_query
 
 
 def _encoding_seconds(model, eval_set: EvalSet, batch_size: int) -> float:
@@ -333,9 +336,12 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
     del mining_model
 
     metrics: dict[str, dict[str, float]] = {}
+    per_query: dict[str, dict[str, float]] = {}
     eval_seconds = 0.0
     if evaluator is not None and state.is_main_process:
-        metrics, eval_seconds = _baselines(ctx, evaluator, metric_names, work, mining_id, data_info.get("mined"))
+        metrics, eval_seconds, per_query = _baselines(
+            ctx, evaluator, metric_names, work, mining_id, data_info.get("mined")
+        )
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_with_base else None
 
     train_dataset = Dataset.from_list(rows)
@@ -404,6 +410,8 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
             metrics["finetuned"], hybrid = evaluate_model(evaluator, eval_set, model, cfg)
             if hybrid is not None:
                 metrics["hybrid_finetuned"] = hybrid
+                per_query["finetuned"] = evaluator.last_per_query["dense"]
+                per_query["hybrid_finetuned"] = evaluator.last_per_query["hybrid"]
         with atomic_dir(work / "final_model", overwrite=True) as tmp:
             model.save(str(tmp))
             save_config(cfg, tmp / "config.yaml")
@@ -442,6 +450,7 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
                 "training": estimator.report(train_seconds),
             },
             "metrics": metrics,
+            "per_query": {"metric": primary, **per_query} if per_query else {},
             "config": config_to_dict(cfg),
         }
         write_json(work / "metrics.json", summary)

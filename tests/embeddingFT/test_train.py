@@ -47,7 +47,12 @@ def test_metrics_file_has_documented_keys_in_unit_range(tiny_run):
     assert summary["data"]["mined"] is True
     assert summary["train"]["steps"] >= 2
     table = (result.run_dir / "metrics.md").read_text()
-    assert "| fine-tuned |" in table and "| BM25 |" in table
+    assert "| fine-tuned |" in table and "| BM25 |" in table and "| hybrid (BM25 + fine-tuned) |" in table
+    per_query = summary["per_query"]
+    assert per_query["metric"] == "ndcg@10" and set(per_query) == {"metric"} | DOCUMENTED_SYSTEMS
+    for system in DOCUMENTED_SYSTEMS:  # the per-query values are the ones the mean was taken over
+        values = list(per_query[system].values())
+        assert len(values) == 10 and np.mean(values) == pytest.approx(summary["metrics"][system]["ndcg@10"])
 
 
 def test_saved_model_loads_and_differs_from_base(tiny_run, minilm_session):
