@@ -85,6 +85,8 @@ def test_circle_at_a_point_is_the_empty_circle_there_but_at_least_the_spacing():
         ("Sure!\nA runner eats pizza after the race.\nMore text", "A runner eats pizza after the race."),
         ("1. Two dogs play in the snow.", "Two dogs play in the snow."),
         ("Okay.", ""),
+        ('The phrase "a man plays" can be rephrased as "a man is playing".', ""),  # talk about the task
+        ("A man in a black uniform is leading a", ""),  # cut off
     ],
 )
 def test_clean_answer_keeps_one_sentence(answer, expected):

@@ -167,3 +167,54 @@ def test_detached_decoder_leaves_the_map_unchanged_and_decoder_epochs_help(clust
     cos_a = cosine_rows(a.inverse_transform(a.transform(x)), x).mean()
     cos_more = cosine_rows(more.inverse_transform(more.transform(x)), x).mean()
     assert cos_more > cos_a
+
+
+def test_soft_knn_placer_and_neighbours_by_hand():
+    from gapfill.regression import SoftKnnPlacer, nearest_neighbours, synthetic_points
+
+    x = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    layout = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    idx, sims = nearest_neighbours(x, 1)
+    assert idx[:, 0].tolist() == [1, 0, 1]  # never itself
+    assert sims[0, 0].item() == pytest.approx(0.8)
+    # q = x[0]: cosines 1.0 and 0.8 to its two nearest; weights softmax([1.0, 0.8] / 0.1)
+    placed = SoftKnnPlacer(x, layout, k=2, temperature=0.1)(x[:1])
+    w = math.exp(-2) / (1 + math.exp(-2))
+    assert placed[0].tolist() == pytest.approx([w * 1.0, 0.0], abs=1e-5)
+    g = torch.Generator().manual_seed(0)
+    pts = synthetic_points(x, torch.tensor([0, 0, 2]), idx, mix=0.5, noise=0.0, generator=g)
+    assert pts.norm(dim=1).tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert (pts[:2] @ x[0] >= pts[:2] @ x[1] - 1e-6).all()  # mixed at most halfway to the neighbour
+
+
+def test_synthetic_regression_points_place_new_points_better(clusters, knn_graph):
+    """Held-out points of the two clusters land nearer their k-NN placement with synthetic points than without."""
+    from gapfill.regression import SoftKnnPlacer
+
+    x, _ = clusters
+    fit, new = x[::2], x[1::2]
+    base = {**SMALL, "init_epochs": 60, "n_epochs": 0, "decoder_epochs": 0}
+    plain = ParametricUMAP(UMAPConfig(**base), graph_builder=knn_graph).fit(fit)
+    smooth = ParametricUMAP(UMAPConfig(**base, regression_mix=0.5, regression_noise=0.02), graph_builder=knn_graph)
+    smooth.fit(fit)
+    layout = torch.from_numpy(plain.transform(fit))
+    target = SoftKnnPlacer(torch.from_numpy(fit), layout, k=10)(torch.from_numpy(new)).numpy()
+    err = {
+        m: float(np.linalg.norm(model.transform(new) - target, axis=1).mean())
+        for m, model in (("plain", plain), ("smooth", smooth))
+    }
+    assert err["smooth"] < err["plain"]
+
+
+def test_refined_transform_keeps_its_anchors_through_save_and_load(tmp_path, clusters, knn_graph):
+    x, _ = clusters
+    fit, new = x[::2], x[1::2]
+    cfg = UMAPConfig(**{**SMALL, "n_epochs": 0, "init_epochs": 20, "transform_refine_epochs": 30})
+    model = ParametricUMAP(cfg, graph_builder=knn_graph).fit(fit)
+    assert model.anchors_x.shape == fit.shape and model.anchors_z.shape == (len(fit), 2)
+    np.testing.assert_allclose(model.anchors_z.numpy(), model.transform(fit, refine=False), atol=1e-5)
+    refined = model.transform(new)
+    assert not np.allclose(refined, model.transform(new, refine=False), atol=1e-3)
+    model.save(tmp_path / "m")
+    loaded = ParametricUMAP.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.transform(new), refined, atol=1e-5)

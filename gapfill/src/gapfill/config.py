@@ -43,8 +43,15 @@ class UMAPConfig:
     init_epochs: int = field(default=100, metadata={"help": "passes over the points regressing the encoder on `init`"})
     regression_learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate of the regression"})
     regression_weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the regression"})
+    regression_mix: float = field(
+        default=0.0,
+        metadata={"help": "synthetic regression points: largest weight of a neighbour mixed into a point (0: none)"},
+    )
     regression_noise: float = field(
-        default=0.0, metadata={"help": "std of Gaussian noise added per input dimension during the regression"}
+        default=0.0, metadata={"help": "synthetic regression points: std of Gaussian noise per dimension (0: none)"}
+    )
+    regression_temperature: float = field(
+        default=0.05, metadata={"help": "softmax temperature (over cosines) of the k-NN teacher placing them"}
     )
     final_lr_fraction: float = field(default=0.02, metadata={"help": "learning rate at the end of the linear decay"})
     repulsion_strength: float = field(default=1.0, metadata={"help": "weight of the repulsive term"})
@@ -62,6 +69,13 @@ class UMAPConfig:
     decoder_epochs: int = field(
         default=100, metadata={"help": "extra passes over the points training only the decoder on the final map"}
     )
+    transform_refine_epochs: int = field(
+        default=0,
+        metadata={
+            "help": "transform: epochs of umap-learn's optimisation of new points against the fitted ones, "
+            "started from the encoder's positions (0: the encoder alone)"
+        },
+    )
     validation_split: float = field(default=0.1, metadata={"help": "fraction of points held out"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -76,8 +90,12 @@ class UMAPConfig:
             raise ValueError("need 0 <= min_dist <= spread and spread > 0")
         if self.n_epochs < 0 or self.batch_size < 1 or self.learning_rate <= 0 or self.regression_learning_rate <= 0:
             raise ValueError("n_epochs must be >= 0, batch_size and the learning rates positive")
-        if self.regression_noise < 0 or self.regression_weight_decay < 0:
-            raise ValueError("regression_noise and regression_weight_decay must be >= 0")
+        if self.regression_noise < 0 or self.regression_weight_decay < 0 or not 0 <= self.regression_mix <= 1:
+            raise ValueError("regression_noise and regression_weight_decay must be >= 0, regression_mix in [0, 1]")
+        if self.regression_temperature <= 0:
+            raise ValueError("regression_temperature must be > 0")
+        if self.transform_refine_epochs < 0:
+            raise ValueError("transform_refine_epochs must be >= 0")
         if self.init_epochs < 0 or self.decoder_epochs < 0 or not 0 < self.final_lr_fraction <= 1:
             raise ValueError("init_epochs and decoder_epochs must be >= 0 and final_lr_fraction in (0, 1]")
         if not self.hidden_layers or any(h < 1 for h in self.hidden_layers):
@@ -191,7 +209,7 @@ class GapTextConfig:
     inner: float = field(
         default=0.5, metadata={"help": "landing distances below this many radii count alike (fluency decides)"}
     )
-    max_seconds: float = field(default=12.0, metadata={"help": "time budget; stages stop starting after it"})
+    max_seconds: float = field(default=10.0, metadata={"help": "time budget; stages stop starting after it"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
 
     def validate(self) -> None:

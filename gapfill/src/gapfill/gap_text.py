@@ -41,12 +41,15 @@ _PREAMBLE = re.compile(
     r"^\s*(?:sure[,!.]?|certainly[,!.]?|okay[,!.]?|here(?:'s| is| are)[^:\n]*:|(?:new |rewritten |combined )?sentence:|answer:)\s*",
     re.IGNORECASE,
 )
+_META = re.compile(r"\b(?:sentences?|rephras\w*|rewrit\w*|topics?|paraphras\w*)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z\"'(])")
 
 
 def clean_answer(text: str, min_words: int = 3) -> str:
     """One sentence from an LM answer: the first non-empty line without a preamble ("Here is a
-    sentence:") or quotes, cut after its first sentence; "" when fewer than ``min_words`` words remain."""
+    sentence:") or quotes, cut after its first sentence; "" when fewer than ``min_words`` words
+    remain, when the answer talks about the task ("... can be rephrased as") or was cut off
+    before the end of its first sentence."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
         return ""
@@ -56,6 +59,8 @@ def clean_answer(text: str, min_words: int = 3) -> str:
     line = _PREAMBLE.sub("", line).strip()
     line = re.sub(r"^\d+[.)]\s*", "", line).strip().strip("\"'“”").strip()
     line = _SENTENCE_END.split(line, maxsplit=1)[0].strip()
+    if _META.search(line) or not line.rstrip("\"')]”").endswith((".", "!", "?")):
+        return ""
     return line if len(line.split()) >= min_words else ""
 
 
@@ -77,18 +82,27 @@ class LMSampler:
         return [document_start_id(tok), *tok(f"{prompt}\nAnswer:", add_special_tokens=False)["input_ids"]]
 
     @torch.no_grad()
-    def sample(self, prompt: str, n: int, config: GapTextConfig, seed: int = 0) -> list[str]:
-        """``n`` sampled answers to ``prompt``, cleaned to one sentence each (empty ones dropped)."""
+    def sample(self, prompts: Sequence[str], n: int, config: GapTextConfig, seed: int = 0) -> list[list[str]]:
+        """``n`` sampled answers to each prompt, cleaned to one sentence each (unusable ones dropped).
+
+        All prompts go through the LM as one left-padded batch (one ``generate`` call).
+        """
         tok = self.tokenizer
         device = next(self.lm.parameters()).device
-        ids = torch.tensor([self.prompt_ids(prompt)], dtype=torch.long, device=device)
+        rows = [self.prompt_ids(p) for p in prompts]
+        width = max(map(len, rows))
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long, device=device)  # (prompts, width)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*generation flags.*")
             torch.manual_seed(seed)
             out = self.lm.generate(
                 input_ids=ids,
-                attention_mask=torch.ones_like(ids),
+                attention_mask=mask,
                 do_sample=True,
                 temperature=config.temperature,
                 top_k=config.top_k,  # (top-p would sort the whole vocabulary at every token: slow on a CPU)
@@ -97,8 +111,8 @@ class LMSampler:
                 pad_token_id=pad,
                 eos_token_id=tok.eos_token_id,
             )
-        answers = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-        return [c for c in (clean_answer(a) for a in answers) if c]
+        answers = tok.batch_decode(out[:, width:], skip_special_tokens=True)  # prompt i's answers: rows i*n..
+        return [[c for c in (clean_answer(a) for a in answers[i * n : (i + 1) * n]) if c] for i in range(len(rows))]
 
 
 @dataclass
@@ -200,21 +214,19 @@ def write_for_point(
     t = time.perf_counter()
     prompts = [JOIN_PROMPT.format(docs="\n".join(f"- {texts[i]}" for i in near[:4]))]
     prompts += [PAIR_PROMPT.format(a=texts[near[i]], b=texts[near[j]]) for i, j in opposite_pairs(point, coords[near])]
-    for n, prompt in enumerate(prompts):
-        if n and over():
-            break
-        scorer.score(sampler.sample(prompt, cfg.samples, cfg, seed=cfg.seed + n), "lm")
+    for answers in sampler.sample(prompts, cfg.samples, cfg, seed=cfg.seed):
+        scorer.score(answers, "lm")
     finish("candidates", t)
 
     # 2. sampled rewrites of the best ones
     t = time.perf_counter()
     for r in range(cfg.rewrite_rounds):
         best = scorer.ranked()[: cfg.rewrite_best]
-        for b, cand in enumerate(best):
-            if over():
-                break
-            prompt = REWRITE_PROMPT.format(text=cand.text)
-            scorer.score(sampler.sample(prompt, cfg.samples, cfg, seed=cfg.seed + 100 * (r + 1) + b), "rewrite")
+        if over() or not best:
+            break
+        prompts = [REWRITE_PROMPT.format(text=cand.text) for cand in best]
+        for answers in sampler.sample(prompts, cfg.samples, cfg, seed=cfg.seed + r + 1):
+            scorer.score(answers, "rewrite")
     finish("rewrites", t)
 
     # 3. landing-guided word edits of the best text

@@ -103,7 +103,11 @@ class LMProposer:
     @torch.no_grad()
     def sequence_logprobs(self, seqs: Sequence[Sequence[int]]) -> tuple[list[float], torch.Tensor]:
         """Mean token log-prob of each sequence (its end token included) after the context, and
-        the (len + 1, vocab) next-token log-probs along the first sequence."""
+        the (len + 1, vocab) next-token log-probs along the first sequence.
+
+        The vocabulary projection is applied only where a token is scored (and along the first
+        sequence), not over the context: with a 49k-token vocabulary it costs more than the LM.
+        """
         emb = self.lm.get_input_embeddings()
         ctx = self.context_inputs()  # (ctx, lm_dim)
         end = [self.eos_id] if self.eos_id is not None else []
@@ -114,20 +118,25 @@ class LMProposer:
         for i, r in enumerate(rows):
             inputs[i, : len(r)] = r
             mask[i, : len(r)] = 1
-        logp = torch.log_softmax(self.lm(inputs_embeds=inputs, attention_mask=mask).logits.float(), -1)
+        hidden = self.lm.get_decoder()(inputs_embeds=inputs, attention_mask=mask).last_hidden_state  # (n, width, d)
+        head = self.lm.get_output_embeddings()
         means = []
         for i, s in enumerate(seqs):
             toks = torch.tensor([*s, *end], dtype=torch.long, device=ctx.device)
+            if not len(toks):
+                means.append(0.0)
+                continue
             pos = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(toks), device=ctx.device)
-            means.append(float(logp[i, pos, toks].mean()) if len(toks) else 0.0)
-        first = logp[0, len(ctx) - 1 : len(ctx) + len(seqs[0])]  # (len + 1, vocab)
-        return means, first
+            logp = torch.log_softmax(head(hidden[i, pos]).float(), -1)  # (len, vocab)
+            means.append(float(logp[torch.arange(len(toks)), toks].mean()))
+        first = torch.log_softmax(head(hidden[0, len(ctx) - 1 : len(ctx) + len(seqs[0])]).float(), -1)
+        return means, first  # first: (len + 1, vocab)
 
     @torch.no_grad()
     def start(self) -> torch.Tensor:
         self.lm.eval()
         inputs = self.context_inputs()[None]  # (1, ctx, lm_dim)
-        out = self.lm(inputs_embeds=inputs, use_cache=True)
+        out = self.lm(inputs_embeds=inputs, use_cache=True, logits_to_keep=1)  # the head only at the last position
         self._cache = out.past_key_values
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (1, vocab)
 

@@ -32,10 +32,12 @@ from embshared.files import atomic_dir
 from gapfill.config import UMAPConfig
 from gapfill.graph import GraphBuilder, UmapLearnGraph, graph_edges
 from gapfill.losses import RECONSTRUCTION_LOSSES, umap_cross_entropy
+from gapfill.regression import SoftKnnPlacer, nearest_neighbours, synthetic_points
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "parametric_umap.safetensors"
+DEFAULT_REFINE_EPOCHS = 100  # umap-learn's transform epochs for up to 10k fitted points
 CONFIG_FILE = "config.json"
 
 #: called after each epoch of each stage with (step, total steps, metrics of the epoch incl. "stage")
@@ -109,6 +111,9 @@ class ParametricUMAP:
         self.b: float | None = None
         self.history: list[dict[str, float]] = []
         self.fit_seconds: dict[str, float] = {}
+        # the fitted points and their map positions, for transform's refinement (transform_refine_epochs)
+        self.anchors_x: torch.Tensor | None = None  # (n, dim)
+        self.anchors_z: torch.Tensor | None = None  # (n, n_components)
 
     @property
     def is_fitted(self) -> bool:
@@ -196,6 +201,7 @@ class ParametricUMAP:
             self._fit_umap(x_train, edges, generator, x[val_idx], tracker)
             if tracker.done("umap"):
                 return self
+        self._set_anchors(x[train_idx])
         if cfg.decoder_epochs:
             self._fit_decoder(x_train, generator, tracker)
             if len(val_idx):
@@ -205,15 +211,27 @@ class ParametricUMAP:
             tracker.done("decoder")
         return self
 
+    def _set_anchors(self, x: np.ndarray) -> None:
+        """Keep the fitted points and their final map positions (transform's refinement pulls new points to them)."""
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        self.anchors_x = torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32))
+        self.anchors_z = torch.from_numpy(self._apply(self.encoder, np.ascontiguousarray(x, dtype=np.float32)))
+
     def _fit_encoder_to(
         self, x: torch.Tensor, layout: torch.Tensor, generator: torch.Generator, tracker: _StageTracker
     ) -> None:
         """Regress the encoder onto an (n, n_components) layout: MSE, warm-up then cosine decay.
 
-        ``regression_noise`` adds Gaussian noise of that norm per dimension to the (unit) inputs,
-        so that the encoder learns a smooth map around each point and not only the points.
+        With ``regression_mix`` or ``regression_noise`` every batch also holds as many synthetic
+        points near the data (mixed with a neighbour, noised), placed by a soft k-NN teacher
+        (:mod:`gapfill.regression`), so that the encoder learns a smooth map around the points
+        and places new ones as their neighbours suggest, not only the fitted points.
         """
         cfg = self.config
+        synthetic = cfg.regression_mix > 0 or cfg.regression_noise > 0
+        if synthetic:
+            placer = SoftKnnPlacer(x, layout, cfg.n_neighbors, cfg.regression_temperature)
+            neighbours = nearest_neighbours(x, cfg.n_neighbors)[0] if cfg.regression_mix > 0 else None
         optimizer = torch.optim.AdamW(
             self.encoder.parameters(), lr=cfg.regression_learning_rate, weight_decay=cfg.regression_weight_decay
         )
@@ -235,11 +253,11 @@ class ParametricUMAP:
             total = 0.0
             for i in range(0, len(x), batch):
                 idx = order[i : i + batch]
-                xb = x[idx]  # (batch, dim)
-                if cfg.regression_noise:
-                    xb = xb + cfg.regression_noise * torch.randn(xb.shape, generator=generator).to(xb.device)
-                    xb = xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                loss = (self.encoder(xb) - layout[idx]).pow(2).sum(-1).mean()
+                xb, zb = x[idx], layout[idx]  # (batch, dim), (batch, n_components)
+                if synthetic:
+                    xs = synthetic_points(x, idx, neighbours, cfg.regression_mix, cfg.regression_noise, generator)
+                    xb, zb = torch.cat([xb, xs]), torch.cat([zb, placer(xs)])
+                loss = (self.encoder(xb) - zb).pow(2).sum(-1).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -363,9 +381,33 @@ class ParametricUMAP:
         out = [net(torch.from_numpy(x[i : i + batch_size]).to(self.device)).cpu() for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, net[-1].out_features), dtype=np.float32)
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Map (n, dim) embeddings to (n, n_components) map coordinates."""
-        return self._apply(self.encoder, self._check(x, self.input_dim, "embeddings"))
+    def transform(self, x: np.ndarray, refine: bool | None = None) -> np.ndarray:
+        """Map (n, dim) embeddings to (n, n_components) map coordinates.
+
+        The encoder places the points; with ``transform_refine_epochs`` (or ``refine=True``) they
+        are then optimised against the fitted points as umap-learn's ``transform`` does
+        (:func:`gapfill.refine.refine_placement`, started from the encoder's positions).
+        """
+        x = self._check(x, self.input_dim, "embeddings")
+        z = self._apply(self.encoder, x)
+        epochs = self.config.transform_refine_epochs
+        if refine is not None:
+            epochs = (epochs or DEFAULT_REFINE_EPOCHS) if refine else 0
+        if epochs and self.anchors_x is not None and len(x):
+            from gapfill.refine import refine_placement
+
+            xn = torch.from_numpy(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+            out = []
+            for i in range(0, len(x), 20000):
+                out.append(
+                    refine_placement(
+                        torch.from_numpy(z[i : i + 20000]), xn[i : i + 20000], self.anchors_x, self.anchors_z,
+                        self.a, self.b, self.config.n_neighbors, epochs, self.config.negative_sample_rate,
+                        seed=self.config.seed,
+                    )
+                )  # fmt: skip
+            z = torch.cat(out).numpy()
+        return z
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
         """Map (n, n_components) coordinates to (n, dim) embeddings.
@@ -384,6 +426,8 @@ class ParametricUMAP:
             raise UserError("the parametric UMAP is not trained; nothing to save")
         tensors = {f"encoder.{k}": v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
         tensors.update({f"decoder.{k}": v.detach().cpu().contiguous() for k, v in self.decoder.state_dict().items()})
+        if self.anchors_x is not None:
+            tensors.update({"anchors.x": self.anchors_x.contiguous(), "anchors.z": self.anchors_z.contiguous()})
         meta = {"input_dim": str(self.input_dim), "a": repr(self.a), "b": repr(self.b)}
         with atomic_dir(path, overwrite=overwrite) as tmp:
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata=meta)
@@ -406,6 +450,8 @@ class ParametricUMAP:
         tensors = load_file(str(path / WEIGHTS_FILE), device=device)
         model.encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
         model.decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
+        if "anchors.x" in tensors:
+            model.anchors_x, model.anchors_z = tensors["anchors.x"].cpu(), tensors["anchors.z"].cpu()
         return model
 
 
