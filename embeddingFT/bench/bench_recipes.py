@@ -104,12 +104,23 @@ class Judge:
     def bm25_row(self) -> dict:
         return self._score(self.bm25)
 
-    def model_rows(self, model) -> dict:
-        """{"dense": {dev, rest}, "hybrid": {dev, rest}, "stsb_spearman", "pubmedqa_ndcg@10"}."""
-        docs = model.encode([self.corpus[d] for d in self.doc_ids], batch_size=64, normalize_embeddings=True)
-        q = model.encode([self.queries[x] for x in self.query_ids], batch_size=64, normalize_embeddings=True)
-        dense = q @ docs.T  # (n_queries, n_docs)
-        hybrid = convex_fusion(dense, self.bm25, self.hybrid_weight)
+    def from_run(self, per_query: dict) -> dict | None:
+        """dev / rest NDCG@10 (dense and hybrid) from a run's own per-query values, when it has them all."""
+        needed = set(self.query_ids)
+        if per_query.get("metric") != "ndcg@10" or not all(
+            needed <= set(per_query.get(s, {})) for s in ("finetuned", "hybrid_finetuned")
+        ):
+            return None
+        return {
+            kind: {
+                part: {"ndcg@10": float(np.mean([per_query[system][q] for q in ids]))}
+                for part, ids in self.parts.items()
+            }
+            for kind, system in (("dense", "finetuned"), ("hybrid", "hybrid_finetuned"))
+        }
+
+    def guard_rails(self, model) -> dict:
+        """STS-B dev Spearman and PubMedQA NDCG@10 of ``model``."""
         a = model.encode([p.sentence1 for p in self.sts], batch_size=64, normalize_embeddings=True)
         b = model.encode([p.sentence2 for p in self.sts], batch_size=64, normalize_embeddings=True)
         sts = similarity_correlations(np.sum(a * b, axis=1).tolist(), [p.score for p in self.sts])["spearman"]
@@ -122,6 +133,14 @@ class Judge:
             return model.encode(texts, batch_size=64, normalize_embeddings=True) @ pm_emb.T
 
         pubmed = evaluate_retrieval(pm.queries, pm_docs, pm.qrels, pm_score, ["ndcg@10"], doc_ids=pm_ids)["ndcg@10"]
+        return {"stsb_spearman": round(float(sts), 4), "pubmedqa_ndcg@10": round(float(pubmed), 4)}
+
+    def model_rows(self, model) -> dict:
+        """{"dense": {dev, rest}, "hybrid": {dev, rest}, "truncated", "stsb_spearman", "pubmedqa_ndcg@10"}."""
+        docs = model.encode([self.corpus[d] for d in self.doc_ids], batch_size=64, normalize_embeddings=True)
+        q = model.encode([self.queries[x] for x in self.query_ids], batch_size=64, normalize_embeddings=True)
+        dense = q @ docs.T  # (n_queries, n_docs)
+        hybrid = convex_fusion(dense, self.bm25, self.hybrid_weight)
         truncated = {}
         for dim in (256, 128):  # what a Matryoshka-trained model should keep
             d, qq = docs[:, :dim], q[:, :dim]
@@ -132,8 +151,7 @@ class Judge:
             "dense": self._score(dense),
             "hybrid": self._score(hybrid),
             "truncated": truncated,
-            "stsb_spearman": round(float(sts), 4),
-            "pubmedqa_ndcg@10": round(float(pubmed), 4),
+            **self.guard_rails(model),
         }
 
 
@@ -274,8 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         run = run_candidate(name, overrides, args.threads)
         model = load_sentence_transformer(run["model_dir"], device="cpu")
         model.max_seq_length = 256
-        scores = judge.model_rows(model)
         summary = run["summary"]
+        own = judge.from_run(summary.get("per_query", {}))
+        if own is None or any("matryoshka" in o for o in overrides):
+            scores = judge.model_rows(model)  # encodes the corpus again (also for the truncated dims)
+        else:
+            scores = {**own, **judge.guard_rails(model)}
         report["candidates"][name] = {
             "overrides": overrides,
             "what": what,
