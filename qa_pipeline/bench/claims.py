@@ -30,7 +30,7 @@ from common import (
 from cranfield import generation_config
 
 from embshared.evaluate import format_table
-from embshared.files import write_text
+from embshared.files import write_json, write_text
 from qa_pipeline.filters import sentence_similarity
 from qa_pipeline.generators import FallbackConfig, FallbackGenerator
 
@@ -42,7 +42,7 @@ class ClaimsConfig:
     """Knobs of the claims track (``claims.<key>=value``)."""
 
     sample_size: int = field(
-        default=640, metadata={"help": "SciFact abstracts (a prefix of the scifact track's seeded order)"}
+        default=400, metadata={"help": "SciFact abstracts (a prefix of the scifact track's seeded order)"}
     )
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -115,6 +115,7 @@ def run_claims(cfg, work: Path, load_llm, scifact, pubmedqa, parts) -> tuple[dic
         tid = tuned_model_id(model_dir, settings.max_seq_length)
         report["scifact"][label] = evaluate_model(tuned, scifact, label, cache, tid, parts)
         report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, label, cache, tid)
+        write_json(root / "report.partial.json", report)  # figures so far, should a long run be cut
     sc = report["scifact"]
     report["claims_minus_inverse_cloze"] = {
         k: round(sc["fine-tuned (claims)"][k] - sc["fine-tuned (inverse_cloze)"][k], 4)

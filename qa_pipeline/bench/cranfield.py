@@ -32,7 +32,7 @@ from common import (
 )
 
 from embshared.evaluate import format_table
-from embshared.files import write_text
+from embshared.files import write_json, write_text
 from embshared.io import BeirDataset, load_cranfield
 from qa_pipeline.generate import GenerateConfig
 from qa_pipeline.generators import FallbackConfig, FallbackGenerator
@@ -186,6 +186,7 @@ def run_cranfield(cfg, data: Path, work: Path, load_llm, scifact, pubmedqa, scif
         if cc.forgetting and run == "smollm2":
             report["scifact"][label] = evaluate_model(tuned, scifact, f"scifact {label}", cache, tid, scifact_parts)
             report["pubmedqa"][label] = evaluate_model(tuned, pubmedqa, f"pubmedqa {label}", cache, tid)
+        write_json(root / "report.partial.json", report)  # figures so far, should a long run be cut
     report["goal"] = goal(report)
     return report, markdown(report)
 
