@@ -1,5 +1,9 @@
 # ragcun: isotropic Gaussian embeddings (LeJEPA SIGReg) and a Euclidean (L2) retriever.
-# Upper-case RAGCUN_* variables choose files; lower-case key=value on the make line are
+# Upper-case variables choose files and all carry the RAGCUN_ prefix, so they never meet the
+# bare MODEL / DATA / SEED / EPOCHS / BATCH_SIZE of the other mk/*.mk files (`make ragcun-eval
+# MODEL=x` does not reach ragcun: use RAGCUN_MODEL). The names ragcun/README.md documents are
+# RAGCUN_DOCUMENTS, RAGCUN_NUM_PAIRS, RAGCUN_TRAIN_DATA, RAGCUN_MODEL and RAGCUN_TEST_DATA;
+# every RAGCUN_* below is public and kept. Lower-case key=value on the make line are
 # forwarded to the script as config overrides (one ragcun target per call when you do), e.g.
 #   make ragcun-prepare RAGCUN_DOCUMENTS=my_docs.txt num_pairs=5000
 #   make ragcun-train epochs=5 lambda_isotropy=0.5 freeze_base=true

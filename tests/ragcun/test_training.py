@@ -11,12 +11,13 @@ import torch
 from ragcun.checkpoint import read_checkpoint
 from ragcun.cli.train import main
 from ragcun.data import load_training_examples
+from ragcun.model import ModelConfig
 from ragcun.training import TrainConfig, build_loss, train, validation_loss
 
 
 def _config(tiny_base, out, **kwargs) -> TrainConfig:
     base = dict(
-        base_model=str(tiny_base),
+        model=ModelConfig(base_model=str(tiny_base)),
         output_dir=str(out),
         epochs=3,
         batch_size=8,
@@ -39,7 +40,7 @@ def test_a_few_steps_lower_the_loss_and_write_every_output(tmp_path, tiny_base, 
     from ragcun.model import GaussianEmbeddingGemma
 
     torch.manual_seed(0)
-    model = GaussianEmbeddingGemma.from_config(config.model_config(), device="cpu")
+    model = GaussianEmbeddingGemma.from_config(config.model, device="cpu")
     model.calibrate_head([e.query for e in examples] + [e.positive for e in examples])
     loss_fn = build_loss(config)
     before = validation_loss(model, loss_fn, examples, batch_size=8, seed=0)

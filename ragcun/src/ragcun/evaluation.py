@@ -3,24 +3,30 @@
 Test data is either the ``test_eval.json`` written by ``prepare_data`` (corpus texts,
 query texts and relevant corpus indices, the public project's layout) or a BEIR folder.
 The Gaussian model ranks by Euclidean distance; a plain sentence-transformers model (the
-base, for comparison) by cosine similarity.
+base, for comparison) by cosine similarity. :func:`evaluate_model` does what the
+``evaluate`` command does, from an :class:`EvalConfig`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from embshared.config import ConfigError
 from embshared.evaluate import dense_score_fn, evaluate_retrieval
 from embshared.io import DataError, load_beir
 from embshared.metrics import parse_metric
 from ragcun.diagnostics import isotropy_diagnostics
+from ragcun.encoders import load_encoder
+
+logger = logging.getLogger("ragcun.evaluate")
 
 #: the metrics of the public guide: Recall@1/5/10/20/50/100, MRR, NDCG@10, MAP@100.
 EVAL_METRICS = (
@@ -169,3 +175,59 @@ def evaluate_encoder(
             "queries": isotropy_diagnostics(query_embeddings) if len(evaluated) >= 2 else {},
         }
     return result
+
+
+@dataclass
+class EvalConfig:
+    """Options of evaluate (the public guide's, plus the BEIR split and the metric)."""
+
+    model_path: str | None = field(
+        default=None, metadata={"help": "ragcun checkpoint (.pt) or a sentence-transformers model"}
+    )
+    test_data: str | None = field(default=None, metadata={"help": "test_eval.json or a BEIR folder"})
+    split: str = field(default="train", metadata={"help": "qrels split of a BEIR folder"})
+    batch_size: int = field(default=32, metadata={"help": "encoding batch size"})
+    top_k: int = field(default=100, metadata={"help": "ranking depth (metrics with a larger cut-off are skipped)"})
+    output_file: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
+    metric: Literal["auto", "l2", "cosine", "dot"] = field(
+        default="auto", metadata={"help": "auto: l2 for a ragcun checkpoint, cosine otherwise"}
+    )
+    diagnostics: bool = field(default=True, metadata={"help": "isotropy diagnostics of the embeddings"})
+    max_seq_length: int | None = field(default=None, metadata={"help": "truncate texts to this many tokens"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: CUDA if available)"})
+    seed: int = field(default=0, metadata={"help": "seed of the SIGReg directions in the diagnostics"})
+
+    def validate(self) -> None:
+        if self.batch_size <= 0 or self.top_k <= 0:
+            raise ValueError("batch_size and top_k must be positive")
+
+
+def evaluate_model(config: EvalConfig) -> dict[str, Any]:
+    """Metrics (and isotropy diagnostics) of the model at ``config.model_path`` on ``config.test_data``.
+
+    Returns:
+        ``{"model_path", "model", "test_data", "metric", "queries", "documents", "metrics"[, "isotropy"]}``,
+        what ``evaluate --output_file`` writes.
+    """
+    if not config.model_path or not config.test_data:
+        raise ConfigError("model_path and test_data are required")
+    eval_set = load_eval_set(config.test_data, split=config.split)
+    names = metric_names(config.top_k)
+    encoder = load_encoder(config.model_path, config.batch_size, config.device, config.max_seq_length)
+    metric = encoder.metric if config.metric == "auto" else config.metric
+    logger.info(
+        "%s: %d queries, %d documents, %s ranking",
+        encoder.description, len(eval_set.qrels), len(eval_set.corpus), metric,
+    )  # fmt: skip
+    result = evaluate_encoder(
+        encoder.encode, eval_set, metric, names, diagnostics=config.diagnostics, show_progress=True
+    )
+    return {
+        "model_path": config.model_path,
+        "model": encoder.description,
+        "test_data": config.test_data,
+        "metric": metric,
+        "queries": len(eval_set.qrels),
+        "documents": len(eval_set.corpus),
+        **result,
+    }

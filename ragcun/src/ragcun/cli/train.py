@@ -3,9 +3,10 @@
     python ragcun/scripts/train.py --train_data data/processed/train.json \\
         --val_data data/processed/val.json --epochs 3 --output_dir checkpoints
 
-Every field of :class:`ragcun.training.TrainConfig` is a flag; ``--config FILE`` and
-trailing ``key=value`` overrides work too. ``--resume latest`` continues from the newest
-checkpoint_epoch_N.pt in --output_dir; ``--model_path`` starts from a checkpoint's weights.
+Every key of :class:`ragcun.training.TrainConfig` is a flag (the model's keys flat:
+``--output_dim``, ``--freeze_base``); ``--config FILE`` and trailing ``key=value`` overrides
+work too. ``--resume latest`` continues from the newest checkpoint_epoch_N.pt in
+--output_dir; ``--model_path`` starts from a checkpoint's weights.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from embshared.cli import add_config_arguments, config_from_args, start_run
 from embshared.config import ConfigError
 from embshared.errors import cli_entry
-from embshared.runtime import seed_everything, setup_logging
-from ragcun.cli.flags import add_config_arguments, build_config
 from ragcun.data import load_training_examples
 from ragcun.training import TrainConfig, train
 
@@ -34,15 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging()
-    config = build_config(TrainConfig, args)
+    config = config_from_args(TrainConfig, args)
     if not config.train_data:
         raise ConfigError("train_data is required (--train_data FILE or a BEIR folder)")
-    seed_everything(config.seed)
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    start_run(seed=config.seed, threads=config.threads)
     train_examples = load_training_examples(config.train_data, split=config.data_split)
     val_examples = load_training_examples(config.val_data, split=config.data_split) if config.val_data else None
     result = train(config, train_examples, val_examples, show_progress=not args.quiet, log_file="training.log")
