@@ -16,17 +16,18 @@ Protocol (``make bench-ragcun``):
 
 The frozen base makes the Gaussian rows cheap on a CPU: the corpus is encoded once (the
 base row's embeddings) and cached on disk in ``ragcun/outputs/bench_cache`` keyed by model
-and texts, so reruns skip it; the time of that encoding is kept with the cache and reported.
-Writes ``ragcun/bench/results/scifact.{json,md}`` and ``scifact_spectrum.png``.
+and texts (embshared.bench.cached_embeddings), so reruns skip it; the time of that encoding
+is kept beside the cache (``encode_times.json``) and reported. Writes
+``ragcun/bench/results/scifact.{json,md}`` through embshared.bench.write_results (with the
+command and the machine facts) and ``scifact_spectrum.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
-import os
-import platform
 import random
 import sys
 import time
@@ -36,10 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embshared.bench import cached_embeddings, machine_facts, write_results
+from embshared.cli import set_threads, start_run
 from embshared.evaluate import evaluate_retrieval, format_table
-from embshared.files import atomic_write, write_json, write_text
+from embshared.files import atomic_write, write_json
 from embshared.io import load_beir
-from embshared.runtime import repo_root, seed_everything, setup_logging, shared_data_dir
+from embshared.runtime import repo_root, shared_data_dir
 from embshared.search import bm25_score_fn
 from ragcun.checkpoint import load_weights, read_checkpoint
 from ragcun.data import TrainExample
@@ -104,32 +107,35 @@ def split_queries(query_ids, test_fraction, val_fraction, seed):
     return rest[n_val:], rest[:n_val], test
 
 
-def cache_key(model_name: str, max_seq_length: int, texts: list[str]) -> str:
-    digest = hashlib.sha256(f"{model_name}\n{max_seq_length}\n".encode())
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:20]
-
-
 def encode_base_cached(model: GaussianEmbeddingGemma, texts: list[str], args, label: str) -> tuple[np.ndarray, dict]:
-    """Base embeddings of ``texts`` (also filling the model's in-memory cache), via a disk cache."""
-    key = cache_key(model.config.base_model, args.max_seq_length, texts)
-    path = Path(args.cache_dir) / f"{label}-{key}.npz"
-    if path.is_file() and not args.no_cache:
-        stored = np.load(path)
-        embeddings = stored["embeddings"]
-        info = {"cached": True, "seconds": float(stored["seconds"]), "measured": str(stored["measured"])}
+    """Base embeddings of ``texts`` through embshared's disk cache, also filling the model's
+    in-memory cache; the time of the encoding is kept in ``encode_times.json`` beside the cache,
+    so that a run that reads the cache still reports what the encoding cost."""
+    cache_dir = None if args.no_cache else Path(args.cache_dir)
+    model_id = f"{model.config.base_model} max_seq_length={args.max_seq_length}"
+    measured: dict = {}
+
+    def embed(batch: list[str]) -> np.ndarray:
+        start = time.perf_counter()
+        embeddings = model.encode_base(batch, batch_size=32, show_progress=True)
+        measured.update(seconds=time.perf_counter() - start, measured=time.strftime("%Y-%m-%d %H:%M"))
+        return embeddings
+
+    embeddings = cached_embeddings(texts, embed, cache_dir, model_id)
+    if not measured:  # read from the disk cache: fill the in-memory cache the encoding would have filled
         model.base_cache.update(zip(texts, torch.from_numpy(embeddings.astype(np.float32))))
-        logger.info("%s: %d base embeddings from %s", label, len(texts), path)
-        return embeddings, info
-    start = time.perf_counter()
-    embeddings = model.encode_base(texts, batch_size=32, show_progress=True)
-    seconds = time.perf_counter() - start
-    with atomic_write(path, "wb", encoding=None) as handle:
-        np.savez(handle, embeddings=embeddings, seconds=seconds, measured=time.strftime("%Y-%m-%d %H:%M"))
-    logger.info("%s: encoded %d texts in %.0f s", label, len(texts), seconds)
-    return embeddings, {"cached": False, "seconds": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")}
+        logger.info("%s: %d base embeddings from the cache in %s", label, len(texts), cache_dir)
+    else:
+        logger.info("%s: encoded %d texts in %.0f s", label, len(texts), measured["seconds"])
+    if cache_dir is None:
+        return embeddings, {"cached": False, **measured}
+    times_path = cache_dir / "encode_times.json"
+    times = json.loads(times_path.read_text(encoding="utf-8")) if times_path.is_file() else {}
+    key = hashlib.sha1("\n".join([label, model_id, *texts]).encode("utf-8")).hexdigest()[:16]
+    if measured:
+        times[key] = measured
+        write_json(times_path, times)
+    return embeddings, {"cached": not measured, **times.get(key, {"seconds": None, "measured": None})}
 
 
 def mine_negatives(
@@ -175,16 +181,13 @@ def aggregate(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup_logging()
-    seed_everything(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    start_run(seed=args.seed, threads=args.threads)
     data = Path(args.data)
     if not data.is_dir():
         print(f"SciFact not found at {data}; nothing to benchmark", file=sys.stderr)
         return 0
     t_start = time.perf_counter()
-    load_start = os.getloadavg()[0]
+    facts = machine_facts()  # the load at the start; torch_threads: the encoding threads
     beir = load_beir(data)
     texts = beir.corpus_texts()
     doc_ids = list(texts)
@@ -254,8 +257,7 @@ def main(argv=None) -> int:
         len(train_q), len(val_q), len(test_q), len(unseen_q), len(train_examples),
     )  # fmt: skip
 
-    encode_threads = torch.get_num_threads()
-    torch.set_num_threads(args.train_threads)
+    set_threads(args.train_threads)
     variants = {f"Gaussian (L2, λ_iso={args.lambda_isotropy:g})": args.lambda_isotropy, "ablation: λ_iso=0 (L2)": 0.0}
     train_summaries: dict[str, list[dict]] = {}
     for label, lambda_isotropy in variants.items():
@@ -271,6 +273,9 @@ def main(argv=None) -> int:
             variant.base_cache = model.base_cache
             run_dir = Path(args.runs_dir) / f"{'gaussian' if lambda_isotropy else 'ablation'}-seed{seed}"
             config = TrainConfig(
+                model=ModelConfig(
+                    freeze_base=True, head_hidden_dim=args.head_hidden_dim, max_seq_length=args.max_seq_length
+                ),
                 output_dir=str(run_dir),
                 epochs=args.epochs,
                 batch_size=args.batch_size,
@@ -281,9 +286,6 @@ def main(argv=None) -> int:
                 margin=args.margin,
                 temperature=args.temperature,
                 num_slices=args.num_slices,
-                freeze_base=True,
-                head_hidden_dim=args.head_hidden_dim,
-                max_seq_length=args.max_seq_length,
                 save_epoch_checkpoints=False,
                 tensorboard=False,
                 log_every=50,
@@ -339,26 +341,16 @@ def main(argv=None) -> int:
             "seed": args.seed,
             "config": {k: v for k, v in vars(args).items() if k not in {"cache_dir", "runs_dir", "output_dir", "data"}},
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads_encoding": encode_threads,
-            "torch_threads_training": args.train_threads,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "load_average_start": load_start,
-            "load_average_end": os.getloadavg()[0],
-            "corpus_encoding": encode_info,
-            "query_encoding": query_info,
-        },
+        "encoding": {"corpus": encode_info, "queries": query_info, "torch_threads": facts["torch_threads"]},
         "timings_s": timings,
         "training": train_summaries,
         "results": results,
     }
     out = Path(args.output_dir)
-    write_json(out / "scifact.json", report)
-    write_text(out / "scifact.md", markdown(report))
+    text = markdown(report)
+    write_results(out, "scifact", report, text, facts=facts)
     plot_spectra(spectra, out / "scifact_spectrum.png")
-    print(markdown(report))
+    print(text)
     return 0
 
 
@@ -366,7 +358,7 @@ def markdown(report: dict) -> str:
     results = report["results"]
     protocol = report["protocol"]
     config = protocol["config"]
-    machine = report["machine"]
+    encoding_info = report["encoding"]
     q = protocol["queries"]
     seeds = config["train_seeds"]
     negatives = config["negative_ranks"]
@@ -424,12 +416,14 @@ def markdown(report: dict) -> str:
     timings = report["timings_s"]
 
     def encoding(label: str, info: dict) -> str:
+        if info["seconds"] is None:
+            return f"- {label} with the base model: read from the cache (its time was not recorded)"
         cached = f" (read from the cache; measured {info['measured']})" if info["cached"] else ""
         return f"- {label} with the base model: {info['seconds']:.0f} s{cached}"
 
     lines += [
-        encoding("corpus encoding", machine["corpus_encoding"]),
-        encoding("query encoding", machine["query_encoding"]),
+        encoding("corpus encoding", encoding_info["corpus"]),
+        encoding("query encoding", encoding_info["queries"]),
         *(
             f"- {k.removesuffix('_s').replace('_', ' ')}: {v:.0f} s"
             for k, v in timings.items()
@@ -440,10 +434,7 @@ def markdown(report: dict) -> str:
             for name, runs in report["training"].items()
         ),
         "",
-        f"Machine: {machine['cpus']} CPU cores, torch {machine['torch']} with {machine['torch_threads_encoding']} threads "
-        f"for encoding and {machine['torch_threads_training']} for training; "
-        f"load average {machine['load_average_start']:.1f} at the start and {machine['load_average_end']:.1f} at the end "
-        "(the cores were shared with other jobs, so times are pessimistic).",
+        f"torch threads: {encoding_info['torch_threads']} for encoding, {config['train_threads']} for training.",
         "",
     ]
     return "\n".join(lines)

@@ -12,12 +12,10 @@ import pytest
 def _one_torch_thread():
     """Run on one intra-op thread: the tensors here are tiny, and on the 2 shared cores two
     threads made each small op ~7x slower (synchronisation under contention)."""
-    import torch
+    from embshared.cli import torch_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")
