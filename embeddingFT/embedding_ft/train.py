@@ -356,7 +356,6 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
         n_evals = total_steps // cfg.evaluation.eval_steps
     elif plan.eval_strategy == "epoch":
         n_evals = math.ceil(cfg.num_epochs)
-    n_evals += 1  # the final evaluation
     key = calibration_key(
         model_fingerprint(ctx.model_path),
         choice.spec.name + str(choice.mini_batch_size),
@@ -367,6 +366,8 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
     )
     estimator = CostEstimator(total_steps, n_evals, eval_seconds, load_calibration(cfg.cache_dir, key))
     logger.info(estimator.before_training())
+    if eval_seconds:
+        logger.info("the final evaluation after training: ~%.0f s", eval_seconds)
     if choice.memory:
         logger.info("estimated peak memory %.1f GB (max_memory_gb=%s)", choice.memory["chosen_gb"], cfg.max_memory_gb)
 
