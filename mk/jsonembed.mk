@@ -35,6 +35,6 @@ json-eval: setup ## Recall@K, MRR, NDCG@10 of JSON_MODEL vs BM25 and the hybrid 
 	$(PY) -m embedding_model.cli.evaluate --model $(JSON_MODEL) --data $(JSON_DATA) --queries $(JSON_QUERIES) \
 		--qrels $(JSON_QRELS) --output $(JSON_EVAL_OUTPUT) --cache-dir $(JSON_DIR)/runs/cache
 
-bench-json: setup ## Benchmark jsonembed: quality on SciFact + Cranfield vs BM25/MiniLM, speed (writes jsonembed/bench/results)
+bench-json: setup ## Benchmark jsonembed: quality on SciFact + Cranfield, clean and misspelled queries, vs BM25/MiniLM; speed (jsonembed/bench/results)
 	$(PY) $(JSON_DIR)/bench/bench_quality.py $(JSON_BENCH_ARGS) $(OVERRIDES)
 	$(PY) $(JSON_DIR)/bench/bench_speed.py $(JSON_BENCH_ARGS) $(OVERRIDES)

@@ -1,13 +1,17 @@
-"""Quality benchmark: jsonembed vs BM25 vs their RRF hybrid, with the packaged MiniLM as a reference.
+"""Quality benchmark with a typo track: BM25, the char model, their hybrid and MiniLM, clean and misspelled.
 
     python jsonembed/bench/bench_quality.py [--datasets scifact,cranfield] [--reuse] [key=value ...]
 
 For each dataset a model is trained from scratch on the records alone (no queries, no
 labels), then Recall@10, Recall@100, NDCG@10 and MRR@10 are computed with
-``embshared.evaluate`` for BM25 (``embshared.search.BM25Index``), jsonembed, jsonembed + BM25
-(reciprocal-rank fusion, as ``search --hybrid``), all-MiniLM-L6-v2 and MiniLM + BM25. All
-systems read the same text: the record's values (BM25, MiniLM) or its ``key=value`` text
-(jsonembed). Writes ``results/quality.json`` and ``results/quality.md``.
+``embshared.evaluate`` for BM25 (``embshared.search.BM25Index``), the char model, the
+default hybrid (``search --hybrid``), all-MiniLM-L6-v2 and MiniLM + BM25 (same fusion), on
+the judged queries as written and misspelled by the typo track's generator
+(``common.misspelled_queries``: each word of 4+ letters gets one edit with probability 0.4,
+the edit drawn uniformly from insert / delete / transpose / substitute; seeded per query).
+Every figure is given for the dev split (a seeded 30% of the queries, the only ones
+settings were chosen on: ``bench/tune_views.py``) and for the rest separately. Writes
+``results/quality.json`` and ``results/quality.md`` through ``embshared.bench.write_results``.
 """
 
 from __future__ import annotations
@@ -20,24 +24,38 @@ import sys
 import time
 
 import numpy as np
-from common import DATASETS, RESULTS_DIR, RUNS_DIR
+from common import (
+    DATASETS,
+    RESULTS_DIR,
+    RUNS_DIR,
+    TYPO_MIN_LETTERS,
+    TYPO_SEED,
+    TYPO_WORD_PROB,
+    dev_rest_split,
+    misspelled_queries,
+)
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.model_file import save_model
+from embedding_model.records import plain_text, visible_segments
 from embedding_model.retrieval import fusion_settings
 from embedding_model.training import train
-from embshared.bench import machine_facts, machine_note
+from embshared.bench import command_line, load_average, machine_facts, write_results
 from embshared.config import config_to_dict
 from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
-from embshared.files import write_json, write_text
-from embshared.fusion import FUSIONS
-from embshared.runtime import seed_everything, setup_logging, shared_data_dir
+from embshared.files import write_json
+from embshared.runtime import pick_device, seed_everything, setup_logging, shared_data_dir
 from embshared.search import BM25Index
 
 logger = logging.getLogger("bench_quality")
 METRICS = ["recall@10", "recall@100", "ndcg@10", "mrr@10"]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+QUERY_SETS = ("clean", "misspelled")
+SPLITS = ("dev", "rest")
+#: convex weights of the char model shown on the dev queries (the default is marked)
+WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, dict]:
@@ -50,7 +68,7 @@ def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, 
             logger.info("%s: reusing %s", name, path)
             return embedder, json.loads(info_path.read_text())
     seed_everything(cfg.seed)
-    embedder, result = train(cfg, records.segments, device=embedder_device(cfg))
+    embedder, result = train(cfg, records.segments, device=pick_device(cfg.device or None))
     info = {
         "train_records": result.train_records,
         "val_records": result.val_records,
@@ -65,31 +83,19 @@ def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, 
     return embedder, info
 
 
-def embedder_device(cfg) -> str:
-    from embshared.runtime import pick_device
-
-    return pick_device(cfg.device or None)
-
-
-def minilm_embeddings(name: str, texts: list[str]) -> tuple[np.ndarray, object, float]:
-    """MiniLM document embeddings (cached in bench/runs by a hash of the texts), the model, and seconds."""
+def minilm_embeddings(name: str, texts: list[str]) -> tuple[np.ndarray, object]:
+    """MiniLM document embeddings (cached in bench/runs by a hash of the texts) and the model."""
     from embshared.models import load_sentence_transformer
 
     model = load_sentence_transformer(MINILM)
     digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
     path = RUNS_DIR / f"minilm-{name}-{digest}.npy"
-    started = time.perf_counter()
     if path.is_file():
-        matrix = np.load(path)
-    else:
-        matrix = model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=True)
-        RUNS_DIR.mkdir(parents=True, exist_ok=True)
-        np.save(path, matrix)
-    return matrix, model, time.perf_counter() - started
-
-
-#: weights of the model tried for each fusion (BM25's RRF weight is 1; convex gives BM25 1 - w)
-SWEEPS = {"rrf": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), "convex": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)}
+        return np.load(path), model
+    matrix = model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=True)
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    np.save(path, matrix)
+    return matrix, model
 
 
 def lookup_fn(matrix: np.ndarray, row_of: dict[str, int]):
@@ -97,135 +103,161 @@ def lookup_fn(matrix: np.ndarray, row_of: dict[str, int]):
     return lambda texts: matrix[[row_of[t] for t in texts]]
 
 
-def fusion_study(method, dense_fn, bm25_fn, queries, corpus, qrels, doc_ids, cfg) -> dict:
-    """Hybrid quality as a function of the model's weight, and a 2-fold cross-validated weight.
-
-    The folds split the judged queries in two at random (seeded); the weight with the best
-    NDCG@10 on one fold is applied to the other, so no query is scored with a weight chosen
-    on it.
-    """
-
-    def hybrid(weight: float, subset: list[str]) -> dict[str, float]:
-        fn = fusion_settings(cfg, method, weight).score_fn(dense_fn, bm25_fn)
-        sub_queries = {q: queries[q] for q in subset}
-        sub_qrels = {q: qrels[q] for q in subset}
-        return evaluate_retrieval(sub_queries, corpus, sub_qrels, fn, METRICS, doc_ids=doc_ids)
-
-    judged = sorted(q for q in qrels if q in queries)
-    sweep = {str(w): hybrid(w, judged) for w in SWEEPS[method]}
-    order = np.random.default_rng(cfg.seed).permutation(len(judged))
-    folds = [sorted(judged[i] for i in order[: len(order) // 2]), sorted(judged[i] for i in order[len(order) // 2 :])]
-    chosen, parts = [], []
-    for tune, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        best = max(SWEEPS[method], key=lambda w: hybrid(w, tune)["ndcg@10"])
-        chosen.append(best)
-        parts.append((len(test), hybrid(best, test)))
-    total = sum(n for n, _ in parts)
-    cross_validated = {m: sum(n * r[m] for n, r in parts) / total for m in METRICS}
-    return {"sweep": sweep, "cv_weights": chosen, "cross_validated": cross_validated}
-
-
 def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     records, queries, qrels = DATASETS[name](folder)
-    queries = {q: t for q, t in queries.items() if q in qrels}
-    logger.info("%s: %d records (%d skipped), %d judged queries", name, len(records), records.skipped, len(qrels))
-    started = time.perf_counter()
+    judged = {q: t for q, t in queries.items() if q in qrels}
+    dev, rest = dev_rest_split(judged)
+    query_sets = {"clean": judged, "misspelled": misspelled_queries(judged)}
+    logger.info(
+        "%s: %d records, %d judged queries (%d dev, %d rest)", name, len(records), len(judged), len(dev), len(rest)
+    )
     embedder, train_info = train_or_reuse(name, cfg, records, reuse)
-    embed_started = time.perf_counter()
+    started = time.perf_counter()
     doc_vectors = embedder.embed_segments(records.segments, show_progress=True)
-    embed_seconds = time.perf_counter() - embed_started
+    embed_seconds = time.perf_counter() - started
     doc_ids = list(records.ids)
     texts = records.plain_texts()
     corpus = dict(zip(doc_ids, texts))
-    query_texts = list(dict.fromkeys(queries.values()))
-    row_of = {t: i for i, t in enumerate(query_texts)}
-    dense = embedder.embed_queries(query_texts) @ doc_vectors.T  # (n_queries, n_docs) cosine
-    bm25 = BM25Index().index(doc_ids, texts).score_matrix(query_texts)  # (n_queries, n_docs)
+    all_texts = list(dict.fromkeys(t for qs in query_sets.values() for t in qs.values()))
+    row_of = {t: i for i, t in enumerate(all_texts)}
+    bm25_fn = lookup_fn(BM25Index().index(doc_ids, texts).score_matrix(all_texts), row_of)
+    char_fn = lookup_fn(embedder.embed_queries(all_texts) @ doc_vectors.T, row_of)  # (n_queries, n_docs) cosine
+    hybrid = fusion_settings(cfg)
+    systems = {
+        "BM25": bm25_fn,
+        "char model (jsonembed)": char_fn,
+        f"hybrid: char model + BM25 ({hybrid.label()}, the default)": hybrid.score_fn(char_fn, bm25_fn),
+    }
+    # references that explain the char model's ceiling: BM25 on only the characters the model
+    # reads, and a sparse character 3-5-gram TF-IDF over the whole record (typo-robust, not learned)
+    window = [plain_text(visible_segments(s, cfg.max_chars)) for s in records.segments]
+    systems[f"BM25 on the first {cfg.max_chars} characters only (reference)"] = lookup_fn(
+        BM25Index().index(doc_ids, window).score_matrix(all_texts), row_of
+    )
+    ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
+    ngram_docs = ngrams.fit_transform(texts)  # (n_docs, n_ngrams) sparse
+    ngram_fn = lookup_fn((ngrams.transform(all_texts) @ ngram_docs.T).toarray(), row_of)
+    systems["character 3-5-gram TF-IDF, whole record (reference, not learned)"] = ngram_fn
+    systems["char 3-5-gram TF-IDF + BM25 (same fusion)"] = hybrid.score_fn(ngram_fn, bm25_fn)
+    if with_minilm:
+        matrix, model = minilm_embeddings(name, texts)
+        minilm_q = sentence_transformer_encoder(model)(all_texts)
+        minilm_q = minilm_q / np.linalg.norm(minilm_q, axis=1, keepdims=True)
+        minilm_fn = lookup_fn(minilm_q @ (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).T, row_of)
+        systems["all-MiniLM-L6-v2 (pretrained reference)"] = minilm_fn
+        systems["MiniLM + BM25 (same fusion)"] = hybrid.score_fn(minilm_fn, bm25_fn)
 
-    def evaluate(fn) -> dict[str, float]:
-        return evaluate_retrieval(queries, corpus, qrels, fn, METRICS, doc_ids=doc_ids)
+    def evaluate(fn, query_set: str, ids: list[str]) -> dict[str, float]:
+        qs = {q: query_sets[query_set][q] for q in ids}
+        return evaluate_retrieval(qs, corpus, {q: qrels[q] for q in ids}, fn, METRICS, doc_ids=doc_ids)
 
-    dense_fn, bm25_fn = lookup_fn(dense, row_of), lookup_fn(bm25, row_of)
-    systems = {"BM25": evaluate(bm25_fn), "jsonembed": evaluate(dense_fn)}
-    equal = fusion_settings(cfg, "rrf", 1.0)
-    systems["jsonembed + BM25 (RRF, equal weights)"] = evaluate(equal.score_fn(dense_fn, bm25_fn))
-    studies = {}
-    for method in FUSIONS:
-        settings = fusion_settings(cfg, method)
-        mark = " = search --hybrid" if method == cfg.fusion else ""
-        systems[f"jsonembed + BM25 ({settings.label()}, default{mark})"] = evaluate(
-            settings.score_fn(dense_fn, bm25_fn)
-        )
-        studies[method] = fusion_study(method, dense_fn, bm25_fn, queries, corpus, qrels, doc_ids, cfg)
-        systems[f"jsonembed + BM25 ({method}, weight by 2-fold CV)"] = studies[method]["cross_validated"]
-    out = {
+    split_ids = {"dev": dev, "rest": rest}
+    results = {
+        system: {f"{qs}/{split}": evaluate(fn, qs, split_ids[split]) for qs in QUERY_SETS for split in SPLITS}
+        for system, fn in systems.items()
+    }
+    sweep = {
+        qs: {
+            str(w): evaluate(fusion_settings(cfg, "convex", w).score_fn(char_fn, bm25_fn), qs, dev)["ndcg@10"]
+            for w in WEIGHTS
+        }
+        for qs in QUERY_SETS
+    }
+    examples = [(judged[q], query_sets["misspelled"][q]) for q in sorted(judged)[:3]]
+    return {
         "records": len(records),
         "skipped_records": records.skipped,
-        "judged_queries": len(qrels),
+        "judged_queries": len(judged),
+        "dev_queries": len(dev),
+        "rest_queries": len(rest),
         "mean_record_chars": round(float(np.mean([len(t) for t in records.texts()])), 1),
         "train": train_info,
-        "embed_seconds": round(embed_seconds, 1),
         "embed_records_per_second": round(len(records) / embed_seconds, 1),
-        "fusion_sweeps": {m: st["sweep"] for m, st in studies.items()},
-        "cv_weights": {m: st["cv_weights"] for m, st in studies.items()},
+        "systems": results,
+        "dev_convex_weight_sweep": sweep,
+        "typo_examples": examples,
     }
-    if with_minilm:
-        matrix, model, seconds = minilm_embeddings(name, texts)
-        minilm_q = sentence_transformer_encoder(model)(query_texts)
-        minilm_q = minilm_q / np.linalg.norm(minilm_q, axis=1, keepdims=True)
-        minilm_d = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        minilm_fn = lookup_fn(minilm_q @ minilm_d.T, row_of)
-        systems["all-MiniLM-L6-v2 (reference)"] = evaluate(minilm_fn)
-        systems["MiniLM + BM25 (RRF, equal weights)"] = evaluate(
-            fusion_settings(cfg, "rrf", 1.0).score_fn(minilm_fn, bm25_fn)
+
+
+def goals(data: dict) -> list[str]:
+    """The issue's three quality goals, checked on dev and rest separately."""
+    names = list(data["systems"])
+    bm25, char, hybrid = (data["systems"][n] for n in names[:3])
+    lines = []
+    for split in SPLITS:
+
+        def ndcg(system, qs, split=split):
+            return system[f"{qs}/{split}"]["ndcg@10"]
+
+        checks = [
+            ("misspelled: char model >= BM25", ndcg(char, "misspelled"), ndcg(bm25, "misspelled")),
+            ("misspelled: hybrid >= BM25 + 0.05", ndcg(hybrid, "misspelled"), ndcg(bm25, "misspelled") + 0.05),
+            ("clean: hybrid >= BM25", ndcg(hybrid, "clean"), ndcg(bm25, "clean")),
+        ]
+        lines.append(
+            f"- {split}: "
+            + "; ".join(
+                f"{label}: {got:.4f} vs {need:.4f} ({'met' if got >= need else 'not met'})"
+                for label, got, need in checks
+            )
         )
-        out["minilm_embed_seconds"] = round(seconds, 1)
-    out["systems"] = systems
-    out["seconds"] = round(time.perf_counter() - started, 1)
-    return out
+    return lines
 
 
 def markdown(report: dict) -> str:
     lines = [
-        "# jsonembed quality benchmark",
+        "# jsonembed quality benchmark, clean and misspelled queries",
         "",
-        f"Command: `{report['command']}`",
+        "Every char model is trained from scratch on the dataset's records only (no queries, no labels). BM25 is "
+        "`embshared.search.BM25Index` (bm25s, Lucene BM25, English stop words, Snowball stemming) over the record's "
+        "values; the hybrid is `search --hybrid`'s default fusion. all-MiniLM-L6-v2 is the packaged pretrained "
+        "model, a reference, not a peer.",
         "",
-        "Every jsonembed model is trained from scratch on the dataset's records only (no queries, no labels); "
-        "BM25 is `embshared.search.BM25Index` (bm25s, Lucene BM25, English stop words, Snowball stemming) over "
-        "the record's values. Two fusions of jsonembed with BM25: convex = (1 - w) * z(BM25) + w * z(cosine), "
-        "z-scored over all records per query (the default of `search --hybrid`), and RRF = w / (k + rank) + "
-        f"1 / (k + rank_BM25) with k = {report['config']['rrf_k']} over the top {report['config']['rrf_depth']} "
-        "of each. Each is shown at its default weight and at the weight chosen by 2-fold cross-validation over "
-        "queries (tuned on one half, scored on the other). all-MiniLM-L6-v2 is the packaged pretrained model, "
-        "a reference, not a peer: "
-        "it was trained on over a billion sentence pairs.",
+        f"**Typo track.** Each query word of {TYPO_MIN_LETTERS}+ letters gets one edit with probability "
+        f"{TYPO_WORD_PROB} (insert a letter, delete one, swap two adjacent different letters, or substitute one, "
+        f"drawn uniformly; position uniform), generated by `embedding_model.typos.misspell` with a seed per query "
+        f"(`typos:{TYPO_SEED}:<query id>`).",
+        "",
+        "**Splits.** dev = a seeded 30% of the judged queries: the only queries the view / noise defaults and the "
+        "fusion weight were chosen on (`bench/tune_views.py`, `results/tuning.md`); rest = the other 70%, "
+        "not looked at while choosing.",
         "",
     ]
-    if "--reuse" in report["command"]:
-        lines += [
-            "The jsonembed models were reused from `bench/runs/` (`--reuse`): they were trained by an earlier run "
-            "of this script with the same config; the training figures below are that run's.",
-            "",
-        ]
     for name, data in report["datasets"].items():
         train_info = data["train"]
         val = train_info.get("final_validation", {})
         lines += [
             f"## {name}",
             "",
-            f"{data['records']} records ({data['skipped_records']} skipped), {data['judged_queries']} judged "
-            f"queries, mean record text {data['mean_record_chars']:.0f} characters (the model reads the first "
-            f"{report['config']['max_chars']}).",
+            f"{data['records']} records ({data['skipped_records']} skipped), {data['judged_queries']} judged queries "
+            f"({data['dev_queries']} dev, {data['rest_queries']} rest), mean record text {data['mean_record_chars']:.0f} "
+            f"characters (the model reads the first {report['config']['max_chars']}).",
             "",
-            format_table(data["systems"], METRICS),
+            "NDCG@10:",
             "",
-            *[
-                f"Hybrid NDCG@10 by the model's weight, {method} (all judged queries): "
-                + ", ".join(f"{w}: {r['ndcg@10']:.4f}" for w, r in sweep.items())
-                + f"; weights picked by the 2-fold cross-validation: {data['cv_weights'][method]}."
-                for method, sweep in data["fusion_sweeps"].items()
-            ],
+            "| system | clean dev | clean rest | misspelled dev | misspelled rest |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for system, res in data["systems"].items():
+            cells = [f"{res[f'{qs}/{split}']['ndcg@10']:.4f}" for qs in QUERY_SETS for split in SPLITS]
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        lines += ["", "Goals:", "", *goals(data), ""]
+        for qs in QUERY_SETS:
+            lines += [
+                f"All metrics, {qs} queries, rest split:",
+                "",
+                format_table({s: r[f"{qs}/rest"] for s, r in data["systems"].items()}, METRICS),
+                "",
+            ]
+        for qs, sweep in data["dev_convex_weight_sweep"].items():
+            lines.append(
+                f"Hybrid NDCG@10 on the dev queries ({qs}) by the char model's convex weight: "
+                + ", ".join(f"{w}: {v:.4f}" for w, v in sweep.items())
+                + f" (default {report['config']['convex_dense_weight']})."
+            )
+        lines += [
+            "",
+            "Typo examples: " + "; ".join(f"`{a}` -> `{b}`" for a, b in data["typo_examples"]),
             "",
             f"Training: {train_info['train_records']} records, {train_info['steps']} steps in "
             f"{train_info['seconds']:.0f} s ({train_info['train_records_per_second']:.0f} records/s); held-out "
@@ -237,10 +269,14 @@ def markdown(report: dict) -> str:
             lines += [
                 "Cranfield qrels: graded relevance = 5 - code (code 1 'complete answer' -> 4 ... code 4 -> 1); the "
                 "225 lines with code -1 (one per query, the query's own source document) are not relevance "
-                "judgements and are left out. Query ids are positions in cran.qry, as the qrels use them.",
+                "judgements and are left out.",
                 "",
             ]
-    lines += [machine_note(report["machine"], report.get("end_load_average")), ""]
+    if report.get("reused"):
+        lines += [
+            "The char models were reused from `bench/runs/` (`--reuse`, same config); training figures are from the run that trained them.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -252,13 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse models in bench/runs trained with the same config")
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM reference")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
-    parser.add_argument(
-        "--markdown-only", action="store_true", help="rewrite quality.md from quality.json, measure nothing"
-    )
+    parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where quality.{json,md} go")
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite quality.md from quality.json")
     args = parser.parse_intermixed_args(argv)
     setup_logging()
     if args.markdown_only:
-        write_text(RESULTS_DIR / "quality.md", markdown(json.loads((RESULTS_DIR / "quality.json").read_text())))
+        report = json.loads((RESULTS_DIR / "quality.json").read_text())
+        command, facts = report.pop("command"), report.pop("machine")
+        write_results(args.results_dir, "quality", report, markdown(report), command, facts)
         return 0
     if args.threads:
         import torch
@@ -266,28 +303,22 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     cfg = build_config(args.config, args.overrides)
     data = shared_data_dir()
-    report = {
-        "command": "python jsonembed/bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_facts(),
-        "config": config_to_dict(cfg),
-        "datasets": {},
-    }
+    facts = machine_facts()
+    report = {"config": config_to_dict(cfg), "reused": args.reuse, "datasets": {}}
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         folder = data / name
         if not folder.is_dir():
             logger.warning("%s not found, skipping %s", folder, name)
             continue
         report["datasets"][name] = run_dataset(name, folder, cfg, args.reuse, not args.no_minilm)
-        print(f"\n{name}\n" + format_table(report["datasets"][name]["systems"], METRICS), flush=True)
-    import os
-
-    report["end_load_average"] = [round(x, 2) for x in os.getloadavg()]
+        print(f"\n{name}\n" + "\n".join(goals(report["datasets"][name])), flush=True)
     if not report["datasets"]:
         logger.warning("no dataset found under %s; nothing written", data)
         return 0
-    write_json(RESULTS_DIR / "quality.json", report)
-    write_text(RESULTS_DIR / "quality.md", markdown(report))
-    print(f"wrote {RESULTS_DIR / 'quality.md'}")
+    facts["load_average_end"] = load_average()
+    command = command_line(None if argv is None else ["jsonembed/bench/bench_quality.py", *argv])
+    _, md_path = write_results(args.results_dir, "quality", report, markdown(report), command, facts)
+    print(f"wrote {md_path}")
     return 0
 
 

@@ -7,7 +7,8 @@ defaults). For every variant and dataset a model is trained from scratch on the 
 and scored on the *dev* queries (a seeded 30% of the judged queries, ``common.dev_rest_split``),
 clean and misspelled: the char model alone and the default hybrid, beside BM25. The rest
 of the queries is never looked at here; ``bench_quality.py`` reports dev and rest
-separately for the chosen defaults. Appends to ``results/tuning.jsonl`` (one line per
+separately for the chosen defaults. Each model is kept as ``bench/runs/tune-<dataset>-<variant>.pt``
+(ignored by git) for later analysis. Appends to ``results/tuning.jsonl`` (one line per
 variant and dataset) and rewrites ``results/tuning.md`` from it.
 """
 
@@ -19,10 +20,12 @@ import logging
 import shlex
 import sys
 import time
+from pathlib import Path
 
-from common import DATASETS, RESULTS_DIR, dev_rest_split, misspelled_queries
+from common import DATASETS, RESULTS_DIR, RUNS_DIR, dev_rest_split, misspelled_queries
 
 from embedding_model.config import build_config
+from embedding_model.model_file import save_model
 from embedding_model.retrieval import fusion_settings
 from embedding_model.training import train
 from embshared.bench import command_line, load_average
@@ -33,7 +36,7 @@ from embshared.search import BM25Index
 
 logger = logging.getLogger("tune_views")
 METRICS = ["ndcg@10", "recall@100"]
-LOG = RESULTS_DIR / "tuning.jsonl"
+WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def lookup_fn(matrix, row_of):
@@ -51,6 +54,8 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
     started = time.perf_counter()
     embedder, result = train(cfg, records.segments, show_progress=False)
     seconds = time.perf_counter() - started
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    save_model(RUNS_DIR / f"tune-{dataset}-{name}.pt", embedder.encoder, embedder.vocab, cfg, {"overrides": overrides})
     doc_ids = list(records.ids)
     corpus = dict(zip(doc_ids, records.plain_texts()))
     doc_vectors = embedder.embed_segments(records.segments)
@@ -73,7 +78,47 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
         hybrid_fn = fusion_settings(cfg).score_fn(dense_fn, bm25_fn)
         for system, fn in (("BM25", bm25_fn), ("char model", dense_fn), ("hybrid", hybrid_fn)):
             out[f"{kind}/{system}"] = evaluate_retrieval(qs, corpus, dev_qrels, fn, METRICS, doc_ids=doc_ids)
+        out[f"{kind}/hybrid by weight"] = {
+            str(w): evaluate_retrieval(
+                qs,
+                corpus,
+                dev_qrels,
+                fusion_settings(cfg, "convex", w).score_fn(dense_fn, bm25_fn),
+                ["ndcg@10"],
+                doc_ids=doc_ids,
+            )["ndcg@10"]
+            for w in WEIGHTS
+        }
     return out
+
+
+def select(rows: list[dict], eligible: list[str]) -> tuple[str, float, list[str]]:
+    """The (variant, convex weight) with the best mean dev NDCG@10 of the hybrid on misspelled
+    queries over the datasets, among those whose hybrid on clean dev queries is at least BM25's
+    on every dataset (the issue's goals: typo gain, no clean loss).
+
+    Returns:
+        (variant name, weight, its overrides).
+    """
+    by_variant: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        if row["variant"] in eligible and "clean/hybrid by weight" in row:
+            by_variant.setdefault(row["variant"], {})[row["dataset"]] = row
+    datasets = {d for r in by_variant.values() for d in r}
+    best, best_score = None, -1.0
+    for variant, per_dataset in by_variant.items():
+        if set(per_dataset) != datasets:
+            continue
+        for w in WEIGHTS:
+            key = str(w)
+            if any(r["clean/hybrid by weight"][key] < r["clean/BM25"]["ndcg@10"] for r in per_dataset.values()):
+                continue
+            score = sum(r["misspelled/hybrid by weight"][key] for r in per_dataset.values()) / len(per_dataset)
+            if score > best_score:
+                best, best_score = (variant, w, next(iter(per_dataset.values()))["overrides"]), score
+    if best is None:
+        raise SystemExit("no eligible variant keeps the hybrid at or above BM25 on clean dev queries")
+    return best
 
 
 def markdown(rows: list[dict]) -> str:
@@ -82,20 +127,27 @@ def markdown(rows: list[dict]) -> str:
         "",
         "Dev split only (a seeded 30% of each dataset's judged queries); NDCG@10, clean and misspelled "
         "(40% of the 4+ letter words of each query get one typo). Produced by `bench/tune_views.py`; one "
-        "model trained from scratch per row.",
+        "model trained from scratch per row. The hybrid columns use the row's own convex weight (0.2 unless "
+        "overridden); the sweep gives clean / misspelled hybrid NDCG@10 for each weight of the char model. "
+        "Defaults are chosen by `tune_views.py --select`: the best mean misspelled-query hybrid NDCG@10 over "
+        "the datasets among (variant, weight) pairs whose clean hybrid is at least BM25 on every dataset.",
         "",
         "| dataset | variant | overrides | BM25 clean | char clean | hybrid clean | BM25 typo | char typo "
-        "| hybrid typo | train s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| hybrid typo | hybrid clean / typo by weight | train s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         cells = [
             f"{r[f'{k}/{s}']['ndcg@10']:.4f}" for k in ("clean", "misspelled") for s in ("BM25", "char model", "hybrid")
         ]
+        sweep = ", ".join(
+            f"{w}: {r['clean/hybrid by weight'][w]:.3f} / {r['misspelled/hybrid by weight'][w]:.3f}"
+            for w in r.get("clean/hybrid by weight", {})
+        )
         lines.append(
             f"| {r['dataset']} | {r['variant']} | `{' '.join(r['overrides']) or '(defaults)'}` | "
             + " | ".join(cells)
-            + f" | {r['train_seconds']:.0f} |"
+            + f" | {sweep} | {r['train_seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -105,9 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], help="name=space-separated key=value overrides")
     parser.add_argument("--datasets", default="scifact,cranfield")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where tuning.{jsonl,md} go")
     parser.add_argument("--markdown-only", action="store_true")
+    parser.add_argument(
+        "--select",
+        default=None,
+        help="comma-separated variants eligible as defaults: print the chosen overrides (see select())",
+    )
     args = parser.parse_args(argv)
     setup_logging()
+    results = Path(args.results_dir)
+    log = results / "tuning.jsonl"
     if not args.markdown_only:
         if args.threads:
             import torch
@@ -121,12 +181,16 @@ def main(argv: list[str] | None = None) -> int:
                 name, _, rest = spec.partition("=")
                 row = evaluate_variant(name, shlex.split(rest), dataset, data, bm25_cache)
                 row["command"] = command_line()
-                RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-                with open(LOG, "a", encoding="utf-8") as handle:
+                results.mkdir(parents=True, exist_ok=True)
+                with open(log, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(markdown([row]).splitlines()[-1], flush=True)
-    rows = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
-    write_text(RESULTS_DIR / "tuning.md", markdown(rows))
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    write_text(results / "tuning.md", markdown(rows))
+    if args.select:
+        variant, weight, overrides = select(rows, args.select.split(","))
+        logger.info("selected %s with convex weight %s", variant, weight)
+        print(" ".join([*overrides, f"convex_dense_weight={weight}"]))
     return 0
 
 
