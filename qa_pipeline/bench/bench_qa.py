@@ -39,7 +39,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench's own modules (common, cranfield, claims)
+# the bench's own modules (common, cranfield, claims) import from this script's folder, which Python
+# puts first on the module path when it runs a script
 
 from claims import ClaimsConfig, run_claims
 from common import (
@@ -48,7 +49,6 @@ from common import (
     evaluate_model,
     generate_all,
     generate_with_budget,
-    query_split,
     rows_of,
     scifact_papers,
     speed,
@@ -64,6 +64,7 @@ from embshared.evaluate import format_table
 from embshared.files import write_text
 from embshared.io import load_beir
 from embshared.runtime import seed_everything, setup_logging, shared_data_dir
+from qa_pipeline.benchmark_data import query_split
 from qa_pipeline.extractors import GrobidClient
 from qa_pipeline.extractors.agreement import compare_headings
 from qa_pipeline.extractors.local import LocalExtractor

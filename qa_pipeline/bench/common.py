@@ -131,13 +131,6 @@ def speed(stats: dict) -> dict:
 # Evaluation
 
 
-def query_split(query_ids, seed: int, n_dev: int) -> dict[str, set[str]]:
-    """A seeded split of the query ids: "dev" (used to choose settings) and "rest" (reported only)."""
-    ids = sorted(query_ids)
-    random.Random(seed).shuffle(ids)
-    return {"dev": set(ids[:n_dev]), "rest": set(ids[n_dev:])}
-
-
 def retrieval_metrics(beir, score_fn, parts: dict[str, set[str]] | None = None) -> dict[str, float]:
     """METRICS over all queries, plus NDCG@10 and recall@100 on each named subset of them
     (``ndcg@10 <part>``, ``recall@100 <part>``)."""

@@ -24,7 +24,6 @@ from common import (
     evaluate_bm25,
     evaluate_model,
     generate_all,
-    query_split,
     rows_of,
     speed,
     train_on,
@@ -33,12 +32,10 @@ from common import (
 
 from embshared.evaluate import format_table
 from embshared.files import write_json, write_text
-from embshared.io import BeirDataset, load_cranfield
+from qa_pipeline.benchmark_data import cranfield_beir, cranfield_papers, limit_per_paper, query_split
 from qa_pipeline.generate import GenerateConfig
 from qa_pipeline.generators import FallbackConfig, FallbackGenerator
-from qa_pipeline.paper import Paper
-from qa_pipeline.passages import PassageConfig, load_papers
-from qa_pipeline.records import records_to_papers, write_papers
+from qa_pipeline.passages import PassageConfig
 
 logger = logging.getLogger("bench_qa")
 #: the goal of the track: fine-tuned >= base + GOAL_GAIN NDCG@10 on the rest half, and
@@ -59,40 +56,6 @@ class CranfieldConfig:
     inverse_cloze: bool = field(default=True, metadata={"help": "train the no-model inverse-cloze peer too"})
     forgetting: bool = field(default=True, metadata={"help": "evaluate the fine-tuned model on SciFact and PubMedQA"})
     train: TrainSettings = field(default_factory=TrainSettings)
-
-
-def cranfield_papers(folder: Path, papers_dir: Path) -> tuple[list[Paper], list[str]]:
-    """The collection's records as paper JSON in ``papers_dir``, read back by the generator's
-    loader; returns the papers and the ids of the records without text (not written)."""
-    collection = load_cranfield(folder)
-    made = records_to_papers(collection.records, prefix="cranfield-", source=str(folder / "cran.all.1400"))
-    write_papers(made.papers, papers_dir)
-    return load_papers(papers_dir), made.empty
-
-
-def cranfield_beir(folder: Path, papers: list[Paper]) -> BeirDataset:
-    """The retrieval task: the 225 questions and graded qrels against the papers' text
-    ("title abstract"), keyed by Cranfield's document ids."""
-    collection = load_cranfield(folder)
-    corpus = {p.metadata["record_id"]: {"title": p.title, "text": p.abstract} for p in papers}
-    qrels = {q: {d: g for d, g in rel.items() if d in corpus} for q, rel in collection.qrels.items()}
-    qrels = {q: rel for q, rel in qrels.items() if rel}
-    queries = {q: t for q, t in collection.queries.items() if q in qrels}
-    return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, source=str(folder))
-
-
-def limit_per_paper(rows: list[dict], k: int) -> list[dict]:
-    """The first ``k`` rows of each paper (all when ``k`` is 0), in file order."""
-    if k <= 0:
-        return rows
-    seen: dict[str, int] = {}
-    out = []
-    for row in rows:
-        n = seen.get(row["paper_id"], 0)
-        if n < k:
-            out.append(row)
-        seen[row["paper_id"]] = n + 1
-    return out
 
 
 def generation_config(cfg, n: int) -> GenerateConfig:

@@ -4,23 +4,13 @@ retrieval task built from the papers, and inverse cloze on tokenised lower-case 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
+from qa_pipeline.benchmark_data import cranfield_beir, cranfield_papers, limit_per_paper, query_split
 from qa_pipeline.generators import FallbackConfig, FallbackGenerator
 from qa_pipeline.passages import PassageConfig, load_papers, paper_passages, split_sentences
 from qa_pipeline.records import record_paper, records_to_papers, untokenise_title, write_papers
-
-
-@pytest.fixture(scope="module")
-def bench(repo):
-    """The bench's modules (qa_pipeline/bench is a folder of scripts, not a package)."""
-    sys.path.insert(0, str(repo / "qa_pipeline" / "bench"))
-    import common
-    import cranfield
-
-    return common, cranfield
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +40,8 @@ def test_record_becomes_a_paper_without_the_title_twice():
     assert untokenise_title("a wing .") == "a wing" and untokenise_title("Fig. 2 shows.") == "Fig. 2 shows."
 
 
-def test_cranfield_records_load_into_paper_json_with_the_right_counts(cranfield_dir, tmp_path, bench):
-    _, cranfield = bench
-    papers, empty = cranfield.cranfield_papers(cranfield_dir, tmp_path / "papers")
+def test_cranfield_records_load_into_paper_json_with_the_right_counts(cranfield_dir, tmp_path):
+    papers, empty = cranfield_papers(cranfield_dir, tmp_path / "papers")
     assert empty == ["471", "995"]  # the collection's two records without title or text
     assert len(papers) == 1398 and len(list((tmp_path / "papers").glob("*.json"))) == 1398
     assert len({p.paper_id for p in papers}) == 1398
@@ -62,7 +51,7 @@ def test_cranfield_records_load_into_paper_json_with_the_right_counts(cranfield_
     assert by_id["1"].abstract.startswith("an experimental study of a wing in a propeller slipstream")
     on_disk = json.loads((tmp_path / "papers" / "cranfield-1.json").read_text())
     assert on_disk["extractor"] == "records" and on_disk["schema_version"] == 1
-    beir = cranfield.cranfield_beir(cranfield_dir, papers)
+    beir = cranfield_beir(cranfield_dir, papers)
     assert len(beir.corpus) == 1398 and len(beir.queries) == 225
     # 1,612 graded judgments (codes 1-4), one of them of a record without text, which no system can find
     assert sum(len(r) for r in beir.qrels.values()) == 1611
@@ -70,21 +59,19 @@ def test_cranfield_records_load_into_paper_json_with_the_right_counts(cranfield_
     assert beir.corpus_texts()["1"].startswith("experimental investigation of the aerodynamics")
 
 
-def test_dev_rest_split_is_seeded_and_disjoint(bench):
-    common, _ = bench
+def test_dev_rest_split_is_seeded_and_disjoint():
     ids = [str(i) for i in range(1, 226)]
-    split = common.query_split(ids, seed=18, n_dev=112)
+    split = query_split(ids, seed=18, n_dev=112)
     assert len(split["dev"]) == 112 and len(split["rest"]) == 113
     assert not split["dev"] & split["rest"] and split["dev"] | split["rest"] == set(ids)
-    assert common.query_split(list(reversed(ids)), seed=18, n_dev=112) == split  # order of the input does not matter
-    assert common.query_split(ids, seed=19, n_dev=112)["dev"] != split["dev"]
+    assert query_split(list(reversed(ids)), seed=18, n_dev=112) == split  # order of the input does not matter
+    assert query_split(ids, seed=19, n_dev=112)["dev"] != split["dev"]
 
 
-def test_limit_per_paper(bench):
-    _, cranfield = bench
+def test_limit_per_paper():
     rows = [{"paper_id": p, "q": i} for i, p in enumerate("aabab")]
-    assert [r["q"] for r in cranfield.limit_per_paper(rows, 1)] == [0, 2]
-    assert cranfield.limit_per_paper(rows, 0) == rows
+    assert [r["q"] for r in limit_per_paper(rows, 1)] == [0, 2]
+    assert limit_per_paper(rows, 0) == rows
 
 
 def test_tokenised_text_splits_into_sentences_for_inverse_cloze():
