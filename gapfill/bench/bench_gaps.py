@@ -55,6 +55,9 @@ class BenchConfig:
     threads: int = field(default=2, metadata={"help": "torch threads"})
     output: str = field(default=str(HERE / "results" / "interactive"), metadata={"help": "results folder"})
     tag: str = field(default="gaps", metadata={"help": "results file name"})
+    transform_refine_epochs: int = field(
+        default=-1, metadata={"help": "override the map's transform refinement (-1: the map's own setting)"}
+    )
     gap_text: GapTextConfig = field(default_factory=GapTextConfig)
 
 
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{docs_file}: no map; run `python gapfill/bench/bench_umap.py` first")
     texts = json.loads(docs_file.read_text(encoding="utf-8"))
     umap = ParametricUMAP.load(cfg.umap_model)
+    if cfg.transform_refine_epochs >= 0:
+        umap.config.transform_refine_epochs = cfg.transform_refine_epochs
     embed = v2t.sentence_embedder(load_sentence_transformer(DEFAULT_MODEL))
     x = cached_embeddings(texts, embed, HERE / "cache", DEFAULT_MODEL)
     coords = umap.transform(x)
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "config": dataclasses.asdict(cfg),
         "n_documents": len(texts),
+        "transform_refine_epochs": umap.config.transform_refine_epochs,
         "n_gaps": len(rows),
         "spacing": scale,
         "vocabulary_words": len(vocabulary),
@@ -152,7 +158,13 @@ def markdown(r: dict) -> str:
         f"to {c['word_rounds']} rounds of word edits along the encoder's gradient ({c['word_top_k']} words of the "
         f"map's {r['vocabulary_words']:,}-word vocabulary); every text scored by −max(distance in radii, "
         f"{c['inner']:g}) + {c['fluency_weight']:g} × mean token log-prob (plain SmolLM2); budget "
-        f"{c['max_seconds']:g} s.",
+        f"{c['max_seconds']:g} s. Landing: the map's `transform` ("
+        + (
+            f"encoder refined for {r['transform_refine_epochs']} epochs against the fitted points"
+            if r["transform_refine_epochs"]
+            else "the encoder alone"
+        )
+        + ").",
         "",
         "| figure | value | goal |",
         "| --- | --- | --- |",

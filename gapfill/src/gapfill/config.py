@@ -22,11 +22,13 @@ class UMAPConfig:
     spread: float = field(default=1.0, metadata={"help": "UMAP spread"})
     metric: Literal["cosine", "euclidean"] = field(default="cosine", metadata={"help": "input-space metric"})
     n_epochs: int = field(
-        default=3,
+        default=2,
         metadata={"help": "passes of UMAP's loss over the graph's edges (a fine-tune after umap-learn's layout)"},
     )
     batch_size: int = field(default=1024, metadata={"help": "edges per step"})
-    learning_rate: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
+    learning_rate: float = field(
+        default=3e-4, metadata={"help": "Adam learning rate of UMAP's loss (3e-3 for the spectral route's 40 epochs)"}
+    )
     hidden_layers: list[int] = field(default_factory=lambda: [256, 256], metadata={"help": "MLP widths"})
     negative_sample_rate: int = field(default=5, metadata={"help": "negative samples per edge"})
     negative_sampling: Literal["uniform", "batch"] = field(
@@ -40,8 +42,10 @@ class UMAPConfig:
             "or the spectral / PCA start that umap-learn's optimisation begins from"
         },
     )
-    init_epochs: int = field(default=100, metadata={"help": "passes over the points regressing the encoder on `init`"})
-    regression_learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate of the regression"})
+    init_epochs: int = field(default=200, metadata={"help": "passes over the points regressing the encoder on `init`"})
+    regression_learning_rate: float = field(
+        default=3e-3, metadata={"help": "learning rate of the regressions (encoder on the layout, decoder on the map)"}
+    )
     regression_weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the regression"})
     regression_mix: float = field(
         default=0.0,
@@ -67,7 +71,7 @@ class UMAPConfig:
         },
     )
     decoder_epochs: int = field(
-        default=100, metadata={"help": "extra passes over the points training only the decoder on the final map"}
+        default=50, metadata={"help": "extra passes over the points training only the decoder on the final map"}
     )
     transform_refine_epochs: int = field(
         default=0,

@@ -338,7 +338,7 @@ class ParametricUMAP:
             self.encoder.eval()
             z = self.encoder(x_train)  # (n_train, n_components)
         recon_fn = RECONSTRUCTION_LOSSES[cfg.reconstruction_loss]
-        optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.learning_rate)
+        optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.regression_learning_rate)
         batch = min(256, len(z))
         steps = cfg.decoder_epochs * math.ceil(len(z) / batch)
         floor = cfg.final_lr_fraction
