@@ -91,11 +91,7 @@ def training_rows(
     """
     train, fmt = prepared.train, prepared.train.format
     info: dict[str, object] = {"format": fmt, "mined": False}
-    if fmt == "similarity":
-        if spec.data != "scored":
-            raise UserError(
-                f"loss {spec.name} cannot train on (doc1, doc2, similarity) data; use CoSENTLoss or CosineSimilarityLoss"
-            )
+    if fmt == "similarity":  # train() has refused a loss that is not "scored" for this data
         rows, scale = _scale_scores(train.rows)
         info["score_scale"] = scale
         return rows, info
