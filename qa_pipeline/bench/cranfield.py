@@ -83,7 +83,8 @@ def run_cranfield(cfg, data: Path, work: Path, load_llm, scifact, pubmedqa, scif
         papers = papers[:48]
     parts = query_split(beir.queries, cc.dev_seed, cc.n_dev)
     report: dict = {
-        "papers": len(papers),
+        "papers": len(beir.corpus),
+        "abstracts_generated_for": len(papers),
         "records_without_text": empty,
         "queries": len(beir.queries),
         "dev_queries": len(parts["dev"]),
