@@ -33,6 +33,7 @@ from common import (
     TYPO_WORD_PROB,
     dev_rest_split,
     misspelled_queries,
+    same_training,
 )
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -59,12 +60,12 @@ WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, dict]:
-    """Train on the records (or reuse bench/runs/<name>.pt when trained with the same config)."""
+    """Train on the records (or reuse bench/runs/<name>.pt when trained with the same config, search-time keys aside)."""
     path = RUNS_DIR / f"{name}.pt"
     info_path = RUNS_DIR / f"{name}.train.json"
     if reuse and path.is_file() and info_path.is_file():
         embedder = JsonEmbedder.load(path)
-        if config_to_dict(embedder.cfg) == config_to_dict(cfg):
+        if same_training(config_to_dict(embedder.cfg), config_to_dict(cfg)):
             logger.info("%s: reusing %s", name, path)
             return embedder, json.loads(info_path.read_text())
     seed_everything(cfg.seed)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import DATASETS, RESULTS_DIR, RUNS_DIR
+from common import DATASETS, RESULTS_DIR, RUNS_DIR, same_training
 
 from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
@@ -49,7 +49,7 @@ def build_embedder(cfg, records: RecordSet) -> tuple[JsonEmbedder, str]:
     device = pick_device(cfg.device or None)
     if path.is_file():
         embedder = JsonEmbedder.load(path, device)
-        if config_to_dict(embedder.cfg) == config_to_dict(cfg):
+        if same_training(config_to_dict(embedder.cfg), config_to_dict(cfg)):
             return embedder, str(path)
     vocab = CharVocab.build((t[: cfg.max_chars] for t in records.texts()), cfg.min_char_freq, cfg.lowercase)
     encoder = build_encoder(cfg, len(vocab)).to(device).eval()

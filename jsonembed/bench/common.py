@@ -38,6 +38,17 @@ def cranfield(folder: Path) -> tuple[RecordSet, dict[str, str], dict[str, dict[s
 DATASETS = {"scifact": scifact, "cranfield": cranfield}
 
 
+#: config keys read only at search time: a model trained under configs differing only in these is the same model
+SEARCH_KEYS = frozenset(
+    {"device", "embed_batch_size", "fusion", "rrf_k", "rrf_depth", "rrf_dense_weight", "convex_dense_weight"}
+)
+
+
+def same_training(a: dict, b: dict) -> bool:
+    """True if two resolved configs (as dicts) train the same model (they may differ in search-time keys)."""
+    return {k: v for k, v in a.items() if k not in SEARCH_KEYS} == {k: v for k, v in b.items() if k not in SEARCH_KEYS}
+
+
 #: the typo track: each query word of TYPO_MIN_LETTERS+ letters gets one edit with TYPO_WORD_PROB
 TYPO_WORD_PROB = 0.4
 TYPO_MIN_LETTERS = 4

@@ -30,7 +30,7 @@ from embedding_model.retrieval import fusion_settings
 from embedding_model.training import train
 from embshared.bench import command_line, load_average
 from embshared.evaluate import evaluate_retrieval
-from embshared.files import write_text
+from embshared.files import write_json, write_text
 from embshared.runtime import seed_everything, setup_logging, shared_data_dir
 from embshared.search import BM25Index
 
@@ -55,7 +55,18 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
     embedder, result = train(cfg, records.segments, show_progress=False)
     seconds = time.perf_counter() - started
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    save_model(RUNS_DIR / f"tune-{dataset}-{name}.pt", embedder.encoder, embedder.vocab, cfg, {"overrides": overrides})
+    info = {
+        "train_records": result.train_records,
+        "val_records": result.val_records,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "train_records_per_second": round(result.records_per_second, 1),
+        "final_validation": result.validation[-1],
+        "validation": result.validation,
+        "overrides": overrides,
+    }
+    save_model(RUNS_DIR / f"tune-{dataset}-{name}.pt", embedder.encoder, embedder.vocab, cfg, info)
+    write_json(RUNS_DIR / f"tune-{dataset}-{name}.train.json", info)
     doc_ids = list(records.ids)
     corpus = dict(zip(doc_ids, records.plain_texts()))
     doc_vectors = embedder.embed_segments(records.segments)
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--select",
         default=None,
-        help="comma-separated variants eligible as defaults: print the chosen overrides (see select())",
+        help="comma-separated variants eligible as defaults: print 'variant|overrides' of the choice (see select())",
     )
     args = parser.parse_args(argv)
     setup_logging()
@@ -190,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.select:
         variant, weight, overrides = select(rows, args.select.split(","))
         logger.info("selected %s with convex weight %s", variant, weight)
-        print(" ".join([*overrides, f"convex_dense_weight={weight}"]))
+        print(variant + "|" + " ".join([*overrides, f"convex_dense_weight={weight}"]))
     return 0
 
 
