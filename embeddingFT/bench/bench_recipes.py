@@ -306,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         print(to_markdown(report))
         return 0
     candidates = dict(CANDIDATES)
+    extra = []
     for spec in args.extra:
         name, _, rest = spec.partition("=")
         candidates[name] = (rest.split(","), "extra: " + rest.replace(",", " "))
+        extra.append(name)
     dev, rest, beir, novel = heldout_split()
     judge = Judge(dev, rest, beir)
     base_model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.setdefault("candidates", {})
     report.setdefault("audit", {})
-    names = args.only or list(candidates)
+    names = (args.only + extra) if args.only is not None else list(candidates)
     for name in names:
         overrides, what = candidates[name]
         print(f"== {name}: {' '.join(overrides) or '(scifact.yaml as it is)'}", flush=True)
