@@ -1,6 +1,6 @@
 """What every track of the qa bench shares: generation with cached progress, the dev/rest query
 split, retrieval evaluation (BM25 and dense, with the embedding cache of embshared.bench) and
-fine-tuning through qa_pipeline.finetune (embeddingFT), reusing a model trained earlier on the
+fine-tuning through qa_pipeline.finetuning (embeddingFT), reusing a model trained earlier on the
 same pairs with the same settings.
 """
 
@@ -19,9 +19,10 @@ from embshared.config import config_to_dict
 from embshared.evaluate import dense_score_fn, evaluate_retrieval, sentence_transformer_encoder
 from embshared.files import write_json
 from embshared.search import bm25_score_fn
-from qa_pipeline.finetune import FinetuneConfig, finetune
-from qa_pipeline.generate import GenerationStats, generate_pairs
+from qa_pipeline.finetuning import FinetuneConfig, finetune
+from qa_pipeline.generation import generate_pairs
 from qa_pipeline.paper import Paper
+from qa_pipeline.qa_rows import GenerationStats
 
 logger = logging.getLogger("bench_qa")
 METRICS = ["ndcg@10", "mrr@10", "recall@10", "recall@100"]

@@ -33,7 +33,7 @@ from common import (
 from embshared.evaluate import format_table
 from embshared.files import write_json, write_text
 from qa_pipeline.benchmark_data import cranfield_beir, cranfield_papers, limit_per_paper, query_split
-from qa_pipeline.generate import GenerateConfig
+from qa_pipeline.generation import GenerateConfig
 from qa_pipeline.generators import FallbackConfig, FallbackGenerator
 from qa_pipeline.passages import PassageConfig
 

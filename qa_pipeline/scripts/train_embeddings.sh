@@ -59,12 +59,11 @@ echo "  ok: torch, sentence-transformers, embedding_ft, qa_pipeline ($PY)"
 # The resolved configuration (file, then flags, then key=value) as the trainer will see it.
 RESOLVED="$("$PY" - "${ARGS[@]}" <<'PYEOF'
 import json, sys
-from qa_pipeline.command_line import resolve_config
-from qa_pipeline.finetune import FinetuneConfig, build_parser, FLAGS
+from qa_pipeline.cli.finetune import config_from_argv
 from embshared.config import config_to_dict
 from embshared.errors import UserError
 try:
-    cfg = resolve_config(FinetuneConfig, build_parser().parse_args(sys.argv[1:]), FLAGS)
+    cfg = config_from_argv(sys.argv[1:])
 except UserError as exc:
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(2)

@@ -7,7 +7,7 @@ import shutil
 
 from pypdf import PdfWriter
 
-from qa_pipeline import extract
+from qa_pipeline.cli import extract
 from qa_pipeline.paper import load_paper
 
 

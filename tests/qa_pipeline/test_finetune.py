@@ -11,16 +11,9 @@ import pytest
 
 from embshared.config import save_config
 from embshared.io import DataError, Examples
-from qa_pipeline.finetune import (
-    GUIDE_LOSSES,
-    FinetuneConfig,
-    finetune,
-    load_qa_pairs,
-    main,
-    split_by_paper,
-    train_config,
-    warmup_ratio,
-)
+from qa_pipeline.cli.finetune import main
+from qa_pipeline.finetuning import GUIDE_LOSSES, FinetuneConfig, finetune, train_config, warmup_ratio
+from qa_pipeline.qa_pairs import load_qa_pairs, split_by_paper
 from qa_pipeline.tracking import PROGRESS_KEYS, ProgressTracker
 
 
@@ -171,7 +164,7 @@ def test_tiny_end_to_end_on_one_paper(tmp_path, local_papers, minilm_session, ca
     """One real paper -> fallback Q&A -> fine-tuned MiniLM with the guide's files."""
     from sentence_transformers import SentenceTransformer
 
-    from qa_pipeline.generate import GenerateConfig, generate_pairs
+    from qa_pipeline.generation import GenerateConfig, generate_pairs
     from qa_pipeline.generators import FallbackConfig, FallbackGenerator
     from qa_pipeline.passages import PassageConfig
 

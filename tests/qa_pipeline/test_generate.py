@@ -7,11 +7,12 @@ import json
 import pytest
 
 from embshared.io import read_jsonl
-from qa_pipeline import generate
-from qa_pipeline.generate import ROW_KEYS, GenerateConfig, generate_pairs
+from qa_pipeline.cli import generate
+from qa_pipeline.generation import GenerateConfig, generate_pairs
 from qa_pipeline.generators import Candidate, FallbackConfig, FallbackGenerator
 from qa_pipeline.paper import Paper, save_paper
-from qa_pipeline.passages import paper_passages
+from qa_pipeline.passages import PassageConfig, paper_passages
+from qa_pipeline.qa_rows import ROW_KEYS
 
 
 class ScriptedGenerator:
@@ -76,7 +77,7 @@ def test_rows_schema_and_filters(tmp_path):
         "Electrode arrays select muscles for stimulation of the forearm in patients?",  # not a question
     ]
     gen = ScriptedGenerator(outputs)
-    cfg = GenerateConfig(passages=generate.PassageConfig(min_words=10))
+    cfg = GenerateConfig(passages=PassageConfig(min_words=10))
     stats = generate_pairs([small_paper("p1")], gen, cfg, tmp_path)
     rows = read_jsonl(tmp_path / "questions_answers.jsonl")
     assert len(rows) == 1
@@ -101,7 +102,7 @@ def test_rows_schema_and_filters(tmp_path):
 def test_rerun_skips_done_papers_and_redoes_changed_ones(tmp_path):
     papers = [small_paper("p1"), small_paper("p2")]
     gen = FallbackGenerator(FallbackConfig(), n=2)
-    cfg = GenerateConfig(passages=generate.PassageConfig(min_words=10))
+    cfg = GenerateConfig(passages=PassageConfig(min_words=10))
     first = generate_pairs(papers, gen, cfg, tmp_path)
     rows = read_jsonl(tmp_path / "questions_answers.jsonl")
     assert first.papers_done == 2 and len(rows) == first.kept > 0
@@ -124,7 +125,7 @@ def test_rerun_skips_done_papers_and_redoes_changed_ones(tmp_path):
 def test_interrupted_run_is_repaired(tmp_path):
     papers = [small_paper("p1"), small_paper("p2")]
     gen = FallbackGenerator(FallbackConfig(), n=2)
-    cfg = GenerateConfig(passages=generate.PassageConfig(min_words=10))
+    cfg = GenerateConfig(passages=PassageConfig(min_words=10))
     generate_pairs(papers[:1], gen, cfg, tmp_path)
     path = tmp_path / "questions_answers.jsonl"
     good = path.read_text()
@@ -200,7 +201,7 @@ class FailingAfter:
 
 def test_resume_after_an_interruption_skips_finished_papers(tmp_path):
     papers = [small_paper(f"p{i}", n_sections=0) for i in range(5)]  # one passage each
-    cfg = GenerateConfig(chunk_passages=2, passages=generate.PassageConfig(min_words=10))
+    cfg = GenerateConfig(chunk_passages=2, passages=PassageConfig(min_words=10))
     first = FailingAfter(good_calls=1)
     with pytest.raises(KeyboardInterrupt):
         generate_pairs(papers, first, cfg, tmp_path)

@@ -118,7 +118,8 @@ def test_smollm2_writes_questions():
 def test_openai_endpoint_failing_midway_keeps_the_papers_done(tmp_path, monkeypatch, capsys):
     """500s (and timeouts) are retried with a doubling back-off; then one line naming the URL,
     non-zero exit, and the papers finished before are kept (a rerun does only the rest)."""
-    from qa_pipeline import generate
+    from qa_pipeline import generation
+    from qa_pipeline.cli import generate
     from qa_pipeline.paper import Paper, save_paper
 
     for i in range(3):
@@ -135,8 +136,8 @@ def test_openai_endpoint_failing_midway_keeps_the_papers_done(tmp_path, monkeypa
         return httpx.Response(500, text="internal error")
 
     transport = httpx.MockTransport(handler)
-    real = generate.OpenAIChatGenerator
-    monkeypatch.setattr(generate, "OpenAIChatGenerator", lambda cfg, n, kind: real(cfg, n, transport, kind))
+    real = generation.OpenAIChatGenerator
+    monkeypatch.setattr(generation, "OpenAIChatGenerator", lambda cfg, n, kind: real(cfg, n, transport, kind))
     sleeps: list[float] = []
     monkeypatch.setattr("qa_pipeline.generators.openai_chat.time.sleep", sleeps.append)
     out = tmp_path / "out"

@@ -8,7 +8,7 @@ import socket
 import httpx
 import pytest
 
-from qa_pipeline import extract
+from qa_pipeline.cli import extract
 from qa_pipeline.extractors import GrobidClient, GrobidExtractor, GrobidUnavailable, LocalExtractor, build_extractor
 from qa_pipeline.extractors.base import ExtractionError
 

@@ -42,7 +42,7 @@ def test_qa_generate_against_a_real_llama_cpp_server(tmp_path, shared_data):
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] not installed (make setup-llama)")
     from embshared.io import load_cranfield
     from embshared.models import smollm2_gguf_path
-    from qa_pipeline import generate
+    from qa_pipeline.cli import generate
     from qa_pipeline.records import records_to_papers, write_papers
 
     if not (shared_data / "cranfield" / "cran.all.1400").is_file():
