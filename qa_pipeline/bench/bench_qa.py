@@ -23,7 +23,8 @@
 
 The tracks: scifact (the above: scifact.py, with extraction.py), cranfield (cranfield.py) and claims
 (claims.py); what they share is in common.py. Writes ``qa_bench`` / ``qa_cranfield`` / ``qa_claims``
-``.json`` + ``.md`` into ``results_dir`` (default bench/results/); intermediate data in
+``.json`` + ``.md`` into ``results_dir`` (default bench/results/default/; a variant goes to its own
+bench/results/<variant>/ with results_dir=...); intermediate data in
 bench/work/ (git-ignored; a rerun reuses generated questions).
 """
 
@@ -114,7 +115,10 @@ class BenchConfig:
     cranfield: CranfieldConfig = field(default_factory=CranfieldConfig)
     claims: ClaimsConfig = field(default_factory=ClaimsConfig)
     work_dir: str = str(HERE / "work")
-    results_dir: str = str(HERE / "results")
+    results_dir: str = field(
+        default=str(HERE / "results" / "default"),
+        metadata={"help": "where the results go: bench/results/<variant>/ (default: the default settings' run)"},
+    )
 
     def validate(self) -> None:
         unknown = sorted(set(self.tracks) - set(TRACKS))
