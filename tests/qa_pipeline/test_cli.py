@@ -1,5 +1,5 @@
 """The command lines: every qa entry point (cli module, the guide's ``python -m`` names, the bench,
-the training script) answers ``--help`` without loading a model; the guide's short flags and the
+the training script, the example) answers ``--help`` without loading a model; the guide's short flags and the
 config precedence; the make targets run existing modules with the QA_ variables and the guide's names."""
 
 from __future__ import annotations
@@ -62,13 +62,15 @@ def test_guide_modules_keep_their_public_names():
     assert old_finetune.split_by_paper is qa_pairs.split_by_paper
 
 
-def test_bench_and_script_answer_help(repo):
+def test_bench_script_and_example_answer_help(repo):
     bench = run([sys.executable, "bench/bench_qa.py", "--help"], repo / "qa_pipeline")
     assert bench.returncode == 0, bench.stderr
     for flag in ["--tracks", "--sample_size", "--cranfield.train.num_epochs", "--claims.sample_size", "key=value"]:
         assert flag in bench.stdout, flag
     script = run(["bash", "scripts/train_embeddings.sh", "--help"], repo / "qa_pipeline")
     assert script.returncode == 0 and "--batch_size N" in script.stdout and "key=value" in script.stdout
+    example = run([sys.executable, "examples/use_finetuned_embeddings.py", "--help"], repo / "qa_pipeline")
+    assert example.returncode == 0 and "--model" in example.stdout and "--pairs" in example.stdout
 
 
 def test_finetune_guide_flags_and_precedence(tmp_path):
