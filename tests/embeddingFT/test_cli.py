@@ -47,14 +47,9 @@ def test_evaluate_reports_bm25_and_model(tiny_beir, tmp_path, capsys):
     assert 0 < result["metrics"]["all-MiniLM-L6-v2"]["ndcg@10"] <= 1
 
 
-def test_create_rag_dataset_retrieves_the_matching_context(tmp_path, repo):
-    import importlib.util
+def test_create_rag_dataset_retrieves_the_matching_context(tmp_path):
+    from embedding_ft.cli import rag_dataset as script
 
-    spec = importlib.util.spec_from_file_location(
-        "create_rag_dataset", repo / "embeddingFT/scripts/create_rag_dataset.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     docs = tmp_path / "docs.txt"
     docs.write_text(
         "Paris is the capital of France.\nThe mitochondria produces ATP.\nPython is a programming language.\n"
