@@ -12,11 +12,12 @@ import torch
 from embedding_ft.audit import audit_negatives
 from embedding_ft.config import TrainConfig
 from embedding_ft.estimate import CostEstimator, activation_gb, plan_ranking_memory
+from embedding_ft.loss_choice import choose_loss
 from embedding_ft.losses import auto_loss, build_loss
 from embedding_ft.merge import interpolate_state_dicts, merge_with_base
 from embedding_ft.mining import add_bm25_negatives
 from embedding_ft.pseudo import inverse_cloze_pair, pseudo_pairs, split_sentences
-from embedding_ft.train import choose_loss, train
+from embedding_ft.train import train
 from embshared.config import load_config
 from embshared.io import DataError
 from embshared.models import ModelNotAvailable

@@ -20,7 +20,6 @@ The run is built in ``<output_dir>/.<run_name>.partial`` and renamed when it suc
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -30,35 +29,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedding_ft.arguments import schedule, training_arguments
+from embedding_ft.baselines import evaluate_baselines, evaluate_model
 from embedding_ft.config import TrainConfig
-from embedding_ft.data import EvalSet, Prepared, from_examples, prepare
+from embedding_ft.data import Prepared, from_examples, prepare
 from embedding_ft.estimate import (
     CostEstimator,
     calibration_key,
     column_tokens,
     load_calibration,
-    plan_ranking_memory,
     save_calibration,
 )
-from embedding_ft.losses import AUTO, LossSpec, auto_loss, build_loss, loss_spec
+from embedding_ft.loss_choice import LossChoice, choose_loss
+from embedding_ft.losses import build_loss
 from embedding_ft.merge import merge_with_base
-from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, model_fingerprint
+from embedding_ft.mining import model_fingerprint
 from embedding_ft.report import format_report, plot_training_curve
 from embedding_ft.rows import training_rows, with_pseudo_queries
 from embedding_ft.runs import attach_log_file, last_checkpoint, plan_on_main_process
 from embshared.bench import peak_rss_gb
 from embshared.config import config_to_dict, save_config
 from embshared.errors import UserError
-from embshared.evaluate import evaluate_retrieval
 from embshared.files import atomic_dir, write_json, write_text
 from embshared.io import Examples
 from embshared.models import load_sentence_transformer, resolve_model
 from embshared.runtime import bf16_supported, pick_device, seed_everything
-from embshared.search import bm25_score_fn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "evaluate_bm25", "last_checkpoint", "resolve_bf16", "train"]
+__all__ = ["RunResult", "last_checkpoint", "resolve_bf16", "train"]
 
 
 @dataclass
@@ -72,58 +70,12 @@ class RunResult:
     n_test: int
 
 
-@dataclass(frozen=True)
-class LossChoice:
-    """The loss a run trains with, and why (printed in the summary)."""
-
-    spec: LossSpec
-    mini_batch_size: int
-    reason: str
-    memory: dict | None = None
-
-
-def evaluate_bm25(eval_set: EvalSet, metrics: list[str]) -> dict[str, float] | None:
-    """BM25 on the same held-out retrieval task (None for the similarity format)."""
-    if eval_set.kind != "retrieval" or not eval_set.queries:
-        return None
-    doc_ids = list(eval_set.corpus)
-    score_fn = bm25_score_fn(doc_ids, [eval_set.corpus[d] for d in doc_ids])
-    return evaluate_retrieval(eval_set.queries, eval_set.corpus, eval_set.qrels, score_fn, metrics, doc_ids=doc_ids)
-
-
 def resolve_bf16(setting: bool | str, device: str) -> bool:
     if setting == "auto":
         return bf16_supported(device)
     if setting and not bf16_supported(device):
         logger.warning("bf16=true on %s, where bfloat16 is not faster than fp32 (no AMX / CUDA bf16)", device)
     return bool(setting)
-
-
-def choose_loss(cfg: TrainConfig, data_format: str, model, sample_rows: list[dict]) -> LossChoice:
-    """``cfg.loss``, or for ``auto`` the loss the data calls for (and its cached form when the
-    plain ranking loss would need more than ``max_memory_gb``)."""
-    if cfg.loss != AUTO:
-        return LossChoice(loss_spec(cfg.loss), cfg.mini_batch_size, "set in the config")
-    if data_format == "similarity":
-        return LossChoice(loss_spec(auto_loss("similarity", False)), cfg.mini_batch_size, "auto: similarity data")
-    texts_per_row = 2 + (cfg.mining.num_negatives + cfg.mining.bm25_negatives if cfg.mining.enabled else 0)
-    shaped = [
-        {
-            "anchor": r.get("query", ""),
-            **{f"t{i}": r.get("document", r.get("positive", "")) for i in range(1, texts_per_row)},
-        }
-        for r in sample_rows
-    ]
-    plan = plan_ranking_memory(model, shaped, cfg.batch_size, cfg.max_memory_gb, cfg.mini_batch_size)
-    name = auto_loss(data_format, plan.cached)
-    if plan.cached:
-        reason = (
-            f"auto: {data_format} data; plain MNRL would need ~{plan.plain_gb:.1f} GB > max_memory_gb="
-            f"{cfg.max_memory_gb:g}, the cached form with mini-batches of {plan.mini_batch_size} ~{plan.chosen_gb:.1f} GB"
-        )
-    else:
-        reason = f"auto: {data_format} data; estimated peak ~{plan.plain_gb:.1f} GB within max_memory_gb"
-    return LossChoice(loss_spec(name), plan.mini_batch_size or cfg.mini_batch_size, reason, plan.__dict__)
 
 
 def _load_model(path: str, device: str):
@@ -234,73 +186,6 @@ class _RunContext:
     n_pseudo: int
 
 
-def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepared, eval_set: EvalSet):
-    """The base model's corpus embeddings from the mining cache, in eval-corpus order (or None)."""
-    cached = cached_corpus_embeddings(
-        embedding_cache_folder(cfg.cache_dir, mining_id, prepared.corpus), prepared.corpus
-    )
-    if cached is None:
-        return None
-    embeddings, row_of = cached
-    try:
-        return embeddings[[row_of[eval_set.corpus[d]] for d in eval_set.corpus]]  # (n_docs, dim)
-    except KeyError:
-        return None
-
-
-def evaluate_model(evaluator, eval_set: EvalSet, model, cfg: TrainConfig, doc_embeddings=None):
-    """(dense metrics, hybrid metrics or None) of ``model`` on the held-out split."""
-    if eval_set.kind == "retrieval" and cfg.evaluation.hybrid:
-        return evaluator.compute_with_hybrid(model, cfg.evaluation.hybrid_weight, doc_embeddings)
-    if doc_embeddings is not None:
-        return evaluator.compute(model, doc_embeddings=doc_embeddings), None
-    return evaluator.compute(model), None
-
-
-def _baselines(
-    ctx: _RunContext, evaluator, metric_names, work: Path, mining_id: str, mined: bool
-) -> tuple[dict, float]:
-    """BM25, the base model and their hybrid on the held-out split; (metrics, seconds of one evaluation).
-
-    Kept in the work dir so that a resumed run reuses them; any other run (e.g. one written
-    in place over an earlier run) measures them again.
-    """
-    cfg, eval_set = ctx.cfg, ctx.prepared.eval_set
-    baseline_file = work / "baseline.json"
-    if cfg.resume and baseline_file.is_file():
-        saved = json.loads(baseline_file.read_text())
-        return saved["metrics"], saved.get("eval_seconds", 0.0), saved.get("per_query", {})
-    metrics: dict[str, dict[str, float]] = {}
-    per_query: dict[str, dict[str, float]] = {}
-    if eval_set.kind == "retrieval" and eval_set.queries:
-        metrics["bm25"] = evaluator.bm25_metrics()
-        per_query["bm25"] = evaluator.last_per_query["bm25"]
-    start = time.perf_counter()
-    doc_embeddings = None
-    if mined and ctx.mining_path == ctx.model_path and eval_set.kind == "retrieval":
-        doc_embeddings = _reuse_mining_embeddings(cfg, mining_id, ctx.prepared, eval_set)
-    metrics["base"], hybrid = evaluate_model(evaluator, eval_set, ctx.model, cfg, doc_embeddings)
-    if hybrid is not None:
-        metrics["hybrid_base"] = hybrid
-        per_query["base"] = evaluator.last_per_query["dense"]
-        per_query["hybrid_base"] = evaluator.last_per_query["hybrid"]
-    seconds = time.perf_counter() - start
-    if doc_embeddings is not None:  # the corpus came from the cache: time an encoding instead
-        seconds = _encoding_seconds(ctx.model, eval_set, cfg.evaluation.batch_size)
-    logger.info("base model evaluated: %s", metrics["base"])
-    write_json(baseline_file, {"metrics": metrics, "eval_seconds": seconds, "per_query": per_query})
-    return metrics, seconds, per_query
-
-
-def _encoding_seconds(model, eval_set: EvalSet, batch_size: int) -> float:
-    """Seconds one evaluation would take: the corpus encoding rate on a sample, times the corpus."""
-    texts = list(eval_set.corpus.values())
-    sample = texts[: min(len(texts), 2 * batch_size)]
-    start = time.perf_counter()
-    model.encode(sample, batch_size=batch_size, convert_to_numpy=True)
-    return (time.perf_counter() - start) * len(texts) / max(1, len(sample))
-
-
 def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
     import torch
     from datasets import Dataset
@@ -339,8 +224,9 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
     per_query: dict[str, dict[str, float]] = {}
     eval_seconds = 0.0
     if evaluator is not None and state.is_main_process:
-        metrics, eval_seconds, per_query = _baselines(
-            ctx, evaluator, metric_names, work, mining_id, data_info.get("mined")
+        reuse = data_info.get("mined") and ctx.mining_path == ctx.model_path
+        metrics, eval_seconds, per_query = evaluate_baselines(
+            cfg, prepared, model, evaluator, work, mining_id if reuse else None
         )
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_with_base else None
 

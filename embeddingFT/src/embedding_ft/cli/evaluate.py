@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(logging.INFO)
     from embedding_ft.backends import load_encoder
+    from embedding_ft.baselines import evaluate_bm25
     from embedding_ft.data import build_eval_set, load_dataset, split_by_query
     from embedding_ft.evaluation import make_evaluator
-    from embedding_ft.train import evaluate_bm25
 
     examples, beir = load_dataset(args.data, args.split)
     test = split_by_query(examples, args.test_size, args.seed)[1] if args.test_size else examples
