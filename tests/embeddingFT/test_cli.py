@@ -43,7 +43,8 @@ def test_evaluate_reports_bm25_and_model(tiny_beir, tmp_path, capsys):
     assert evaluate.main(["--model", "all-MiniLM-L6-v2", "--data", str(tiny_beir), "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["n"] == 40
-    assert set(result["metrics"]) == {"BM25", "all-MiniLM-L6-v2"}
+    assert set(result["metrics"]) == {"BM25", "all-MiniLM-L6-v2", "hybrid (BM25 + all-MiniLM-L6-v2)"}
+    assert 0 < result["metrics"]["hybrid (BM25 + all-MiniLM-L6-v2)"]["ndcg@10"] <= 1
     assert 0 < result["metrics"]["all-MiniLM-L6-v2"]["ndcg@10"] <= 1
 
 
