@@ -11,7 +11,7 @@ Quality (../shared/data/scifact, BEIR train split): 20% of the queries held out 
 seed, fine-tuning on the rest with mined negatives; NDCG@10 of BM25, the base model and the
 fine-tuned model (goal: fine-tuned >= base + 3 points and above BM25, in about 15 minutes).
 
-Writes embeddingFT/bench/results/bench_embed.json and bench_embed.md. key=value overrides
+Writes embeddingFT/bench/results/default/bench_embed.{json,md}. key=value overrides
 apply to the quality run's config (configs/scifact.yaml).
 """
 
@@ -20,30 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from embshared.bench import machine_facts, write_results
 from embshared.config import load_config
-from embshared.files import write_json, write_text
 from embshared.runtime import repo_root, seed_everything, setup_logging, shared_data_dir
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-
-
-def machine() -> dict:
-    import torch
-
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
+RESULTS = HERE / "results" / "default"
 
 
 def plain_trainer_rows_per_second(rows: list[dict], cfg) -> tuple[float, float]:
@@ -203,14 +190,12 @@ def quality(tmp: Path, overrides: list[str]) -> dict:
 def to_markdown(report: dict) -> str:
     from embshared.evaluate import format_table
 
-    m = report["machine"]
     lines = [
         "# embeddingFT benchmark",
         "",
-        f"Machine: {m['cores']} cores ({m['cpu']}), torch {m['torch']} with {m['torch_threads']} threads. "
-        f"Load average {m['load_average_at_start']:.1f} at the start, {m.get('load_average_at_end', float('nan')):.1f} at the end of the last run. "
         "Parts measured while the cores were shared with other jobs say so; there the CPU seconds and the "
-        "ratios measured in the same run are the better guide than wall-clock times.",
+        "ratios measured in the same run are the better guide than wall-clock times. The machine of the "
+        "last run is described at the end.",
         "",
     ]
     s = report.get("speed")
@@ -295,16 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     previous = RESULTS / "bench_embed.json"
     report: dict = json.loads(previous.read_text()) if previous.is_file() else {}
-    report["machine"] = machine()  # the parts not rerun keep their numbers
+    facts = machine_facts()  # the parts not rerun keep their numbers
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         if not args.skip_speed:
             report["speed"] = speed(Path(tmp), args.speed_sample)
         if not args.skip_quality:
             report["quality"] = quality(Path(tmp), args.overrides)
-    report["machine"]["load_average_at_end"] = os.getloadavg()[0]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS / "bench_embed.json", report)
-    write_text(RESULTS / "bench_embed.md", to_markdown(report))
+    report.pop("machine", None)
+    write_results(RESULTS, "bench_embed", report, to_markdown(report), facts=facts)
     print(to_markdown(report))
     return 0
 
