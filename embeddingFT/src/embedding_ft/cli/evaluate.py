@@ -10,15 +10,14 @@ so the numbers are on the same held-out queries; without, every query is evaluat
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from embedding_ft.backends import BACKENDS
 from embedding_ft.config import DEFAULT_METRICS
+from embshared.cli import start_run
 from embshared.errors import UserError, cli_entry
 from embshared.evaluate import format_table
 from embshared.files import write_json
-from embshared.runtime import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO)
+    start_run()
     from embedding_ft.backends import load_encoder
     from embedding_ft.baselines import evaluate_bm25
     from embedding_ft.data import build_eval_set, load_dataset, split_by_query

@@ -10,15 +10,14 @@ sentence-transformers' exporters put them; the command prints the file to load.
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import sysconfig
 from pathlib import Path
 
 from embedding_ft.export import BACKENDS, QUANTS, check_model_folder, export_model
+from embshared.cli import start_run
 from embshared.errors import UserError, cli_entry
 from embshared.files import atomic_dir
-from embshared.runtime import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO)
+    start_run()
     from embshared.models import resolve_model
 
     source = Path(resolve_model(args.model))

@@ -10,12 +10,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from embedding_ft.backends import BACKENDS
+from embshared.cli import start_run
 from embshared.errors import cli_entry
-from embshared.runtime import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO)
+    start_run()
     from embedding_ft.index import build_index
     from embshared.io import read_documents
 

@@ -8,15 +8,14 @@ python -m embedding_ft.cli.infer --model RUN/final_model --backend onnx --texts 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from embedding_ft.backends import BACKENDS
+from embshared.cli import start_run
 from embshared.errors import UserError, cli_entry
 from embshared.files import atomic_write
-from embshared.runtime import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--input needs --output FILE.npy")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
-    setup_logging(logging.WARNING)
+    start_run(quiet=True)
     texts = [t.strip() for t in args.texts.split("|") if t.strip()] if args.texts else []
     if args.texts and len(texts) < 1:
         raise UserError("--texts holds no text")

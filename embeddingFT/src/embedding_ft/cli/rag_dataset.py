@@ -15,13 +15,12 @@ records with a text field, or a .txt file with one document per line). Output: o
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from embshared.cli import start_run
 from embshared.errors import UserError, cli_entry
 from embshared.files import write_jsonl
 from embshared.io import DataError, read_documents, read_records
-from embshared.runtime import setup_logging
 
 QUESTION_FIELDS = ("question", "query", "text")
 
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
-    setup_logging(logging.INFO)
+    start_run()
     questions = read_questions(args.questions)
     docs = read_documents(args.documents)
     documents = dict(zip(docs.ids, docs.texts))

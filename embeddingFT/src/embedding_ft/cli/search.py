@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 from embedding_ft.backends import BACKENDS
+from embshared.cli import start_run
 from embshared.errors import UserError, cli_entry
-from embshared.runtime import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--top-k must be positive, got {args.top_k}")
     if not 0 <= args.weight <= 1:
         raise UserError(f"--weight must be in [0, 1], got {args.weight}")
-    setup_logging(logging.WARNING)
+    start_run(quiet=True)
     from embedding_ft.index import Searcher
 
     hits = Searcher(args.index, args.model, args.backend).search(args.query, args.top_k, args.hybrid, args.weight)

@@ -10,17 +10,17 @@ import argparse
 import logging
 
 from embedding_ft.config import TrainConfig
-from embshared.config import config_help, load_config
+from embshared.cli import add_config_arguments, config_from_args, start_run
+from embshared.config import config_help
 from embshared.errors import cli_entry
-from embshared.runtime import setup_logging
 
 DEFAULT_CONFIG = "embeddingFT/configs/default.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m embedding_ft.cli.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML or JSON config (default: {DEFAULT_CONFIG})")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_config_arguments(parser, TrainConfig)  # --config FILE, --<key> VALUE per key, trailing key=value
+    parser.set_defaults(config=DEFAULT_CONFIG)
     parser.add_argument("--keys", action="store_true", help="list every config key with its type and default, and exit")
     parser.add_argument("--dry-run", action="store_true", help="resolve and print the config, then exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, kind, default in config_help(TrainConfig):
             print(f"{key:36s} {kind:28s} {default!r}")
         return 0
-    cfg = load_config(TrainConfig, args.config, args.overrides)
-    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    cfg = config_from_args(TrainConfig, args)
+    start_run(seed=cfg.seed)
+    if args.verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
     if args.dry_run:
         import yaml
 
