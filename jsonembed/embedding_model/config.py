@@ -108,7 +108,7 @@ class JsonEmbedConfig:
         default=0.1, metadata=_help("rrf: weight of the model's ranking (BM25's is 1); see bench/results")
     )
     convex_dense_weight: float = field(
-        default=0.2, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets 1 - this)")
+        default=0.3, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets 1 - this)")
     )
 
     def validate(self) -> None:

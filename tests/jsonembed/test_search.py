@@ -14,7 +14,7 @@ from embedding_model.typos import EDITS, edit_word
 
 def test_fusion_settings_overrides():
     cfg = JsonEmbedConfig()
-    assert fusion_settings(cfg) == FusionSettings("convex", 60, 100, 0.1, 0.2)
+    assert fusion_settings(cfg) == FusionSettings("convex", 60, 100, 0.1, 0.3)
     assert fusion_settings(cfg, "convex", 0.4).convex_dense_weight == 0.4
     assert fusion_settings(cfg, "rrf", 0.3).rrf_dense_weight == 0.3
     assert fusion_settings(cfg, None, 0.3).convex_dense_weight == 0.3
