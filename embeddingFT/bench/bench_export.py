@@ -5,16 +5,17 @@
 All parts run in one process on the same machine and say what the load was:
 
 1. **Back ends** (``--model``, default the packaged MiniLM): sentences/s of PyTorch fp32, ONNX
-   (optimised fp32), ONNX int8, OpenVINO fp32 and OpenVINO int8 on 1,000 SciFact abstracts
-   (max_seq_length 256) and 1,000 short queries (SciFact claims, then PubMedQA questions),
-   batch 32, 2 threads each; mean and minimum cosine of each back end's embeddings to
-   PyTorch's; NDCG@10 of each on the 20% held-out SciFact train claims (seed 42) over the
-   full 5,183-abstract corpus. Targets: an int8 back end >= 2.0x PyTorch on abstracts and
+   (optimised fp32), ONNX int8, OpenVINO fp32 and OpenVINO int8 on ``--speed-texts`` (500)
+   SciFact abstracts (max_seq_length 256) and 1,000 short queries (SciFact claims, then
+   PubMedQA questions), batch 32, 2 threads each; mean and minimum cosine of each back end's
+   embeddings to PyTorch's; NDCG@10 of each on the 20% held-out SciFact train claims (seed 42)
+   over ``--ndcg-docs`` abstracts (1,500: every abstract those claims cite plus seeded others;
+   0 = all 5,183 — about 10 minutes per back end on 2 cores, so not the default). Targets: an int8 back end >= 2.0x PyTorch on abstracts and
    >= 3.0x on queries, mean cosine >= 0.99, NDCG@10 within 0.005.
 2. **Search latency** of ``embedding_ft.index.Searcher`` (what search-embed runs), query
-   encoding included, p50/p95 over 200 queries, dense and hybrid, over the 5,183 SciFact
-   abstracts and over 100k records (the abstracts' embeddings copied with small noise and
-   their texts with a copy number: synthetic, as the issue allows), PyTorch and ONNX int8.
+   encoding included, p50/p95 over 200 queries, dense and hybrid, over 5,183 and 100k records
+   (the evaluated abstracts' embeddings copied with small noise and their texts with a copy
+   number: synthetic, as the issue allows), PyTorch and ONNX int8.
 3. **Training memory**: the default ``make train-embed`` run (bundled sample, seed 42) with
    plain MNRL (the previous default) and with ``loss: auto`` (the new default), each in its
    own process with a cold mining cache: peak RSS, wall time, NDCG@10.
@@ -50,11 +51,11 @@ BACKENDS = [
 ]
 
 
-def texts_for_speed() -> tuple[list[str], list[str]]:
+def texts_for_speed(n_abstracts: int) -> tuple[list[str], list[str]]:
     from embshared.io import load_beir
 
     scifact = load_beir(shared_data_dir() / "scifact")
-    abstracts = list(scifact.corpus_texts().values())[:1000]
+    abstracts = list(scifact.corpus_texts().values())[:n_abstracts]
     queries = list(scifact.queries.values())
     pubmed = load_beir(shared_data_dir() / "pubmedqa")
     queries = (queries + list(pubmed.queries.values()))[:1000]
@@ -80,11 +81,21 @@ def load(model_dir: Path, backend: str, file_name: str | None, threads: int):
     return enc
 
 
-def heldout():
+def heldout(n_docs: int = 0):
+    """The held-out claims; with n_docs, over the abstracts they cite plus seeded others (n_docs in all)."""
+    import dataclasses
+    import random
+
     from embedding_ft.data import prepare
 
-    prepared = prepare(str(shared_data_dir() / "scifact"), "train", 0.2, 42)
-    return prepared.eval_set
+    eval_set = prepare(str(shared_data_dir() / "scifact"), "train", 0.2, 42).eval_set
+    if not n_docs or n_docs >= len(eval_set.corpus):
+        return eval_set
+    cited = {d for rel in eval_set.qrels.values() for d in rel}
+    others = sorted(set(eval_set.corpus) - cited)
+    keep = cited | set(random.Random(0).sample(others, max(0, n_docs - len(cited))))
+    corpus = {d: t for d, t in eval_set.corpus.items() if d in keep}
+    return dataclasses.replace(eval_set, corpus=corpus)
 
 
 def ndcg(encoder, eval_set, corpus_emb: np.ndarray | None = None) -> tuple[float, np.ndarray]:
@@ -104,15 +115,15 @@ def ndcg(encoder, eval_set, corpus_emb: np.ndarray | None = None) -> tuple[float
     return value["ndcg@10"], corpus_emb
 
 
-def backends_part(model_dir: Path, threads: int) -> tuple[dict, dict]:
+def backends_part(model_dir: Path, threads: int, n_abstracts: int, n_docs: int) -> tuple[dict, dict]:
     from embedding_ft.export import export_model
 
     for backend, quant in [("onnx", "none"), ("onnx", "int8"), ("openvino", "none"), ("openvino", "int8")]:
         start = time.perf_counter()
         export_model(model_dir, backend, quant)
         print(f"exported {backend} {quant} in {time.perf_counter() - start:.1f} s", flush=True)
-    abstracts, queries = texts_for_speed()
-    eval_set = heldout()
+    abstracts, queries = texts_for_speed(n_abstracts)
+    eval_set = heldout(n_docs)
     rows, reference, corpus_embeddings = {}, {}, {}
     for label, backend, file_name in BACKENDS:
         enc = load(model_dir, backend, file_name, threads)
@@ -137,11 +148,11 @@ def backends_part(model_dir: Path, threads: int) -> tuple[dict, dict]:
     return rows, {"eval_set": eval_set, "corpus_embeddings": corpus_embeddings}
 
 
-def search_part(model_dir: Path, threads: int, cache: dict, work: Path) -> dict:
+def search_part(model_dir: Path, threads: int, cache: dict, work: Path, n_docs: int) -> dict:
     from embedding_ft.index import Searcher, build_index
     from embshared.io import Documents
 
-    eval_set = cache.get("eval_set") or heldout()
+    eval_set = cache.get("eval_set") or heldout(n_docs)
     doc_ids = list(eval_set.corpus)
     texts = [eval_set.corpus[d] for d in doc_ids]
     queries = list(eval_set.queries.values())
@@ -152,16 +163,16 @@ def search_part(model_dir: Path, threads: int, cache: dict, work: Path) -> dict:
         emb = cache.get("corpus_embeddings", {}).get(label)
         if emb is None:
             emb = np.asarray(enc.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32)
-        rng = np.random.default_rng(0)
-        sizes = {"5,183 SciFact abstracts": (doc_ids, texts, emb)}
-        copies = -(-100_000 // len(doc_ids))
-        big_emb = np.concatenate([emb + rng.normal(0, 0.02, emb.shape).astype(np.float32) for _ in range(copies)])[
-            :100_000
-        ]
-        big_emb /= np.linalg.norm(big_emb, axis=1, keepdims=True)
-        big_ids = [f"{d}-{c}" for c in range(copies) for d in doc_ids][:100_000]
-        big_texts = [f"{t} [copy {c}]" for c in range(copies) for t in texts][:100_000]
-        sizes["100k records (synthetic copies)"] = (big_ids, big_texts, big_emb)
+        sizes = {}
+        for n, name in ((5_183, "5,183 records (SciFact's size)"), (100_000, "100k records")):
+            rng = np.random.default_rng(0)
+            copies = -(-n // len(doc_ids))
+            noisy = [emb] + [emb + rng.normal(0, 0.02, emb.shape).astype(np.float32) for _ in range(copies - 1)]
+            vectors = np.concatenate(noisy)[:n]
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            ids = [f"{d}-{c}" for c in range(copies) for d in doc_ids][:n]
+            txts = [f"{t} [copy {c}]" if c else t for c in range(copies) for t in texts][:n]
+            sizes[name] = (ids, txts, vectors)
         for size, (ids, txts, vectors) in sizes.items():
             folder = work / f"index-{backend}-{len(ids)}"
             build_index(folder, Documents(ids, txts, "bench"), str(model_dir), backend, file_name, embeddings=vectors)
@@ -229,9 +240,10 @@ def to_markdown(report: dict) -> str:
         lines += [
             f"## Back ends ({report['model']})",
             "",
-            "1,000 SciFact abstracts (256 tokens max) and 1,000 short queries, batch 32, "
+            f"{report.get('speed_texts', 1000)} SciFact abstracts (256 tokens max) and 1,000 short queries, batch 32, "
             f"{report['threads']} threads; cosine to PyTorch fp32's embeddings; NDCG@10 on the 20% held-out "
-            "SciFact train claims over all 5,183 abstracts.",
+            f"SciFact train claims over {report.get('ndcg_docs') or 5183} abstracts (every abstract they cite "
+            "plus seeded others).",
             "",
             "| back end | abstracts/s | x | queries/s | x | cosine mean (abstracts / queries) | cosine min | NDCG@10 | delta |",
             "|---|---:|---:|---:|---:|---|---:|---:|---:|",
@@ -252,6 +264,9 @@ def to_markdown(report: dict) -> str:
     if s:
         lines += [
             "## Search latency (Searcher.search, query encoding included, 200 queries, top 10)",
+            "",
+            "Collections: the evaluated abstracts' embeddings and texts, repeated with small noise (synthetic "
+            "copies) up to the size.",
             "",
             "| query encoder | collection | mode | p50 ms | p95 ms | mean ms |",
             "|---|---|---|---:|---:|---:|",
@@ -289,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-backends", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--speed-texts", type=int, default=500, help="abstracts timed per back end")
+    parser.add_argument("--ndcg-docs", type=int, default=1500, help="abstracts NDCG@10 ranks (0: all 5,183)")
     args = parser.parse_args(argv)
     setup_logging()
     import torch
@@ -302,20 +319,22 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     previous = RESULTS / "export.json"
     report = json.loads(previous.read_text()) if previous.is_file() else {}
-    report.update(model=args.model, threads=args.threads)
+    report.update(model=args.model, threads=args.threads, speed_texts=args.speed_texts, ndcg_docs=args.ndcg_docs)
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         work = Path(tmp)
         model_dir = work / "model"
         shutil.copytree(resolve_model(args.model), model_dir)
         cache: dict = {}
         if not args.skip_backends:
-            report["backends"], cache = backends_part(model_dir, args.threads)
+            report["backends"], cache = backends_part(model_dir, args.threads, args.speed_texts, args.ndcg_docs)
+            write_results(RESULTS, "export", report, to_markdown(report), facts=facts)  # kept if a later part fails
         if not args.skip_search:
             if args.skip_backends:
                 from embedding_ft.export import export_model
 
                 export_model(model_dir, "onnx", "int8")
-            report["search"] = search_part(model_dir, args.threads, cache, work)
+            report["search"] = search_part(model_dir, args.threads, cache, work, args.ndcg_docs)
+            write_results(RESULTS, "export", report, to_markdown(report), facts=facts)
         if not args.skip_memory:
             report["memory"] = memory_part(work, args.threads)
     write_results(RESULTS, "export", report, to_markdown(report), facts=facts)
