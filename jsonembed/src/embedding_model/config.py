@@ -15,8 +15,9 @@ from typing import Literal
 from embshared.config import ConfigError, load_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-#: ``jsonembed/``: the folder holding ``config/default.yaml`` (the CLI also finds it from any cwd).
-PROJECT_DIR = PACKAGE_DIR.parent
+#: ``jsonembed/`` (``jsonembed/src/embedding_model/../..``): the folder holding ``config/default.yaml``
+#: (the CLI also finds it from any cwd).
+PROJECT_DIR = PACKAGE_DIR.parents[1]
 DEFAULT_CONFIG = "config/default.yaml"
 
 
