@@ -1,6 +1,7 @@
 """Text collections used for training and benchmarks: STS-B sentences and SciFact titles.
 
-The STS-B files are read by :func:`embshared.io.read_sts` (tab-separated, no header).
+The STS-B files are read by :func:`embshared.io.read_sts` (tab-separated, no header);
+:func:`read_texts` reads a command line's ``stsb:<folder>``, ``scifact:<folder>`` or text file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embshared.errors import UserError
 from embshared.io import document_text, load_beir, read_sts
 
 
@@ -32,6 +34,33 @@ def scifact_titles(folder: str | os.PathLike) -> list[str]:
     """The unique titles of a BEIR SciFact corpus (falling back to the text's start)."""
     data = load_beir(folder)
     return unique((doc.get("title") or document_text(doc)[:200]).strip() for doc in data.corpus.values())
+
+
+#: ``<kind>:<folder>`` sources of :func:`read_texts`
+SOURCES = {
+    "stsb": lambda folder: sts_sentences(folder, "train"),
+    "stsb-dev": lambda folder: sts_sentences(folder, "dev"),
+    "scifact": scifact_titles,
+}
+
+
+def read_texts(spec: str) -> list[str]:
+    """Sentences from ``stsb:<folder>``, ``stsb-dev:<folder>``, ``scifact:<folder>`` or a text file (one a line)."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in SOURCES:
+        return SOURCES[kind](rest)
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"{spec}: no such file (or use stsb:<folder>, scifact:<folder>)")
+    return unique(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def sample_texts(texts: list[str], n: int, seed: int = 0) -> list[str]:
+    """At most ``n`` of ``texts`` (a fixed random choice kept in order); all of them when ``n`` is 0."""
+    if not n:
+        return texts
+    rng = np.random.default_rng(seed)
+    return [texts[i] for i in sorted(rng.choice(len(texts), min(n, len(texts)), replace=False))]
 
 
 def heldout_picks(train_texts: list[str], dev_texts: list[str], n: int, seed: int = 0) -> list[int]:

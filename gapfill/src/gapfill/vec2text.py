@@ -579,6 +579,33 @@ def train(
     return log
 
 
+def train_on_texts(
+    texts: list[str], config: Vec2TextConfig, device: str | None = None, cache_dir: str | Path | None = None
+) -> tuple[Vec2Text, list[dict[str, float]]]:
+    """A model trained on ``texts`` from scratch: the sentence model of ``config.embedder``
+    embeds them (cached on disk under ``cache_dir``), SmolLM2 is wrapped by :meth:`Vec2Text.build`,
+    and :func:`train` runs on :func:`make_examples`, up to 64 examples (a tenth) held out.
+
+    Returns:
+        The model and the training log (its last entry the held-out loss).
+    """
+    from embshared.bench import cached_embeddings
+    from embshared.models import load_sentence_transformer, load_smollm2
+    from embshared.runtime import pick_device
+
+    device = pick_device(device)
+    embed = sentence_embedder(load_sentence_transformer(config.embedder, device=device))
+    start = time.perf_counter()
+    emb = cached_embeddings(texts, embed, cache_dir, config.embedder)
+    logger.info("embedded in %.0f s", time.perf_counter() - start)
+    lm, tokenizer = load_smollm2(device=device)
+    model = Vec2Text.build(lm, tokenizer, emb.shape[1], config).to(device)
+    examples = make_examples(model, texts, emb, embed, config.correction_fraction, config.seed)
+    n_val = min(64, len(examples) // 10)
+    log = train(model, examples[n_val:], val_examples=examples[:n_val])
+    return model, log
+
+
 @torch.no_grad()
 def evaluate_loss(model: Vec2Text, examples: list[dict], batch_size: int = 16) -> float:
     """Mean loss over examples (per batch, averaged)."""
