@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         "texts": [train_texts[j] for j in retrieved],
         "cosines": [float(sims[i, j]) for i, j in enumerate(retrieved)],
     }
-    search = cfg.search if cfg.use_search else False
     vocabulary = None
     if cfg.use_search and cfg.search.word_rounds:
         # the words of the training sentences (never of the held-out targets)
@@ -142,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     rewriter = None
     if cfg.use_search and (cfg.search.rewrite or cfg.search.fluent_margin > 0):
         rewriter = Rewriter(base_lm, tokenizer)  # the plain LM (the model's own may be trained)
+    correctors = v2t.Correctors(cfg.search if cfg.use_search else None, vocabulary, rewriter)
     budget = cfg.max_seconds or None
     plain, plain_seconds = [], []
     for i, target in enumerate(targets if cfg.plain_search else []):
@@ -154,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         initial = [train_texts[retrieved[i]]] if cfg.init_retrieval else []
         traces.append(
-            v2t.invert(
-                model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary, rewriter, budget
-            )
+            v2t.invert(model, target, embed, cfg.num_steps, cfg.beam_width, correctors, initial, max_seconds=budget)
         )
         seconds.append(time.perf_counter() - start)
         logger.info("%d/%d %.1fs cos by step %s | %s -> %s", i + 1, len(targets), seconds[-1],
@@ -226,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             initial = [train_texts[j]] if cfg.init_retrieval else []
             trace = v2t.invert(
-                model, target, embed, cfg.num_steps, cfg.beam_width, search, initial, vocabulary, rewriter, budget
+                model, target, embed, cfg.num_steps, cfg.beam_width, correctors, initial, max_seconds=budget
             )
             secs = time.perf_counter() - start
             text_emb = embed([trace[-1].text])[0]

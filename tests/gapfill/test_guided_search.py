@@ -117,7 +117,7 @@ def test_guided_correction_step_never_lowers_the_cosine(tiny_lm_session, embed_f
         start_text = texts[(i + 1) % len(texts)]
         start_emb = embed_fn([start_text])[0]
         start = v2t.Step(start_text, float(start_emb @ target))
-        step, emb = v2t.correction_step(model, target, embed_fn, start, start_emb, beam_width=2, search=search)
+        step, emb = v2t.correction_step(model, target, embed_fn, start, start_emb, 2, v2t.Correctors(search))
         assert step.cosine >= start.cosine
         assert step.cosine == pytest.approx(float(embed_fn([step.text])[0] @ target), abs=1e-5)
         np.testing.assert_allclose(emb, embed_fn([step.text])[0], atol=1e-6)
@@ -132,7 +132,7 @@ def test_invert_with_search_is_monotone_and_search_only_works(tiny_lm_session, e
         copy.deepcopy(lm), tok, 32, Vec2TextConfig(projector_hidden=32, num_prefix=2, max_new_tokens=6)
     )
     search = GuidedSearchConfig(beam_width=2, top_k=4, max_new_tokens=6)
-    steps = v2t.invert(model, embed_fn(["a red dog runs"])[0], embed_fn, num_steps=2, beam_width=0, search=search)
+    steps = v2t.invert(model, embed_fn(["a red dog runs"])[0], embed_fn, 2, 0, v2t.Correctors(search))
     assert len(steps) == 3 and all(s.source in {"search", "refine", "previous"} for s in steps)
     cos = [s.cosine for s in steps]
     assert cos == sorted(cos)

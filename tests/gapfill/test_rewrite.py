@@ -8,6 +8,7 @@ import torch
 from gapfill import vec2text as v2t
 from gapfill.config import GuidedSearchConfig, Vec2TextConfig
 from gapfill.rewrite import Rewriter, choose
+from gapfill.vec2text import inversion
 
 SMALL = {"projector_hidden": 64, "num_prefix": 2, "max_new_tokens": 6, "batch_size": 4, "warmup_steps": 1}
 SEARCH = GuidedSearchConfig(beam_width=2, top_k=3, max_new_tokens=4, refine_rounds=0, word_rounds=0)
@@ -67,15 +68,16 @@ def test_correction_with_rewrites_never_returns_a_worse_cosine(tiny_lm_session, 
     model = v2t.Vec2Text.build(copy.deepcopy(lm), tok, 32, Vec2TextConfig(**SMALL))
     rewriter = Rewriter(lm, tok)
     search = GuidedSearchConfig(**{**SEARCH.__dict__, "fluent_margin": 0.5})
+    correctors = v2t.Correctors(search, rewriter=rewriter)
     for text, start_text in [("the cat sits on the mat", "mat the cat"), ("two dogs run in a field", "dogs field")]:
         target = embed_fn([text])[0]
         start_emb = embed_fn([start_text])[0]
         start = v2t.Step(start_text, float(start_emb @ target))
-        step, emb = v2t.correction_step(model, target, embed_fn, start, start_emb, 2, search, rewriter=rewriter)
+        step, emb = v2t.correction_step(model, target, embed_fn, start, start_emb, 2, correctors)
         assert step.cosine >= start.cosine
         assert "rewrite" in step.sources
         np.testing.assert_allclose(emb, embed_fn([step.text])[0], atol=1e-6)
-    steps = v2t.invert(model, embed_fn(["a woman slices an onion"])[0], embed_fn, 2, 2, search, rewriter=rewriter)
+    steps = v2t.invert(model, embed_fn(["a woman slices an onion"])[0], embed_fn, 2, 2, correctors)
     cos = [s.cosine for s in steps]
     assert cos == sorted(cos)
 
@@ -87,17 +89,17 @@ def test_a_step_keeps_the_fluent_proposal_within_the_margin(tiny_lm_session, emb
     rewriter = Rewriter(lm, tok)
     target = embed_fn(["the cat sits on the mat"])[0]
     closest, fluent = "the cat sits on the mat", "the cat sits on a mat"
-    monkeypatch.setattr(v2t, "_propose", lambda *a, **k: [(closest, "words"), (fluent, "rewrite")])
+    monkeypatch.setattr(inversion, "_propose", lambda *a, **k: [(closest, "words"), (fluent, "rewrite")])
     monkeypatch.setattr(rewriter, "fluency", lambda texts: [{closest: -9.0, fluent: -1.0}[t] for t in texts])
     cos_fluent = float(embed_fn([fluent])[0] @ target)
     start_emb = embed_fn(["a dog"])[0]
     start = v2t.Step("a dog", float(start_emb @ target))
     assert start.cosine < cos_fluent < 1.0
     wide = GuidedSearchConfig(fluent_margin=1.0)
-    step, _ = v2t.correction_step(model, target, embed_fn, start, start_emb, 0, wide, rewriter=rewriter)
+    step, _ = v2t.correction_step(model, target, embed_fn, start, start_emb, 0, v2t.Correctors(wide, rewriter=rewriter))
     assert step.text == fluent and step.source == "rewrite" and step.cosine == pytest.approx(cos_fluent)
     # a margin smaller than the gap, no margin, or no rewriter: the closest proposal wins
     narrow = GuidedSearchConfig(fluent_margin=(1.0 - cos_fluent) / 2)
     for search, rw in [(narrow, rewriter), (GuidedSearchConfig(fluent_margin=0.0), rewriter), (wide, None)]:
-        step, _ = v2t.correction_step(model, target, embed_fn, start, start_emb, 0, search, rewriter=rw)
+        step, _ = v2t.correction_step(model, target, embed_fn, start, start_emb, 0, v2t.Correctors(search, rewriter=rw))
         assert step.text == closest

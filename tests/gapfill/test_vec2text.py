@@ -140,3 +140,17 @@ def test_perplexity_is_finite_and_positive(tiny_lm_session):
     lm, tok = tiny_lm_session
     ppl = v2t.perplexity(lm, tok, TEXTS)
     assert math.isfinite(ppl) and ppl > 1
+
+
+def test_correctors_name_the_search_as_the_model_config_does():
+    from gapfill.config import GuidedSearchConfig
+
+    on, off = Vec2TextConfig(use_search=True), Vec2TextConfig(use_search=False)
+    own = GuidedSearchConfig(beam_width=2)
+    assert v2t.Correctors.of(on).search is on.search and v2t.Correctors.of(off).search is None
+    assert v2t.Correctors.of(off, True).search is off.search and v2t.Correctors.of(on, False).search is None
+    assert v2t.Correctors.of(off, own, vocabulary=None).search is own
+    rewriter = object()
+    assert v2t.Correctors(own).fluent_margin == 0.0  # no rewriter: the closest proposal wins
+    assert v2t.Correctors(own, rewriter=rewriter).fluent_margin == own.fluent_margin == 0.02
+    assert v2t.Correctors(None, rewriter=rewriter).fluent_margin == 0.0

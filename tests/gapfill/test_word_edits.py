@@ -73,8 +73,8 @@ def test_invert_uses_word_edits_only_with_a_vocabulary(tiny_lm_session, embed_fn
     search = GuidedSearchConfig(beam_width=2, top_k=4, max_new_tokens=6, refine_rounds=0, word_rounds=3)
     target = embed_fn(["stock prices fell today"])[0]
     vocab = Vocabulary.from_texts(COLLECTION, embed_fn)
-    with_words = v2t.invert(model, target, embed_fn, num_steps=1, beam_width=0, search=search, vocabulary=vocab)
-    without = v2t.invert(model, target, embed_fn, num_steps=1, beam_width=0, search=search)
+    with_words = v2t.invert(model, target, embed_fn, 1, 0, v2t.Correctors(search, vocab))
+    without = v2t.invert(model, target, embed_fn, 1, 0, v2t.Correctors(search))
     assert all("words" not in s.sources for s in without)
     assert any("words" in s.sources for s in with_words)
     assert with_words[-1].cosine >= without[-1].cosine

@@ -12,11 +12,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from gapfill.config import GuidedSearchConfig
 from gapfill.parametric_umap import ParametricUMAP
-from gapfill.rewrite import Rewriter
-from gapfill.vec2text import EmbedFn, Vec2Text, invert
-from gapfill.word_edits import Vocabulary
+from gapfill.vec2text import Correctors, EmbedFn, Vec2Text, invert
 
 
 @dataclass
@@ -58,10 +55,8 @@ def generate_at(
     coords: np.ndarray | None = None,
     num_steps: int | None = None,
     beam_width: int | None = None,
-    search: GuidedSearchConfig | bool | None = None,
+    correctors: Correctors | None = None,
     initial: Sequence[str] = (),
-    vocabulary: Vocabulary | None = None,
-    rewriter: Rewriter | None = None,
 ) -> Generation:
     """Generate text for a map point and measure where it lands.
 
@@ -72,14 +67,13 @@ def generate_at(
         embed: the embedding function the model inverts.
         coords: (n, 2) document coordinates, for the spacing and nearest document.
         num_steps, beam_width: correction settings (default: the model's config).
-        search: the guided search's settings, True/False, or None for the model's config.
+        correctors: what the correction steps run beside the beams (guided search, word edits
+            with e.g. the documents' vocabulary, fluent rewrites); None: the model's config.
         initial: extra starting hypotheses (e.g. the nearest document's text).
-        vocabulary: words for the word edits of the correction steps (e.g. the documents').
-        rewriter: a plain instruction LM for fluent rewrites inside the steps.
     """
     point = np.asarray(point, dtype=np.float32)
     target = decode_point(umap, point)
-    steps = invert(model, target, embed, num_steps, beam_width, search, initial, vocabulary, rewriter)
+    steps = invert(model, target, embed, num_steps, beam_width, correctors, initial)
     text = steps[-1].text
     text_emb = embed([text])[0]
     landed = umap.transform(text_emb[None])[0]

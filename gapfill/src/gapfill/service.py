@@ -362,12 +362,8 @@ class GapFillService:
             idx = np.random.default_rng(self.config.seed).choice(
                 len(self.texts), min(req.vec2text_samples, len(self.texts)), replace=False
             )
-            vocab = self.vocabulary()
-            rewriter = self.rewriter()
-            traces = [
-                v2t.invert(self.vec2text, self.embeddings[i], self.embed, vocabulary=vocab, rewriter=rewriter)
-                for i in idx
-            ]
+            correctors = v2t.Correctors.of(self.vec2text.config, None, self.vocabulary(), self.rewriter())
+            traces = [v2t.invert(self.vec2text, self.embeddings[i], self.embed, correctors=correctors) for i in idx]
             n_steps = len(traces[0])
             out["vec2text"] = {
                 "samples": len(idx),
@@ -405,10 +401,13 @@ class GapFillService:
             self.coords,
             req.num_steps,
             req.beam_width,
-            search=req.guided_search,
+            correctors=v2t.Correctors.of(
+                self.vec2text.config,
+                req.guided_search,
+                vocabulary=self.vocabulary() if req.word_edits else None,
+                rewriter=self.rewriter() if req.rewrite else None,
+            ),
             initial=initial,
-            vocabulary=self.vocabulary() if req.word_edits else None,
-            rewriter=self.rewriter() if req.rewrite else None,
         )
         out = gen.to_dict()
         if gen.nearest_document is not None:

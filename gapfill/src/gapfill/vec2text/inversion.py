@@ -1,0 +1,234 @@
+"""Inversion: an embedding back to text by a zero-step guess and correction steps.
+
+Each step proposes texts (the model's beams and, with :class:`Correctors`, the guided search,
+token edits, word edits and a fluent rewrite), embeds them and keeps the closest to the target,
+never a worse one than it started from; ``invert_embeddings(embeddings, model, embed, num_steps)``
+mirrors the public API of jxmorris12/vec2text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embshared.errors import UserError
+from gapfill.config import GuidedSearchConfig, Vec2TextConfig
+from gapfill.embed_cache import EmbeddingCache
+from gapfill.guided_search import guided_search, refine
+from gapfill.rewrite import Rewriter, choose
+from gapfill.vec2text.model import EmbedFn, Vec2Text
+from gapfill.word_edits import Vocabulary, refine_words
+
+
+@dataclass
+class Step:
+    """The best hypothesis after one step of inversion."""
+
+    text: str
+    cosine: float
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    source: str = "beam"  # what produced the kept text: beam, search, refine, words, rewrite, initial, previous
+    sources: list[str] = field(default_factory=list)  # what produced each candidate
+    seconds: float = 0.0  # since the inversion started, when this step ended
+
+
+@dataclass(frozen=True)
+class Correctors:
+    """What every inversion step runs beside the model's beams (all off by default).
+
+    Args:
+        search: the embedding-guided search (with the model proposing tokens) and the LM token
+            edits (``refine_rounds``); None: beams only. Its settings also switch the two below.
+        vocabulary: words for the word edits of every step (with ``search.word_rounds``),
+            e.g. :meth:`~gapfill.word_edits.Vocabulary.from_texts` of the collection.
+        rewriter: a plain instruction LM that rewrites each step's text fluently (with
+            ``search.rewrite``) and makes each step prefer fluent proposals (``search.fluent_margin``).
+    """
+
+    search: GuidedSearchConfig | None = None
+    vocabulary: Vocabulary | None = None
+    rewriter: Rewriter | None = None
+
+    @classmethod
+    def of(
+        cls,
+        config: Vec2TextConfig,
+        search: GuidedSearchConfig | bool | None = None,
+        vocabulary: Vocabulary | None = None,
+        rewriter: Rewriter | None = None,
+    ) -> Correctors:
+        """Correctors with the search named as a model's config does: ``search`` a config, True
+        (``config.search``), False (beams only) or None (``config.use_search`` decides)."""
+        if search is None:
+            search = config.search if config.use_search else None
+        elif search is True:
+            search = config.search
+        return cls(search or None, vocabulary, rewriter)
+
+    @property
+    def fluent_margin(self) -> float:
+        """Cosine a step gives up for fluency (:func:`gapfill.rewrite.choose`): only with a rewriter."""
+        return self.search.fluent_margin if self.search is not None and self.rewriter is not None else 0.0
+
+
+NO_CORRECTORS = Correctors()
+
+
+def _pick(
+    target: np.ndarray, texts: list[str], embed: EmbedFn, floor: float, correctors: Correctors
+) -> tuple[int | None, np.ndarray, list[float]]:
+    """Which proposal a step keeps (see :func:`gapfill.rewrite.choose`), with all embeddings and cosines."""
+    emb = embed(texts)  # (n, dim)
+    cos = [float(c) for c in emb @ (target / max(np.linalg.norm(target), 1e-12))]
+    margin = correctors.fluent_margin
+    fluency = (lambda idx: correctors.rewriter.fluency([texts[i] for i in idx])) if margin > 0 else None
+    return choose(cos, floor, margin, fluency), emb, cos
+
+
+def _propose(
+    model: Vec2Text,
+    target: np.ndarray,
+    beam_width: int,
+    correctors: Correctors,
+    embed: EmbedFn,
+    hypothesis: str | None = None,
+    hyp_emb: np.ndarray | None = None,
+) -> list[tuple[str, str]]:
+    """(text, source) proposals of one step: the model's beams, plus the guided search's best text
+    and LM-proposed edits (:func:`~gapfill.guided_search.refine`) of the hypothesis (or, at step
+    0, of the search's text), both with the model conditioned on the target proposing tokens;
+    with a ``vocabulary`` and ``search.word_rounds``, also word edits
+    (:func:`~gapfill.word_edits.refine_words`) of the LM-edited text; with a ``rewriter`` and
+    ``search.rewrite``, a fluent rewrite (:class:`~gapfill.rewrite.Rewriter`) of the last of them."""
+    search, vocabulary, rewriter = correctors.search, correctors.vocabulary, correctors.rewriter
+    out = []
+    if beam_width:
+        out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
+    if search is not None:
+        best, _ = guided_search(model.proposer(target, hypothesis, hyp_emb), target, embed, search)
+        if best.text.strip():
+            out.append((best.text, "search"))
+        start = hypothesis if hypothesis is not None else best.text
+        if search.refine_rounds and start.strip():
+            edited = refine(model.proposer(target), start, target, embed, search)
+            if edited.text.strip() and edited.text != start:
+                out.append((edited.text, "refine"))
+                start = edited.text
+        if vocabulary is not None and search.word_rounds and start.strip():
+            worded = refine_words(
+                start,
+                target,
+                embed,
+                vocabulary,
+                model.proposer(target),
+                rounds=search.word_rounds,
+                top_words=search.word_top_k,
+                rescored=search.refine_rescored,
+                fluency_weight=search.fluency_weight,
+            )
+            if worded.text.strip() and worded.text != start:
+                out.append((worded.text, "words"))
+                start = worded.text
+        if rewriter is not None and search.rewrite and start.strip():
+            rewritten = rewriter.rewrite(start, target, embed, search)
+            if rewritten.text.strip() and rewritten.text != start:
+                out.append((rewritten.text, "rewrite"))
+    return out
+
+
+def correction_step(
+    model: Vec2Text,
+    target: np.ndarray,
+    embed: EmbedFn,
+    start: Step,
+    start_emb: np.ndarray,
+    beam_width: int,
+    correctors: Correctors = NO_CORRECTORS,
+) -> tuple[Step, np.ndarray]:
+    """One round of correction: propose texts conditioned on (target, start), keep the closest
+    (with a rewriter: the most fluent within ``search.fluent_margin`` of the closest).
+
+    The proposals are ``beam_width`` beams of the model and those of the ``correctors``
+    (none by default). Only proposals closer to the target than ``start`` can replace it, so
+    the result is never further from the target than ``start``.
+    """
+    proposals = _propose(model, target, beam_width, correctors, embed, start.text, start_emb)
+    if not proposals:
+        return Step(start.text, start.cosine, [], "previous"), start_emb
+    texts = [t for t, _ in proposals]
+    i, emb, all_cos = _pick(target, texts, embed, start.cosine, correctors)
+    candidates = list(zip(texts, all_cos))
+    sources = [src for _, src in proposals]
+    if i is not None:
+        return Step(texts[i], all_cos[i], candidates, sources[i], sources), emb[i]
+    return Step(start.text, start.cosine, candidates, "previous", sources), start_emb
+
+
+def invert(
+    model: Vec2Text,
+    target: np.ndarray,
+    embed: EmbedFn,
+    num_steps: int | None = None,
+    beam_width: int | None = None,
+    correctors: Correctors | None = None,
+    initial: Sequence[str] = (),
+    max_seconds: float | None = None,
+) -> list[Step]:
+    """Invert one embedding; returns the best hypothesis after step 0 (zero-step) and each correction.
+
+    Embeddings are memoised for the whole inversion (:class:`~gapfill.embed_cache.EmbeddingCache`):
+    the steps propose many texts again. Each step records when it ended (``Step.seconds``).
+
+    Args:
+        num_steps, beam_width: correction steps and beams per step (default: the model's config).
+        correctors: what every step runs beside the beams; None: ``Correctors.of(model.config)``
+            (the model's guided search if its ``config.use_search``, no word edits or rewrites).
+        initial: extra starting hypotheses competing at step 0 (e.g. the nearest known text;
+            source "initial"), which the corrections then edit.
+        max_seconds: a time budget: no correction step starts when the last step's duration
+            would take the inversion past it (so fewer than ``num_steps`` may run).
+    """
+    start = time.perf_counter()
+    cfg = model.config
+    if not isinstance(embed, EmbeddingCache):
+        embed = EmbeddingCache(embed)
+    correctors = Correctors.of(cfg) if correctors is None else correctors
+    num_steps = cfg.num_steps if num_steps is None else num_steps
+    beam_width = cfg.beam_width if beam_width is None else beam_width
+    target = np.asarray(target, dtype=np.float32)
+    target = target / max(float(np.linalg.norm(target)), 1e-12)
+    proposals = _propose(model, target, beam_width, correctors, embed)
+    proposals += [(t, "initial") for t in initial if t.strip()]
+    proposals = proposals or [("", "beam")]
+    texts = [t for t, _ in proposals]
+    i, embs, all_cos = _pick(target, texts, embed, -np.inf, correctors)
+    sources = [src for _, src in proposals]
+    steps = [Step(texts[i], all_cos[i], list(zip(texts, all_cos)), sources[i], sources)]
+    steps[0].seconds = time.perf_counter() - start
+    emb = embs[i]
+    for _ in range(num_steps):
+        last = steps[-1].seconds - (steps[-2].seconds if len(steps) > 1 else 0.0)
+        if max_seconds is not None and steps[-1].seconds + last > max_seconds:
+            break
+        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, correctors)
+        step.seconds = time.perf_counter() - start
+        steps.append(step)
+    return steps
+
+
+def invert_embeddings(
+    embeddings: np.ndarray,
+    model: Vec2Text,
+    embed: EmbedFn,
+    num_steps: int | None = None,
+    beam_width: int | None = None,
+    correctors: Correctors | None = None,
+) -> list[str]:
+    """Texts whose embeddings are close to the rows of ``embeddings`` (n, dim)."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or embeddings.shape[1] != model.embed_dim:
+        raise UserError(f"embeddings must have shape (n, {model.embed_dim}), got {tuple(embeddings.shape)}")
+    return [invert(model, e, embed, num_steps, beam_width, correctors)[-1].text for e in embeddings]
