@@ -25,7 +25,7 @@ RAGCUN_TEST_DATA ?= $(RAGCUN_DATA)/test_eval.json
 RAGCUN_EVAL_OUTPUT ?= $(RAGCUN_OUT)/eval_results.json
 RAGCUN_BENCH_ARGS ?=
 
-CLEAN_PATHS += $(RAGCUN_OUT) $(RAGCUN_DIR)/bench/results/*.tmp
+CLEAN_PATHS += $(RAGCUN_OUT) $(RAGCUN_DIR)/bench/results/*/*.tmp
 
 .PHONY: ragcun-prepare ragcun-train ragcun-eval bench-ragcun
 ragcun-prepare: setup ## ragcun: inverse-cloze pairs from RAGCUN_DOCUMENTS, split by document into RAGCUN_DATA

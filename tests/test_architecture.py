@@ -162,3 +162,80 @@ def test_relative_imports_resolve(tmp_path, relative):
     path = tmp_path / "m.py"
     path.write_text(statement + "\n")
     assert expected in imports_of(path, "p.q.m")
+
+
+SUBPROJECTS = [owner for package, owner in PACKAGES.items() if owner != "shared"]
+
+
+@pytest.mark.parametrize("package", [p for p, owner in PACKAGES.items() if owner != "shared"])
+def test_every_subproject_has_the_same_plan(package):
+    """<sub>/src/<package>/cli/, pyproject.toml, README.md, bench/results/<variant>/ holding results only."""
+    owner = REPO / PACKAGES[package]
+    assert (owner / "src" / package / "__init__.py").is_file(), f"{owner.name}: no src/{package}/"
+    assert (owner / "src" / package / "cli" / "__init__.py").is_file(), f"{owner.name}: no src/{package}/cli/"
+    assert (owner / "pyproject.toml").is_file() and (owner / "README.md").is_file()
+    results = owner / "bench" / "results"
+    if results.is_dir():
+        loose = [p.name for p in results.iterdir() if p.is_file() and p.name != ".gitignore"]
+        assert not loose, f"{results}: results belong in <variant>/ folders: {loose}"
+        code = [str(p.relative_to(REPO)) for p in results.rglob("*.py")]
+        assert not code, f"code inside bench results: {code}"
+
+
+def _architecture_names() -> list[str]:
+    import re
+
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    return sorted(set(re.findall(r"`([^`\n]+)`", text)))
+
+
+def _exists(name: str) -> bool:
+    """A path from the repository root, the shared package or a subproject's package; or a module."""
+    import importlib.util
+
+    bases = [REPO, REPO / "shared" / "embshared"]
+    bases += [d for p, owner in PACKAGES.items() if (d := package_dir(REPO, p, owner)) is not None]
+    bases += [REPO / owner for owner in SUBPROJECTS]  # `configs/`, `bench/` of some subproject
+    if "/" in name or name.endswith((".py", ".md", ".yaml", ".mk")):
+        if "/" not in name:  # a bare file name: somewhere in a package or at the root
+            return any((base / name).exists() for base in bases) or any(any(base.rglob(name)) for base in bases[1:])
+        return any((base / name.rstrip("/")).exists() for base in bases)
+    return importlib.util.find_spec(name) is not None
+
+
+def test_architecture_md_names_only_what_exists():
+    """Every path, file and module ARCHITECTURE.md names in backticks exists (placeholders with <> skipped)."""
+    checked, missing = 0, []
+    for name in _architecture_names():
+        name = name.split("(")[0].strip()  # `load_encoder(folder, ...)` -> load_encoder
+        if not name or any(c in name for c in "<>=*[] ") or name.startswith(("-", "make", "python")):
+            continue
+        if "/" not in name and "." not in name:
+            continue  # plain words (function or class names): the modules named beside them are checked
+        if "." in name and "/" not in name and not name.endswith((".py", ".md", ".yaml", ".mk", ".json", ".jsonl")):
+            top = name.split(".")[0]
+            if top not in PACKAGES:
+                continue  # `bench.py`-like text or an attribute path outside our packages
+            module = name
+            while module and not _exists_module(module):
+                module = module.rpartition(".")[0]  # embshared.io.documents.read_documents -> the module
+            if module.count(".") < min(1, name.count(".")) or not module:
+                missing.append(name)
+            checked += 1
+            continue
+        if name.endswith((".json", ".jsonl", ".npy")) and "/" not in name:
+            continue  # output files of a run, not repository files
+        checked += 1
+        if not _exists(name):
+            missing.append(name)
+    assert checked > 20
+    assert not missing, f"ARCHITECTURE.md names what does not exist: {missing}"
+
+
+def _exists_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False

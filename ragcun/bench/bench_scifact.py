@@ -18,7 +18,7 @@ The frozen base makes the Gaussian rows cheap on a CPU: the corpus is encoded on
 base row's embeddings) and cached on disk in ``ragcun/outputs/bench_cache`` keyed by model
 and texts (embshared.bench.cached_embeddings), so reruns skip it; the time of that encoding
 is kept beside the cache (``encode_times.json``) and reported. Writes
-``ragcun/bench/results/scifact.{json,md}`` through embshared.bench.write_results (with the
+``ragcun/bench/results/default/scifact.{json,md}`` through embshared.bench.write_results (with the
 command and the machine facts) and ``scifact_spectrum.png``.
 """
 
@@ -87,7 +87,7 @@ def parse_args(argv):
     parser.add_argument("--cache-dir", default=str(repo_root() / "ragcun" / "outputs" / "bench_cache"))
     parser.add_argument("--no-cache", action="store_true", help="always re-encode the corpus")
     parser.add_argument("--runs-dir", default=str(repo_root() / "ragcun" / "outputs" / "bench_runs"))
-    parser.add_argument("--output-dir", default=str(repo_root() / "ragcun" / "bench" / "results"))
+    parser.add_argument("--output-dir", default=str(repo_root() / "ragcun" / "bench" / "results" / "default"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads for encoding (default: torch's)")
     parser.add_argument(
         "--train-threads",
