@@ -1,13 +1,8 @@
-"""The gap-filling HTTP service (FastAPI) and its map page.
+"""The service's state: the documents, their embeddings and map, the two models, the jobs.
 
-Endpoints live under ``/api/advanced-gap-filling/``: ``initialize``, ``train-parametric-umap``,
-``train-vec2text``, ``evaluate-quality``, ``save-parametric-umap``, ``save-vec2text``,
-``load-parametric-umap``, ``load-vec2text``, ``status``, ``gaps``, ``generate`` (plus
-``map-data`` for the page and ``cancel`` for a running job). Training runs as one background
-job at a time (a second request gets 409); bodies are validated (422); documents are read
-only from ``data_dir`` and models written and read only inside ``models_dir``.
-
-Run it with ``make gapfill-serve`` or ``python -m gapfill.cli serve [key=value ...]``.
+:class:`GapFillService` does the work of every endpoint (the routes only call it) and holds
+what they share: one background training job at a time (a second is a 409), models saved and
+loaded only inside ``models_dir``; the embedder and LMs are loaded on first use.
 """
 
 from __future__ import annotations
@@ -15,20 +10,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import typing
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel
 
 from embshared.config import ConfigError, load_config
 from embshared.errors import UserError
-from embshared.io import read_records
 from gapfill import vec2text as v2t
 from gapfill.config import ServiceConfig, UMAPConfig, Vec2TextConfig
 from gapfill.gap_text import LMSampler, write_for_point
@@ -40,97 +30,17 @@ from gapfill.parametric_umap import ParametricUMAP
 from gapfill.pipeline import decode_point, generate_at, spacing
 from gapfill.quality import evaluate_quality
 from gapfill.rewrite import Rewriter
+from gapfill.service.documents import given_embeddings, parse_documents
+from gapfill.service.errors import ServiceError, inside
+from gapfill.service.schemas import EvaluateRequest, GenerateRequest, InitializeRequest
 from gapfill.word_edits import Vocabulary
 
-logger = logging.getLogger(__name__)
-
-PREFIX = "/api/advanced-gap-filling"
-STATIC = Path(__file__).parent / "static"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-TEXT_FIELDS = ("content", "text", "body", "abstract", "title")
+logger = logging.getLogger("gapfill.service")
 
 #: () -> (embed function, embedding dimension)
 EmbedderFactory = Callable[[], tuple[v2t.EmbedFn, int]]
 #: () -> (causal LM, tokenizer)
 LMFactory = Callable[[], tuple[Any, Any]]
-
-
-class ServiceError(Exception):
-    """An error answered with ``status`` and a one-line message."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def _optional_fields_model(cls: type, name: str, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
-    """A request model with every field of the config dataclass ``cls``, all optional.
-
-    Unknown keys are rejected (422); the dataclass's own checks run when the body is merged
-    into the service's defaults with ``load_config``.
-    """
-    hints = typing.get_type_hints(cls)
-    fields = {
-        f.name: (hints[f.name] | None, Field(default=None, description=f.metadata.get("help")))
-        for f in dataclasses.fields(cls)
-        if f.name not in exclude
-    }
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
-
-
-UMAPRequest = _optional_fields_model(UMAPConfig, "UMAPRequest")
-Vec2TextRequest = _optional_fields_model(Vec2TextConfig, "Vec2TextRequest", exclude=("embedder",))
-
-
-class Document(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str | int | None = None
-    content: str | None = None
-    embedding: list[float] | None = None
-
-
-class InitializeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    documents: list[Document] | None = Field(default=None, description="documents posted inline")
-    path: str | None = Field(default=None, description="a JSONL/JSON/CSV file inside the data directory")
-    text_field: str | None = Field(default=None, description="field holding the text (default: content, text, ...)")
-
-
-class EvaluateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    compare_umap_learn: bool = Field(default=False, description="also fit umap-learn (~25 s compile + fit)")
-    n_neighbors: int = Field(default=10, ge=1, le=100, description="neighbourhood of trustworthiness")
-    vec2text_samples: int = Field(default=0, ge=0, le=200, description="documents to invert with vec2text")
-
-
-class NameRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=NAME_PATTERN, description="a plain name: letters, digits, '.', '_', '-'")
-
-
-class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    x: float = Field(strict=True, allow_inf_nan=False, description="map x coordinate")
-    y: float = Field(strict=True, allow_inf_nan=False, description="map y coordinate")
-    method: Literal["landing", "vec2text"] = Field(
-        default="landing",
-        description="landing: LM candidates from the neighbouring documents chosen and edited by where they land "
-        "(needs only the map); vec2text: invert the decoder's embedding of the point",
-    )
-    max_seconds: float | None = Field(default=None, gt=0, le=600, description="time budget of the landing method")
-    num_steps: int | None = Field(default=None, ge=0, le=10)
-    beam_width: int | None = Field(default=None, ge=1, le=16)
-    guided_search: bool | None = Field(default=None, description="run the embedding-guided search (default: config)")
-    start_from_nearest: bool = Field(
-        default=False, description="the document nearest to the decoded embedding competes as a starting hypothesis"
-    )
-    word_edits: bool = Field(
-        default=True, description="word edits with the documents' vocabulary inside the correction steps"
-    )
-    rewrite: bool = Field(
-        default=True,
-        description="fluent rewrites by a plain instruction LM inside the steps, each step preferring fluent text",
-    )
 
 
 def default_embedder(name: str) -> EmbedderFactory:
@@ -210,16 +120,8 @@ class GapFillService:
             self.embed(["dimension probe"])
         return int(self.dim)
 
-    def _inside(self, root: str, name: str, what: str) -> Path:
-        """``root/name`` resolved, refusing anything that escapes ``root``."""
-        base = Path(root).resolve()
-        path = (base / name).resolve()
-        if path == base or not path.is_relative_to(base):
-            raise ServiceError(400, f"{what} '{name}' is outside the {what} directory")
-        return path
-
     def _model_path(self, kind: str, name: str) -> Path:
-        return self._inside(str(Path(self.config.models_dir) / kind), name, "model name")
+        return inside(Path(self.config.models_dir) / kind, name, "model name")
 
     def _require(self, umap: bool = False, vec2text: bool = False) -> None:
         if self.embeddings is None:
@@ -238,58 +140,22 @@ class GapFillService:
     # -- documents ----------------------------------------------------------------------
     def initialize(self, req: InitializeRequest) -> dict:
         self._not_training()
-        if (req.documents is None) == (req.path is None):
-            raise ServiceError(422, "give either 'documents' or 'path'")
-        if req.path is not None:
-            path = self._inside(self.config.data_dir, req.path, "data path")
-            try:
-                records = read_records(path)
-            except UserError as exc:
-                raise ServiceError(422, str(exc).replace(str(Path(self.config.data_dir).resolve()) + "/", "")) from None
-            docs = [dict(r) for r in records]
-            where = [f"{req.path}:{line}" for line in records.lines]
-        else:
-            docs = [d.model_dump() for d in req.documents]
-            where = [f"documents[{i}]" for i in range(len(docs))]
-        if not docs:
-            raise ServiceError(422, "no documents given")
-        if len(docs) > self.config.max_documents:
-            raise ServiceError(422, f"{len(docs)} documents exceed max_documents={self.config.max_documents}")
-        fields = (req.text_field,) if req.text_field else TEXT_FIELDS
-        texts, ids, given = [], [], []
-        for i, doc in enumerate(docs):
-            text = next((doc[f] for f in fields if isinstance(doc.get(f), str) and doc[f].strip()), None)
-            if text is None:
-                raise ServiceError(422, f"{where[i]}: no text in field {' / '.join(fields)}")
-            texts.append(text.strip())
-            ids.append(str(doc["id"]) if doc.get("id") is not None else str(i))
-            given.append(doc.get("embedding"))
-        if len(texts) <= max(self.config.umap.n_neighbors, 4):
-            raise ServiceError(
-                422, f"need more than {max(self.config.umap.n_neighbors, 4)} documents for a map, got {len(texts)}"
-            )
+        docs = parse_documents(
+            req, self.config.data_dir, self.config.max_documents, max(self.config.umap.n_neighbors, 4)
+        )
         dim = self.embedding_dim()
-        if any(g is not None for g in given):
-            for i, g in enumerate(given):
-                if g is None:
-                    raise ServiceError(422, f"{where[i]}: no embedding (give embeddings for all documents or none)")
-                if not isinstance(g, list) or len(g) != dim:
-                    n = len(g) if isinstance(g, list) else type(g).__name__
-                    raise ServiceError(422, f"{where[i]}: embedding has {n} dimensions, expected {dim}")
-            emb = np.asarray(given, dtype=np.float32)
-            if not np.isfinite(emb).all():
-                raise ServiceError(422, "embeddings contain NaN or infinite values")
-            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        else:
-            emb = self.embed(texts)
+        emb = given_embeddings(docs, dim)
+        given = emb is not None
+        if emb is None:
+            emb = self.embed(docs.texts)
         with self.lock:
-            self.ids, self.texts, self.embeddings = ids, texts, emb
+            self.ids, self.texts, self.embeddings = docs.ids, docs.texts, emb
             self.umap, self.coords, self.gaps = None, None, []
             self._vocabulary = None
         return {
-            "documents": len(texts),
+            "documents": len(docs.texts),
             "embedding_dim": dim,
-            "embeddings": "given" if given[0] is not None else "computed",
+            "embeddings": "given" if given else "computed",
         }
 
     # -- training -----------------------------------------------------------------------
@@ -519,102 +385,3 @@ class GapFillService:
             "gaps": len(self.gaps),
             "job": job.to_dict() if job else None,
         }
-
-
-def create_app(
-    config: ServiceConfig | None = None,
-    embedder_factory: EmbedderFactory | None = None,
-    lm_factory: LMFactory | None = None,
-    graph_builder: GraphBuilder | None = None,
-) -> FastAPI:
-    """The FastAPI app; factories default to the packaged MiniLM, SmolLM2 and umap-learn (tests pass small ones)."""
-    config = config or ServiceConfig()
-    service = GapFillService(
-        config, embedder_factory or default_embedder(config.embedder), lm_factory or default_lm, graph_builder
-    )
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        service.jobs.cancel()
-        service.jobs.join(timeout=10)
-
-    app = FastAPI(title="gapfill", description=__doc__.split("\n\n")[0], version="0.1.0", lifespan=lifespan)
-    app.state.service = service
-
-    def call(fn, *args):
-        try:
-            return fn(*args)
-        except ServiceError as exc:
-            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
-        except UserError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return (STATIC / "map.html").read_text(encoding="utf-8")
-
-    @app.post(f"{PREFIX}/initialize")
-    def initialize(req: InitializeRequest) -> dict:
-        """Embed a document collection (posted, or a file inside the data directory)."""
-        return call(service.initialize, req)
-
-    @app.post(f"{PREFIX}/train-parametric-umap", status_code=202)
-    def train_parametric_umap(body: UMAPRequest | None = None) -> dict:  # type: ignore[valid-type]
-        """Start training the parametric UMAP (a background job; see status)."""
-        return call(service.train_umap, body or UMAPRequest())
-
-    @app.post(f"{PREFIX}/train-vec2text", status_code=202)
-    def train_vec2text(body: Vec2TextRequest | None = None) -> dict:  # type: ignore[valid-type]
-        """Start training vec2text on the documents' texts (a background job; see status)."""
-        return call(service.train_vec2text, body or Vec2TextRequest())
-
-    @app.post(f"{PREFIX}/evaluate-quality")
-    def evaluate(req: EvaluateRequest | None = None) -> dict:
-        """Trustworthiness and round-trip errors of the map (and vec2text cosines if asked)."""
-        return call(service.evaluate, req or EvaluateRequest())
-
-    @app.post(f"{PREFIX}/save-parametric-umap")
-    def save_umap(req: NameRequest) -> dict:
-        return call(service.save, "parametric_umap", req.name)
-
-    @app.post(f"{PREFIX}/save-vec2text")
-    def save_vec2text(req: NameRequest) -> dict:
-        return call(service.save, "vec2text", req.name)
-
-    @app.post(f"{PREFIX}/load-parametric-umap")
-    def load_umap(req: NameRequest) -> dict:
-        return call(service.load, "parametric_umap", req.name)
-
-    @app.post(f"{PREFIX}/load-vec2text")
-    def load_vec2text(req: NameRequest) -> dict:
-        return call(service.load, "vec2text", req.name)
-
-    @app.get(f"{PREFIX}/status")
-    def status() -> dict:
-        return service.status()
-
-    @app.post(f"{PREFIX}/cancel")
-    def cancel() -> dict:
-        """Ask the running training job to stop."""
-        return {"cancelled": service.jobs.cancel()}
-
-    @app.get(f"{PREFIX}/gaps")
-    def gaps(
-        max_gaps: Annotated[int | None, Query(ge=1, le=100)] = None,
-        grid_size: Annotated[int | None, Query(ge=4, le=512)] = None,
-    ) -> dict:
-        """Empty regions of the map inside the documents' hull, largest first."""
-        return call(service.gaps_for, max_gaps, grid_size)
-
-    @app.post(f"{PREFIX}/generate")
-    def generate(req: GenerateRequest) -> dict:
-        """Text for a map point: decoder -> embedding -> vec2text, with where the text lands."""
-        return call(service.generate, req)
-
-    @app.get(f"{PREFIX}/map-data")
-    def map_data() -> dict:
-        """Documents' map points and texts, and the gaps (for the map page)."""
-        return service.map_data()
-
-    return app
