@@ -17,7 +17,7 @@ GAPFILL_GAPS_BENCH_ARGS ?=
 GAPFILL_SHARED_DATA ?= ../shared/data
 GAPFILL_FILL_OUT ?= $(GAPFILL_DIR)/outputs/gaps.jsonl
 
-CLEAN_PATHS += $(GAPFILL_DIR)/bench/results/*.tmp $(GAPFILL_DIR)/bench/cache
+CLEAN_PATHS += $(GAPFILL_DIR)/bench/results/*/.*.tmp $(GAPFILL_DIR)/bench/cache
 
 .PHONY: gapfill-serve gapfill-data gapfill-pipeline gapfill-fill gapfill-train-vec2text bench-gapfill test-gapfill
 gapfill-serve: setup ## gapfill: serve the API and map page on 127.0.0.1:8000 (GAPFILL_CONFIG; key=value overrides)

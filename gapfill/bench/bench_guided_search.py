@@ -5,7 +5,7 @@ choice), the search runs with several fluency weights; each row reports the mean
 the found text to the target, BLEU against the original, the perplexity of the texts under
 the plain SmolLM2 (lower is more fluent) and seconds per text: the cosine / fluency trade-off.
 
-Writes ``gapfill/bench/results/guided_search.{json,md}``.
+Writes ``gapfill/bench/results/default/guided_search.{json,md}`` (``output=<folder>`` for another variant).
 
 Usage: python gapfill/bench/bench_guided_search.py [n_targets=12] [weights=[0,0.05,0.15]] [search.top_k=10] ...
 """
@@ -49,7 +49,7 @@ class BenchConfig:
     )
     threads: int = field(default=1, metadata={"help": "torch threads"})
     seed: int = 0
-    output: str = field(default=str(HERE / "results"))
+    output: str = field(default=str(HERE / "results" / "default"), metadata={"help": "results folder (a variant)"})
 
 
 @cli_entry
