@@ -1,7 +1,8 @@
 """Retrieval quality of a model against BM25, and of their fusion, on labelled queries.
 
 All metrics come from :mod:`embshared.evaluate` (one implementation for the workspace);
-this module only builds the three score functions over the same records.
+this module reads the queries and judgements, builds the score functions over the same
+records, and writes the report (JSON, and the Markdown table beside it).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -16,11 +18,27 @@ from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import RecordSet
 from embedding_model.retrieval import FusionSettings
 from embshared.evaluate import dense_score_fn, evaluate_retrieval
+from embshared.files import write_json, write_text
 from embshared.fusion import FUSIONS
 from embshared.io import DataError, read_records
+from embshared.metrics import parse_metric
 from embshared.search import BM25Index
 
 DEFAULT_METRICS = ("recall@1", "recall@10", "recall@100", "mrr@10", "ndcg@10")
+
+
+def metric_names(text: str) -> list[str]:
+    """``"ndcg@10, recall@5"`` -> ``["ndcg@10", "recall@5"]``, each checked.
+
+    Raises:
+        ValueError: an unknown metric, or none given.
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        parse_metric(name)
+    if not names:
+        raise ValueError("no metric given")
+    return names
 
 
 def load_queries(
@@ -118,3 +136,17 @@ def evaluate_systems(
         system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
         for system, fn in systems.items()
     }
+
+
+def write_evaluation(
+    output: str | os.PathLike,
+    model: str,
+    data: str,
+    results: Mapping[str, Mapping[str, float]],
+    judged_queries: int,
+    table: str,
+) -> None:
+    """``output`` as JSON (model, data, number of judged queries, results) and the table as ``.md`` beside it."""
+    output = Path(output)
+    write_json(output, {"model": model, "data": data, "queries": judged_queries, "results": results})
+    write_text(output.with_suffix(".md"), table + "\n")

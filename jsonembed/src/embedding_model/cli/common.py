@@ -1,20 +1,22 @@
-"""Argument helpers shared by the entry points."""
+"""Flags and the run start shared by the jsonembed commands (on top of :mod:`embshared.cli`).
+
+Every command takes ``--skip-invalid``, ``--quiet``, ``--threads`` and (except ``train``, where
+``--device`` is the config key's flag) ``--device``; :func:`start` starts the run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
+from embshared.cli import start_run
 from embshared.errors import UserError
-from embshared.runtime import setup_logging
-
-#: libraries whose start-up chatter (CPU feature probing, index building) would bury the results
-NOISY_LOGGERS = ("faiss", "faiss.loader", "bm25s", "matplotlib")
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """--device, --skip-invalid, --quiet."""
-    parser.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
+def add_common_args(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    """--device (unless ``device`` is False), --skip-invalid, --quiet, --threads."""
+    if device:
+        parser.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
     parser.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -26,17 +28,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def start(args: argparse.Namespace) -> None:
-    """Logging and CPU threads for a CLI run."""
-    setup_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
-    for noisy in NOISY_LOGGERS:
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    threads = getattr(args, "threads", None)
-    positive(threads, "--threads")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+def start(args: argparse.Namespace, seed: int | None = None) -> None:
+    """:func:`embshared.cli.start_run` with the command's --quiet and --threads (a positive count), and ``seed``."""
+    positive(args.threads, "--threads")
+    start_run(threads=args.threads, seed=seed, quiet=args.quiet)
 
 
 def positive(value: int | None, flag: str) -> None:

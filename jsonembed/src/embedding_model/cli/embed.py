@@ -14,14 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from embedding_model.cache import file_sha256
 from embedding_model.cli.common import add_common_args, positive, report_skipped, start
 from embedding_model.embedder import JsonEmbedder
+from embedding_model.embeddings_file import write_embeddings
 from embedding_model.records import load_records
 from embshared.errors import UserError, cli_entry
-from embshared.files import atomic_write, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,28 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     if output.is_dir():
         raise UserError(f"{output}: is a folder; --output names the .npy file to write")
+
     embedder = JsonEmbedder.load(args.model, args.device)
     records = load_records(
         args.input, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=embedder.cfg.max_chars
     )
     report_skipped(records.path, records.skipped)
+
     started = time.perf_counter()
     matrix = embedder.embed_segments(records.segments, args.batch_size, show_progress=not args.quiet)
     seconds = time.perf_counter() - started
-    with atomic_write(output, "wb") as handle:
-        np.save(handle, matrix, allow_pickle=False)
-    write_json(
-        output.with_name(output.stem + ".meta.json"),
-        {
-            "model": str(Path(args.model).resolve()),
-            "model_sha256": file_sha256(args.model),
-            "input": str(Path(args.input).resolve()),
-            "rows": int(matrix.shape[0]),
-            "dim": int(matrix.shape[1]),
-            "skipped": records.skipped,
-            "lines": records.lines,
-        },
-    )
+    write_embeddings(output, matrix, args.model, args.input, records)
+
     rate = len(records) / seconds if seconds else float("inf")
     print(f"wrote {output}: {matrix.shape[0]} x {matrix.shape[1]} float32 ({rate:.0f} records/s)")
     return 0

@@ -5,25 +5,29 @@
 
 Records are named by ``--id-field`` (default ``_id``, as in BEIR); queries are JSONL with
 ``_id`` and ``text``; qrels are TSV ``query-id  corpus-id  score``. Prints a Markdown table
-of Recall@K, MRR@10 and NDCG@10 for BM25, jsonembed and jsonembed + BM25 (RRF).
+of Recall@K, MRR@10 and NDCG@10 for BM25, jsonembed and jsonembed + BM25 (both fusions).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from embedding_model.cache import cached_embeddings
 from embedding_model.cli.common import add_common_args, report_skipped, start
 from embedding_model.embedder import JsonEmbedder
-from embedding_model.evaluation import DEFAULT_METRICS, check_qrels, evaluate_systems, load_queries
+from embedding_model.evaluation import (
+    DEFAULT_METRICS,
+    check_qrels,
+    evaluate_systems,
+    load_queries,
+    metric_names,
+    write_evaluation,
+)
 from embedding_model.records import load_records
 from embshared.errors import UserError, cli_entry
 from embshared.evaluate import format_table
-from embshared.files import write_json, write_text
 from embshared.io import read_qrels
-from embshared.metrics import parse_metric
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,14 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start(args)
-    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
     try:
-        for name in names:
-            parse_metric(name)
+        names = metric_names(args.metrics)
     except ValueError as exc:
         raise UserError(f"--metrics: {exc}") from None
-    if not names:
-        raise UserError("--metrics: no metric given")
+
     embedder = JsonEmbedder.load(args.model, args.device)
     records = load_records(
         args.data,
@@ -70,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     queries = load_queries(args.queries, args.query_id_field, args.query_text_field, args.skip_invalid)
     qrels = check_qrels(read_qrels(args.qrels, args.skip_invalid), queries, records.ids, args.qrels, args.skip_invalid)
     embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
+
     results = evaluate_systems(embedder, records, queries, qrels, names, embeddings)
+
     table = format_table(results, names)
     print(f"{len(records)} records, {len(qrels)} judged queries\n")
     print(table)
     if args.output:
-        output = Path(args.output)
-        write_json(output, {"model": args.model, "data": args.data, "queries": len(qrels), "results": results})
-        write_text(output.with_suffix(".md"), table + "\n")
+        write_evaluation(args.output, args.model, args.data, results, len(qrels), table)
     return 0
 
 

@@ -21,6 +21,7 @@ from embedding_model.cli.common import add_common_args, positive, report_skipped
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import load_records
 from embedding_model.retrieval import RecordSearch, check_queries, fusion_settings
+from embedding_model.search_results import format_results, search_results
 from embshared.errors import UserError, cli_entry
 from embshared.fusion import FUSIONS
 
@@ -52,59 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _short(value: str, width: int) -> str:
-    return value if len(value) <= width else value[: width - 1] + "…"
-
-
-def search(args: argparse.Namespace) -> list[dict]:
-    """Run the queries; returns one {"query", "hits"} dict per query."""
-    embedder = JsonEmbedder.load(args.model, args.device)
-    try:
-        fusion = fusion_settings(embedder.cfg, args.fusion, args.dense_weight)
-    except ValueError as exc:
-        raise UserError(f"--dense-weight: {exc}") from None
-    records = load_records(
-        args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=embedder.cfg.max_chars
-    )
-    report_skipped(records.path, records.skipped)
-    embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
-    engine = RecordSearch(embedder, records, embeddings, fusion)
-    query_vectors = embedder.embed_queries(args.query)
-    if args.hybrid:
-        results = engine.hybrid(args.query, args.topk, query_vectors)
-    else:
-        results = engine.dense(args.query, args.topk, query_vectors)
-    out = []
-    for query, vector, hits in zip(args.query, query_vectors, results):
-        rows = []
-        for rank, hit in enumerate(hits, start=1):
-            row = {
-                "rank": rank,
-                "line": records.lines[hit.index],
-                "score": hit.score,
-                "record": records.records[hit.index],
-            }
-            if args.explain:
-                fields = embedder.explain(vector, records.segments[hit.index])[: args.explain_fields]
-                row["explain"] = [{"field": f.key, "value": f.value, "contribution": f.contribution} for f in fields]
-            rows.append(row)
-        mode = f"hybrid, {engine.fusion.label()}" if args.hybrid else "dense"
-        out.append({"query": query, "mode": mode, "hits": rows})
-    return out
-
-
-def print_results(results: list[dict]) -> None:
-    for result in results:
-        score_name = "fused" if result["mode"].startswith("hybrid") else "cosine"
-        print(f'query: "{result["query"]}"  ({result["mode"]}; {score_name} scores)')
-        for hit in result["hits"]:
-            text = json.dumps(hit["record"], ensure_ascii=False)
-            print(f"{hit['rank']:>3}. {hit['score']:.4f}  line {hit['line']}  {_short(text, 160)}")
-            for field in hit.get("explain", []):
-                print(f"       {field['contribution']:+.4f}  {field['field']} = {_short(field['value'], 100)}")
-        print()
-
-
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -117,11 +65,26 @@ def main(argv: list[str] | None = None) -> int:
         check_queries(args.query)
     except UserError as exc:
         raise UserError(f"--query: {exc}") from None
-    results = search(args)
+
+    embedder = JsonEmbedder.load(args.model, args.device)
+    try:
+        fusion = fusion_settings(embedder.cfg, args.fusion, args.dense_weight)
+    except ValueError as exc:
+        raise UserError(f"--dense-weight: {exc}") from None
+    records = load_records(
+        args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=embedder.cfg.max_chars
+    )
+    report_skipped(records.path, records.skipped)
+    embeddings = cached_embeddings(embedder, args.model, records, not args.no_cache, not args.quiet, args.cache_dir)
+    engine = RecordSearch(embedder, records, embeddings, fusion)
+
+    explain = args.explain_fields if args.explain else None
+    results = search_results(engine, args.query, args.topk, args.hybrid, explain)
+
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
     else:
-        print_results(results)
+        print(format_results(results), end="")
     return 0
 
 
