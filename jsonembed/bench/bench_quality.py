@@ -11,7 +11,7 @@ the judged queries as written and misspelled by the typo track's generator
 the edit drawn uniformly from insert / delete / transpose / substitute; seeded per query).
 Every figure is given for the dev split (a seeded 30% of the queries, the only ones
 settings were chosen on: ``bench/tune_views.py``) and for the rest separately. Writes
-``results/quality.json`` and ``results/quality.md`` through ``embshared.bench.write_results``.
+``results/default/quality.json`` and ``quality.md`` (or ``--results-dir``) through ``embshared.bench.write_results``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from common import (
@@ -44,10 +45,11 @@ from embedding_model.records import plain_text, visible_segments
 from embedding_model.retrieval import fusion_settings
 from embedding_model.training import train
 from embshared.bench import command_line, load_average, machine_facts, write_results
+from embshared.cli import start_run
 from embshared.config import config_to_dict
 from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json
-from embshared.runtime import pick_device, seed_everything, setup_logging, shared_data_dir
+from embshared.runtime import pick_device, seed_everything, shared_data_dir
 from embshared.search import BM25Index
 
 logger = logging.getLogger("bench_quality")
@@ -220,7 +222,7 @@ def markdown(report: dict) -> str:
         f"(`typos:{TYPO_SEED}:<query id>`).",
         "",
         "**Splits.** dev = a seeded 30% of the judged queries: the only queries the view / noise defaults and the "
-        "fusion weight were chosen on (`bench/tune_views.py`, `results/tuning.md`); rest = the other 70%, "
+        "fusion weight were chosen on (`bench/tune_views.py`, `results/default/tuning.md`); rest = the other 70%, "
         "not looked at while choosing.",
         "",
     ]
@@ -292,16 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where quality.{json,md} go")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite quality.md from quality.json")
     args = parser.parse_intermixed_args(argv)
-    setup_logging()
+    start_run(threads=args.threads)
     if args.markdown_only:
-        report = json.loads((RESULTS_DIR / "quality.json").read_text())
+        report = json.loads((Path(args.results_dir) / "quality.json").read_text())
         command, facts = report.pop("command"), report.pop("machine")
         write_results(args.results_dir, "quality", report, markdown(report), command, facts)
         return 0
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     cfg = build_config(args.config, args.overrides)
     data = shared_data_dir()
     facts = machine_facts()

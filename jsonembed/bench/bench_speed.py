@@ -14,7 +14,7 @@
   the fusion (convex, the default, or RRF); BM25 alone. p50 / p95 in milliseconds.
 
 Uses the model trained by bench_quality.py (bench/runs/scifact.pt) when present, else a
-freshly initialised one: speed does not depend on the weights. Writes results/speed.{json,md}
+freshly initialised one: speed does not depend on the weights. Writes results/default/speed.{json,md} (or ``--results-dir``)
 through ``embshared.bench.write_results``.
 """
 
@@ -39,8 +39,9 @@ from embedding_model.retrieval import FusionSettings, RecordSearch
 from embedding_model.training import train
 from embedding_model.vocab import CharVocab
 from embshared.bench import command_line, load_average, machine_facts, percentiles, write_results
+from embshared.cli import start_run
 from embshared.config import config_to_dict
-from embshared.runtime import pick_device, seed_everything, setup_logging, shared_data_dir
+from embshared.runtime import pick_device, seed_everything, shared_data_dir
 
 
 def build_embedder(cfg, records: RecordSet) -> tuple[JsonEmbedder, str]:
@@ -239,16 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown-only", action="store_true", help="rewrite speed.md from speed.json, measure nothing"
     )
     args = parser.parse_intermixed_args(argv)
-    setup_logging()
+    start_run(threads=args.threads)
     if args.markdown_only:
         report = json.loads((Path(args.results_dir) / "speed.json").read_text())
         command, facts = report.pop("command"), report.pop("machine")
         write_results(args.results_dir, "speed", report, markdown({**report, "machine": facts}), command, facts)
         return 0
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     cfg = build_config(args.config, args.overrides)
     data = shared_data_dir()
     sets = {name: DATASETS[name](data / name) for name in DATASETS if (data / name).is_dir()}

@@ -12,7 +12,8 @@ from embedding_model.typos import misspell
 from embshared.io import Records, load_beir, load_cranfield
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
+#: the default run's results (a variant goes to results/<variant>/ through --results-dir)
+RESULTS_DIR = BENCH_DIR / "results" / "default"
 RUNS_DIR = BENCH_DIR / "runs"
 
 

@@ -8,8 +8,8 @@ and scored on the *dev* queries (a seeded 30% of the judged queries, ``common.de
 clean and misspelled: the char model alone and the default hybrid, beside BM25. The rest
 of the queries is never looked at here; ``bench_quality.py`` reports dev and rest
 separately for the chosen defaults. Each model is kept as ``bench/runs/tune-<dataset>-<variant>.pt``
-(ignored by git) for later analysis. Appends to ``results/tuning.jsonl`` (one line per
-variant and dataset) and rewrites ``results/tuning.md`` from it.
+(ignored by git) for later analysis. Appends to ``results/default/tuning.jsonl`` (one line per
+variant and dataset) and rewrites ``tuning.md`` beside it (or in ``--results-dir``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from embedding_model.model_file import save_model
 from embedding_model.retrieval import fusion_settings
 from embedding_model.training import train
 from embshared.bench import command_line, load_average
+from embshared.cli import start_run
 from embshared.evaluate import evaluate_retrieval
 from embshared.files import write_json, write_text
-from embshared.runtime import seed_everything, setup_logging, shared_data_dir
+from embshared.runtime import seed_everything, shared_data_dir
 from embshared.search import BM25Index
 
 logger = logging.getLogger("tune_views")
@@ -176,14 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated variants eligible as defaults: print 'variant|overrides' of the choice (see select())",
     )
     args = parser.parse_args(argv)
-    setup_logging()
+    start_run(threads=args.threads)
     results = Path(args.results_dir)
     log = results / "tuning.jsonl"
     if not args.markdown_only:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
         folder = shared_data_dir()
         bm25_cache: dict = {}
         for dataset in [d for d in args.datasets.split(",") if d]:
