@@ -1,7 +1,12 @@
-# jsonembed: a character-level JSON record embedder trained from scratch (package embedding_model).
+# jsonembed: a character-level JSON record embedder trained from scratch (package embedding_model,
+# jsonembed/src/embedding_model; commands `python -m embedding_model.cli.train|search|embed|evaluate`).
 # Config keys given on the make line are forwarded as overrides (see OVERRIDES in the Makefile):
 #   make json-train JSON_DATA=my_records.jsonl JSON_MODEL=my_model.pt epochs=5 char_dim=48
 #   make json-search JSON_QUERY="high quality electronics" JSON_TOPK=5 JSON_FLAGS="--explain --hybrid"
+#
+# Every make variable here starts with JSON_ (other mk files have their own MODEL, DATA, SEED, EPOCHS,
+# ...; none of those reaches these targets). JSON_DATA, JSON_MODEL and JSON_QUERY are the names the
+# jsonembed README documents, so the prefix is the documented one and no unprefixed alias is needed.
 
 JSON_DIR := jsonembed
 JSON_CONFIG ?= $(JSON_DIR)/config/default.yaml
@@ -35,6 +40,6 @@ json-eval: setup ## Recall@K, MRR, NDCG@10 of JSON_MODEL vs BM25 and the hybrid 
 	$(PY) -m embedding_model.cli.evaluate --model $(JSON_MODEL) --data $(JSON_DATA) --queries $(JSON_QUERIES) \
 		--qrels $(JSON_QRELS) --output $(JSON_EVAL_OUTPUT) --cache-dir $(JSON_DIR)/runs/cache
 
-bench-json: setup ## Benchmark jsonembed: quality on SciFact + Cranfield, clean and misspelled queries, vs BM25/MiniLM; speed (jsonembed/bench/results)
+bench-json: setup ## Benchmark jsonembed: quality on SciFact + Cranfield, clean and misspelled queries, vs BM25/MiniLM; speed (jsonembed/bench/results/default)
 	$(PY) $(JSON_DIR)/bench/bench_quality.py $(JSON_BENCH_ARGS) $(OVERRIDES)
 	$(PY) $(JSON_DIR)/bench/bench_speed.py $(JSON_BENCH_ARGS) $(OVERRIDES)
