@@ -27,6 +27,10 @@ SETUP_STAMP := $(VENV)/.setup-$(SETUP_KEY)
 # Config overrides: every lower-case variable given on the make command line
 # (`make train-embed batch_size=16 mining.num_negatives=5`) is forwarded as key=value.
 # Upper-case variables (EMBED_CONFIG, NPROC, MODEL, ...) belong to make itself.
+# guide_name(NAME): $(NAME) if the user set it (command line or environment), else empty. Each mk file
+# prefixes its own variables (EMBED_MODEL, QA_EPOCHS, ...) and takes the unprefixed names its guide
+# documents through this, so one file's default never leaks into another's.
+guide_name = $(if $(filter command line environment environment override,$(origin $(1))),$($(1)))
 cli_vars = $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
 OVERRIDES = $(foreach v,$(cli_vars),$(if $(filter $(v),$(shell printf '%s' '$(v)' | tr 'A-Z' 'a-z')),'$(v)=$($(v))'))
 

@@ -1,51 +1,58 @@
 # embeddingFT: contrastive fine-tuning with hard-negative mining (the workspace's main job).
 # Config keys given on the make line are forwarded as overrides (see OVERRIDES in the Makefile):
 #   make train-embed EMBED_CONFIG=embeddingFT/configs/default.yaml batch_size=16 mining.num_negatives=3
+#
+# Make variables are EMBED_-prefixed (other mk files have their own MODEL, DATA, SEED, ...). The names
+# the embeddingFT guide and README document (MODEL, DATA, TEXTS, INPUT, OUTPUT, FIELD, TEST_SIZE, SEED,
+# BACKEND, QUANT, FILE_NAME, DOCS, INDEX, QUERY, TOPK, HYBRID, JSON, EXPORT_OUTPUT, NPROC, NNODES,
+# NODE_RANK, MASTER_ADDR, MASTER_PORT, TB_PORT, TB_LOGDIR, BENCH_*_ARGS) work when given on the command
+# line or in the environment and stand for EMBED_<name> (an EMBED_ name wins).
 
 EMBED_DIR := embeddingFT
 EMBED_CONFIG ?= $(EMBED_DIR)/configs/default.yaml
-NPROC ?= 1
-NNODES ?= 1
-NODE_RANK ?= 0
-MASTER_ADDR ?= 127.0.0.1
-MASTER_PORT ?= 29500
-TB_PORT ?= 6006
-TB_LOGDIR ?= $(EMBED_DIR)/outputs
-MODEL ?= $(EMBED_DIR)/outputs/latest/final_model
-DATA ?= data/samples/scifact
-TEXTS ?=
-INPUT ?=
-OUTPUT ?=
-FIELD ?= text
-TEST_SIZE ?=
-SEED ?= 42
-BENCH_EMBED_ARGS ?=               # e.g. --skip-quality --speed-sample 320
-BACKEND ?= torch
-QUANT ?= int8
-FILE_NAME ?=
-DOCS ?= data/samples/scifact
-INDEX ?= $(EMBED_DIR)/indexes/latest
-QUERY ?=
-TOPK ?= 10
-HYBRID ?=
-EXPORT_OUTPUT ?=
-BENCH_EXPORT_ARGS ?=
-BENCH_RECIPES_ARGS ?=
+EMBED_NPROC ?= $(or $(call guide_name,NPROC),1)
+EMBED_NNODES ?= $(or $(call guide_name,NNODES),1)
+EMBED_NODE_RANK ?= $(or $(call guide_name,NODE_RANK),0)
+EMBED_MASTER_ADDR ?= $(or $(call guide_name,MASTER_ADDR),127.0.0.1)
+EMBED_MASTER_PORT ?= $(or $(call guide_name,MASTER_PORT),29500)
+EMBED_TB_PORT ?= $(or $(call guide_name,TB_PORT),6006)
+EMBED_TB_LOGDIR ?= $(or $(call guide_name,TB_LOGDIR),$(EMBED_DIR)/outputs)
+EMBED_MODEL ?= $(or $(call guide_name,MODEL),$(EMBED_DIR)/outputs/latest/final_model)
+EMBED_DATA ?= $(or $(call guide_name,DATA),data/samples/scifact)
+EMBED_TEXTS ?= $(call guide_name,TEXTS)
+EMBED_INPUT ?= $(call guide_name,INPUT)
+EMBED_OUTPUT ?= $(call guide_name,OUTPUT)
+EMBED_FIELD ?= $(or $(call guide_name,FIELD),text)
+EMBED_TEST_SIZE ?= $(call guide_name,TEST_SIZE)
+EMBED_SEED ?= $(or $(call guide_name,SEED),42)
+EMBED_BENCH_EMBED_ARGS ?= $(call guide_name,BENCH_EMBED_ARGS)
+EMBED_BACKEND ?= $(or $(call guide_name,BACKEND),torch)
+EMBED_QUANT ?= $(or $(call guide_name,QUANT),int8)
+EMBED_FILE_NAME ?= $(call guide_name,FILE_NAME)
+EMBED_DOCS ?= $(or $(call guide_name,DOCS),data/samples/scifact)
+EMBED_INDEX ?= $(or $(call guide_name,INDEX),$(EMBED_DIR)/indexes/latest)
+EMBED_QUERY ?= $(call guide_name,QUERY)
+EMBED_TOPK ?= $(or $(call guide_name,TOPK),10)
+EMBED_HYBRID ?= $(call guide_name,HYBRID)
+EMBED_JSON ?= $(call guide_name,JSON)
+EMBED_EXPORT_OUTPUT ?= $(call guide_name,EXPORT_OUTPUT)
+EMBED_BENCH_EXPORT_ARGS ?= $(call guide_name,BENCH_EXPORT_ARGS)
+EMBED_BENCH_RECIPES_ARGS ?= $(call guide_name,BENCH_RECIPES_ARGS)
 
 # One process: plain python. Several: accelerate launch with its multi-process (torch.distributed)
 # launcher; the training code picks the backend: gloo on CPU, NCCL on GPUs.
 # (accelerate's own --cpu mode needs mpirun for more than one process.)
-ifeq ($(NPROC)$(NNODES),11)
+ifeq ($(EMBED_NPROC)$(EMBED_NNODES),11)
 EMBED_RUN = $(PY)
 else
-EMBED_RUN = $(VENV)/bin/accelerate launch --multi_gpu --num_processes $(shell echo $$(($(NPROC) * $(NNODES)))) \
-	--num_machines $(NNODES) --machine_rank $(NODE_RANK) --main_process_ip $(MASTER_ADDR) \
-	--main_process_port $(MASTER_PORT) --mixed_precision no --dynamo_backend no
+EMBED_RUN = $(VENV)/bin/accelerate launch --multi_gpu --num_processes $(shell echo $$(($(EMBED_NPROC) * $(EMBED_NNODES)))) \
+	--num_machines $(EMBED_NNODES) --machine_rank $(EMBED_NODE_RANK) --main_process_ip $(EMBED_MASTER_ADDR) \
+	--main_process_port $(EMBED_MASTER_PORT) --mixed_precision no --dynamo_backend no
 endif
 
 CLEAN_PATHS += $(EMBED_DIR)/outputs $(EMBED_DIR)/checkpoints $(EMBED_DIR)/bench/results/*.tmp $(EMBED_DIR)/bench/work
 
-BACKEND_ARGS = --backend $(BACKEND) $(if $(FILE_NAME),--file-name $(FILE_NAME))
+BACKEND_ARGS = --backend $(EMBED_BACKEND) $(if $(EMBED_FILE_NAME),--file-name $(EMBED_FILE_NAME))
 
 .PHONY: setup-embed-dirs train-embed train-embed-tb infer-embed eval-embed bench-embed export-embed index-embed search-embed bench-export bench-recipes
 setup-embed-dirs: ## Create embeddingFT/{configs,scripts,data,models,checkpoints,outputs}
@@ -56,35 +63,35 @@ train-embed: setup setup-embed-dirs ## Fine-tune on EMBED_CONFIG (default: bundl
 	@cd $(EMBED_DIR)/outputs && latest=$$(ls -td -- */ 2>/dev/null | grep -v '^latest/$$' | head -1) && \
 		[ -n "$$latest" ] && ln -sfn "$${latest%/}" latest || true
 
-train-embed-tb: setup setup-embed-dirs ## Train with TensorBoard logging, served on 127.0.0.1:$(TB_PORT)
-	@$(VENV)/bin/tensorboard --logdir $(TB_LOGDIR) --host 127.0.0.1 --port $(TB_PORT) >/dev/null 2>&1 & \
+train-embed-tb: setup setup-embed-dirs ## Train with TensorBoard logging, served on 127.0.0.1:TB_PORT (6006)
+	@$(VENV)/bin/tensorboard --logdir $(EMBED_TB_LOGDIR) --host 127.0.0.1 --port $(EMBED_TB_PORT) >/dev/null 2>&1 & \
 	tb=$$!; trap "kill $$tb 2>/dev/null" EXIT INT TERM; \
-	echo "TensorBoard: http://127.0.0.1:$(TB_PORT) (logdir $(TB_LOGDIR))"; \
+	echo "TensorBoard: http://127.0.0.1:$(EMBED_TB_PORT) (logdir $(EMBED_TB_LOGDIR))"; \
 	$(EMBED_RUN) -m embedding_ft.cli.train --config $(EMBED_CONFIG) tensorboard=true $(OVERRIDES) && \
-	echo "training done; TensorBoard still serving at http://127.0.0.1:$(TB_PORT) - Ctrl-C to stop" && wait $$tb
+	echo "training done; TensorBoard still serving at http://127.0.0.1:$(EMBED_TB_PORT) - Ctrl-C to stop" && wait $$tb
 
 infer-embed: setup ## Similarities of TEXTS="a|b|c", or embed INPUT (txt/jsonl) to OUTPUT (.npy), with MODEL
-	$(PY) -m embedding_ft.cli.infer --model $(MODEL) $(BACKEND_ARGS) $(if $(TEXTS),--texts "$(TEXTS)") \
-		$(if $(INPUT),--input $(INPUT) --output $(OUTPUT) --field $(FIELD))
+	$(PY) -m embedding_ft.cli.infer --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_TEXTS),--texts "$(EMBED_TEXTS)") \
+		$(if $(EMBED_INPUT),--input $(EMBED_INPUT) --output $(EMBED_OUTPUT) --field $(EMBED_FIELD))
 
 eval-embed: setup ## Evaluate MODEL on DATA (BEIR folder or pairs file) next to BM25
-	$(PY) -m embedding_ft.cli.evaluate --model $(MODEL) --data $(DATA) $(BACKEND_ARGS) $(if $(TEST_SIZE),--test-size $(TEST_SIZE) --seed $(SEED))
+	$(PY) -m embedding_ft.cli.evaluate --model $(EMBED_MODEL) --data $(EMBED_DATA) $(BACKEND_ARGS) $(if $(EMBED_TEST_SIZE),--test-size $(EMBED_TEST_SIZE) --seed $(EMBED_SEED))
 
 export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvino QUANT=none|int8 [EXPORT_OUTPUT=copy]
-	$(PY) -m embedding_ft.cli.export --model $(MODEL) --backend $(if $(filter torch,$(BACKEND)),onnx,$(BACKEND)) --quant $(QUANT) \
-		$(if $(EXPORT_OUTPUT),--output $(EXPORT_OUTPUT))
+	$(PY) -m embedding_ft.cli.export --model $(EMBED_MODEL) --backend $(if $(filter torch,$(EMBED_BACKEND)),onnx,$(EMBED_BACKEND)) --quant $(EMBED_QUANT) \
+		$(if $(EMBED_EXPORT_OUTPUT),--output $(EMBED_EXPORT_OUTPUT))
 
 index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents)
-	$(PY) -m embedding_ft.cli.index --model $(MODEL) $(BACKEND_ARGS) --docs $(DOCS) --index $(INDEX)
+	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) --docs $(EMBED_DOCS) --index $(EMBED_INDEX)
 
 search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1] (add JSON=1 for JSON lines)
-	$(PY) -m embedding_ft.cli.search --index $(INDEX) --query "$(QUERY)" --top-k $(TOPK) $(if $(HYBRID),--hybrid) $(if $(JSON),--json)
+	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_JSON),--json)
 
 bench-export: setup ## Benchmark back ends (fp32, ONNX, int8) and search latency; writes embeddingFT/bench/results/export/
-	$(PY) $(EMBED_DIR)/bench/bench_export.py $(BENCH_EXPORT_ARGS)
+	$(PY) $(EMBED_DIR)/bench/bench_export.py $(EMBED_BENCH_EXPORT_ARGS)
 
 bench-recipes: setup ## Benchmark training recipes on SciFact (dev / rest, guard rails); writes bench/results/recipes/
-	$(PY) $(EMBED_DIR)/bench/bench_recipes.py $(BENCH_RECIPES_ARGS)
+	$(PY) $(EMBED_DIR)/bench/bench_recipes.py $(EMBED_BENCH_RECIPES_ARGS)
 
 bench-embed: setup ## Benchmark: train-embed vs a plain SentenceTransformerTrainer script, mining, encoding; SciFact quality
-	$(PY) $(EMBED_DIR)/bench/bench_embed.py $(BENCH_EMBED_ARGS) $(OVERRIDES)
+	$(PY) $(EMBED_DIR)/bench/bench_embed.py $(EMBED_BENCH_EMBED_ARGS) $(OVERRIDES)

@@ -13,17 +13,15 @@
 
 QA_DIR := qa_pipeline
 QA_PY := $(abspath $(PY))
-# qa_guide_name(NAME): $(NAME) if the user set it (command line or environment), else empty
-qa_guide_name = $(if $(filter command line environment environment override,$(origin $(1))),$($(1)))
-QA_PDF_DIR ?= $(or $(call qa_guide_name,PDF_DIR),$(QA_DIR)/pdfs)
-QA_EXTRACTOR ?= $(or $(call qa_guide_name,EXTRACTOR),auto)
-QA_GROBID_URL ?= $(or $(call qa_guide_name,GROBID_URL),http://localhost:8070)
-QA_GENERATOR ?= $(or $(call qa_guide_name,GENERATOR),smollm2)
-QA_MODEL_NAME ?= $(call qa_guide_name,MODEL_NAME)
-QA_BASE_URL ?= $(call qa_guide_name,BASE_URL)
-QA_BASE_MODEL ?= $(call qa_guide_name,BASE_MODEL)
-QA_EPOCHS ?= $(call qa_guide_name,EPOCHS)
-QA_BATCH_SIZE ?= $(call qa_guide_name,BATCH_SIZE)
+QA_PDF_DIR ?= $(or $(call guide_name,PDF_DIR),$(QA_DIR)/pdfs)
+QA_EXTRACTOR ?= $(or $(call guide_name,EXTRACTOR),auto)
+QA_GROBID_URL ?= $(or $(call guide_name,GROBID_URL),http://localhost:8070)
+QA_GENERATOR ?= $(or $(call guide_name,GENERATOR),smollm2)
+QA_MODEL_NAME ?= $(call guide_name,MODEL_NAME)
+QA_BASE_URL ?= $(call guide_name,BASE_URL)
+QA_BASE_MODEL ?= $(call guide_name,BASE_MODEL)
+QA_EPOCHS ?= $(call guide_name,EPOCHS)
+QA_BATCH_SIZE ?= $(call guide_name,BATCH_SIZE)
 QA_EXTRACTED ?= $(QA_DIR)/data/extracted
 QA_OUTPUT ?= $(QA_DIR)/data/qa_outputs/jsonl
 QA_MODEL_DIR ?= $(QA_DIR)/models/fine_tuned_embeddings
