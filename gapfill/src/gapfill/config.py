@@ -73,6 +73,10 @@ class UMAPConfig:
     decoder_epochs: int = field(
         default=50, metadata={"help": "extra passes over the points training only the decoder on the final map"}
     )
+    mlp_threads: int = field(
+        default=1,
+        metadata={"help": "torch threads of the fit's network stages on a CPU (one beats two for these small MLPs)"},
+    )
     transform_refine_epochs: int = field(
         default=0,
         metadata={
