@@ -197,10 +197,10 @@ def test_synthetic_regression_points_place_new_points_better(clusters, knn_graph
     plain = ParametricUMAP(UMAPConfig(**base), graph_builder=knn_graph).fit(fit)
     smooth = ParametricUMAP(UMAPConfig(**base, regression_mix=0.5, regression_noise=0.02), graph_builder=knn_graph)
     smooth.fit(fit)
-    layout = torch.from_numpy(plain.transform(fit))
+    layout = torch.from_numpy(plain.transform(fit, refine=False))
     target = SoftKnnPlacer(torch.from_numpy(fit), layout, k=10)(torch.from_numpy(new)).numpy()
     err = {
-        m: float(np.linalg.norm(model.transform(new) - target, axis=1).mean())
+        m: float(np.linalg.norm(model.transform(new, refine=False) - target, axis=1).mean())  # the encoder's placement
         for m, model in (("plain", plain), ("smooth", smooth))
     }
     assert err["smooth"] < err["plain"]
@@ -218,3 +218,15 @@ def test_refined_transform_keeps_its_anchors_through_save_and_load(tmp_path, clu
     model.save(tmp_path / "m")
     loaded = ParametricUMAP.load(tmp_path / "m")
     np.testing.assert_allclose(loaded.transform(new), refined, atol=1e-5)
+
+
+def test_refinement_moves_new_points_and_keeps_fitted_ones_where_the_map_put_them(clusters, knn_graph):
+    x, _ = clusters
+    fit, new = x[::2], x[1::2]
+    model = ParametricUMAP(UMAPConfig(**{**SMALL, "n_epochs": 0, "init_epochs": 20, "transform_refine_epochs": 30}),
+                           graph_builder=knn_graph).fit(fit)  # fmt: skip
+    np.testing.assert_allclose(model.transform(fit), model.anchors_z.numpy(), atol=1e-6)
+    both = model.transform(np.concatenate([fit[:5], new[:5]]))
+    np.testing.assert_allclose(both[:5], model.anchors_z.numpy()[:5], atol=1e-6)
+    moved = np.linalg.norm(both[5:] - model.transform(new[:5], refine=False), axis=1)
+    assert (moved > 1e-4).all()

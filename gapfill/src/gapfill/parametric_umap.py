@@ -405,17 +405,23 @@ class ParametricUMAP:
         if epochs and self.anchors_x is not None and len(x):
             from gapfill.refine import refine_placement
 
-            xn = torch.from_numpy(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
-            out = []
+            xn = torch.from_numpy(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).float()
+            # A point the map was fitted on stays where the map put it (refining it against its own
+            # anchor and its neighbours only blurs the fitted layout); only new points are refined.
+            new = np.ones(len(x), dtype=bool)
             for i in range(0, len(x), 20000):
-                out.append(
-                    refine_placement(
-                        torch.from_numpy(z[i : i + 20000]), xn[i : i + 20000], self.anchors_x, self.anchors_z,
-                        self.a, self.b, self.config.n_neighbors, epochs, self.config.negative_sample_rate,
-                        seed=self.config.seed,
-                    )
-                )  # fmt: skip
-            z = torch.cat(out).numpy()
+                best = (xn[i : i + 20000] @ self.anchors_x.T).max(dim=1)
+                same = (best.values >= 1 - 1e-6).numpy()
+                z[i : i + 20000][same] = self.anchors_z[best.indices[same]].numpy()
+                new[i : i + 20000] = ~same
+            idx = np.flatnonzero(new)
+            for i in range(0, len(idx), 20000):
+                chunk = idx[i : i + 20000]
+                z[chunk] = refine_placement(
+                    torch.from_numpy(z[chunk]), xn[chunk], self.anchors_x, self.anchors_z,
+                    self.a, self.b, self.config.n_neighbors, epochs, self.config.negative_sample_rate,
+                    seed=self.config.seed,
+                ).numpy()  # fmt: skip
         return z
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
