@@ -119,3 +119,7 @@ def test_clean_claim_keeps_the_first_sentence():
         "Arrays of 30 contacts (e.g. 5x6) select muscles."
     )
     assert clean_claim("   ") == ""
+    # seen in the claims bench: SmolLM2 often opens with "The claim is:"
+    assert clean_claim("The claim is: Humans expressing a defective AIRE develop autoimmune disease.") == (
+        "Humans expressing a defective AIRE develop autoimmune disease."
+    )

@@ -100,7 +100,9 @@ def clean_question(text: str) -> str:
     return " ".join(line.split())
 
 
-_CLAIM_PREFIX = re.compile(r"^\s*(?:[-*\u2022]\s*|\d{1,2}[.)]\s*|(?:the |a |one )?claim\s*\d*\s*[:.)]\s*)+", re.I)
+_CLAIM_PREFIX = re.compile(
+    r"^\s*(?:[-*\u2022]\s*|\d{1,2}[.)]\s*|(?:the |a |one )?claim(?:\s+is)?\s*\d*\s*[:.)]\s*)+", re.I
+)
 
 
 def clean_claim(text: str) -> str:
