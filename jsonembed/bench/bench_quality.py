@@ -72,15 +72,7 @@ def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, 
             return embedder, json.loads(info_path.read_text())
     seed_everything(cfg.seed)
     embedder, result = train(cfg, records.segments, device=pick_device(cfg.device or None))
-    info = {
-        "train_records": result.train_records,
-        "val_records": result.val_records,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-        "train_records_per_second": round(result.records_per_second, 1),
-        "final_validation": result.validation[-1],
-        "validation": result.validation,
-    }
+    info = result.summary()
     save_model(path, embedder.encoder, embedder.vocab, cfg, info)
     write_json(info_path, info)
     return embedder, info

@@ -56,16 +56,7 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
     embedder, result = train(cfg, records.segments, show_progress=False)
     seconds = time.perf_counter() - started
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    info = {
-        "train_records": result.train_records,
-        "val_records": result.val_records,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-        "train_records_per_second": round(result.records_per_second, 1),
-        "final_validation": result.validation[-1],
-        "validation": result.validation,
-        "overrides": overrides,
-    }
+    info = {**result.summary(), "overrides": overrides}
     save_model(RUNS_DIR / f"tune-{dataset}-{name}.pt", embedder.encoder, embedder.vocab, cfg, info)
     write_json(RUNS_DIR / f"tune-{dataset}-{name}.train.json", info)
     doc_ids = list(records.ids)

@@ -72,3 +72,13 @@ def test_split_validation():
     assert split_validation(100, 0.1, 1000, seed=0) == (train_idx, val_idx)
     assert len(split_validation(100, 0.5, 20, seed=0)[1]) == 20  # capped
     assert split_validation(10, 0.1, 1000, seed=0) == (list(range(10)), [])  # one record is too few
+
+
+def test_train_result_summary_rounds_and_keeps_the_last_validation():
+    from embedding_model.training import TrainResult
+
+    r = TrainResult(validation=[{"acc": 0.1}, {"acc": 0.4}], train_records=90, val_records=10, steps=7,
+                    records_seen=300, seconds=12.345, train_seconds=10.0)  # fmt: skip
+    s = r.summary()
+    assert s["seconds"] == 12.3 and s["train_records_per_second"] == 30.0
+    assert s["final_validation"] == {"acc": 0.4} and (s["train_records"], s["steps"]) == (90, 7)

@@ -51,6 +51,18 @@ class TrainResult:
         """Training records per second of optimisation (each record gives two views)."""
         return self.records_seen / self.train_seconds if self.train_seconds else 0.0
 
+    def summary(self) -> dict:
+        """The figures a bench keeps beside a trained model (counts, time, rate, validation)."""
+        return {
+            "train_records": self.train_records,
+            "val_records": self.val_records,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 1),
+            "train_records_per_second": round(self.records_per_second, 1),
+            "final_validation": self.validation[-1],
+            "validation": self.validation,
+        }
+
 
 def split_validation(n: int, fraction: float, max_n: int, seed: int) -> tuple[list[int], list[int]]:
     """(train indices, validation indices): a seeded random slice of ``fraction`` (at most ``max_n``).
