@@ -36,7 +36,6 @@ from common import (
     misspelled_queries,
     same_training,
 )
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from embedding_model.config import build_config
 from embedding_model.embedder import JsonEmbedder
@@ -50,15 +49,20 @@ from embshared.config import config_to_dict
 from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json
 from embshared.runtime import pick_device, seed_everything, shared_data_dir
-from embshared.search import BM25Index
+from embshared.search import BM25Index, CharNgramIndex
 
 logger = logging.getLogger("bench_quality")
 METRICS = ["recall@10", "recall@100", "ndcg@10", "mrr@10"]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 QUERY_SETS = ("clean", "misspelled")
 SPLITS = ("dev", "rest")
-#: convex weights of the char model shown on the dev queries (the default is marked)
-WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+#: the convex weights of the char model and of the character n-grams tried on the dev queries
+DENSE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4)
+NGRAM_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+GRID_RULE = (
+    "the default weights are the grid point with the best mean misspelled-query NDCG@10 over the datasets' dev "
+    "queries among those whose clean-query NDCG@10 is at least BM25's on every dataset's dev queries"
+)
 
 
 def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, dict]:
@@ -117,23 +121,29 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     row_of = {t: i for i, t in enumerate(all_texts)}
     bm25_fn = lookup_fn(BM25Index().index(doc_ids, texts).score_matrix(all_texts), row_of)
     char_fn = lookup_fn(embedder.embed_queries(all_texts) @ doc_vectors.T, row_of)  # (n_queries, n_docs) cosine
+    ngram_fn = lookup_fn(CharNgramIndex().index(doc_ids, texts).score_matrix(all_texts), row_of)
     hybrid = fusion_settings(cfg)
     systems = {
         "BM25": bm25_fn,
         "char model (jsonembed)": char_fn,
-        f"hybrid: char model + BM25 ({hybrid.label()}, the default)": hybrid.score_fn(char_fn, bm25_fn),
+        f"hybrid ({hybrid.label()}, the default)": hybrid.score_fn(char_fn, bm25_fn, ngram_fn),
     }
+    # what each part of the hybrid buys: the same fusion without the n-grams, and without the
+    # char model (its weight given to BM25)
+    if hybrid.uses_ngrams:
+        no_ngrams = fusion_settings(cfg, ngram_weight=0.0)
+        systems[f"char model + BM25 only ({no_ngrams.label()})"] = no_ngrams.score_fn(char_fn, bm25_fn)
+        no_model = fusion_settings(cfg, dense_weight=0.0)
+        systems[f"char n-grams + BM25 only, no char model ({no_model.label()})"] = no_model.score_fn(
+            char_fn, bm25_fn, ngram_fn
+        )
     # references that explain the char model's ceiling: BM25 on only the characters the model
-    # reads, and a sparse character 3-5-gram TF-IDF over the whole record (typo-robust, not learned)
+    # reads, and the character 3-5-gram TF-IDF over the whole record alone (typo-robust, not learned)
     window = [plain_text(visible_segments(s, cfg.max_chars)) for s in records.segments]
     systems[f"BM25 on the first {cfg.max_chars} characters only (reference)"] = lookup_fn(
         BM25Index().index(doc_ids, window).score_matrix(all_texts), row_of
     )
-    ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
-    ngram_docs = ngrams.fit_transform(texts)  # (n_docs, n_ngrams) sparse
-    ngram_fn = lookup_fn((ngrams.transform(all_texts) @ ngram_docs.T).toarray(), row_of)
-    systems["character 3-5-gram TF-IDF, whole record (reference, not learned)"] = ngram_fn
-    systems["char 3-5-gram TF-IDF + BM25 (same fusion)"] = hybrid.score_fn(ngram_fn, bm25_fn)
+    systems["character 3-5-gram TF-IDF, whole record, alone (reference, not learned)"] = ngram_fn
     if with_minilm:
         matrix, model = minilm_embeddings(name, texts)
         minilm_q = sentence_transformer_encoder(model)(all_texts)
@@ -151,13 +161,15 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         system: {f"{qs}/{split}": evaluate(fn, qs, split_ids[split]) for qs in QUERY_SETS for split in SPLITS}
         for system, fn in systems.items()
     }
-    sweep = {
-        qs: {
-            str(w): evaluate(fusion_settings(cfg, "convex", w).score_fn(char_fn, bm25_fn), qs, dev)["ndcg@10"]
-            for w in WEIGHTS
-        }
-        for qs in QUERY_SETS
-    }
+    # the dev queries' NDCG@10 over a grid of (char model, n-gram) convex weights: the only
+    # figures the default weights are chosen from (see GRID_RULE)
+    grid = {}
+    for dense_w in DENSE_GRID:
+        for ngram_w in NGRAM_GRID:
+            if dense_w + ngram_w > 0.9 + 1e-9:
+                continue
+            fn = fusion_settings(cfg, "convex", dense_w, ngram_w).score_fn(char_fn, bm25_fn, ngram_fn)
+            grid[f"{dense_w:g}/{ngram_w:g}"] = {qs: round(evaluate(fn, qs, dev)["ndcg@10"], 4) for qs in QUERY_SETS}
     examples = [(judged[q], query_sets["misspelled"][q]) for q in sorted(judged)[:3]]
     return {
         "records": len(records),
@@ -169,7 +181,7 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         "train": train_info,
         "embed_records_per_second": round(len(records) / embed_seconds, 1),
         "systems": results,
-        "dev_convex_weight_sweep": sweep,
+        "dev_weight_grid": grid,
         "typo_examples": examples,
     }
 
@@ -197,6 +209,19 @@ def goals(data: dict) -> list[str]:
             )
         )
     return lines
+
+
+def choose_weights(datasets: dict) -> dict | None:
+    """The grid point GRID_RULE picks from the dev queries of every dataset run (None without a grid)."""
+    grids = {name: d["dev_weight_grid"] for name, d in datasets.items() if "dev_weight_grid" in d}
+    if not grids:
+        return None
+    bm25 = {name: datasets[name]["systems"]["BM25"]["clean/dev"]["ndcg@10"] for name in grids}
+    keys = list(next(iter(grids.values())))
+    allowed = [k for k in keys if all(grids[n][k]["clean"] >= bm25[n] for n in grids)]
+    best = max(allowed or keys, key=lambda k: float(np.mean([grids[n][k]["misspelled"] for n in grids])))
+    dense_w, ngram_w = (float(x) for x in best.split("/"))
+    return {"rule": GRID_RULE, "convex_dense_weight": dense_w, "convex_ngram_weight": ngram_w, "datasets": list(grids)}
 
 
 def markdown(report: dict) -> str:
@@ -244,12 +269,21 @@ def markdown(report: dict) -> str:
                 format_table({s: r[f"{qs}/rest"] for s, r in data["systems"].items()}, METRICS),
                 "",
             ]
-        for qs, sweep in data["dev_convex_weight_sweep"].items():
-            lines.append(
-                f"Hybrid NDCG@10 on the dev queries ({qs}) by the char model's convex weight: "
-                + ", ".join(f"{w}: {v:.4f}" for w, v in sweep.items())
-                + f" (default {report['config']['convex_dense_weight']})."
-            )
+        if "dev_weight_grid" in data:
+            default = f"{report['config']['convex_dense_weight']:g}/{report['config'].get('convex_ngram_weight', 0):g}"
+            bm25_dev = {qs: data["systems"]["BM25"][f"{qs}/dev"]["ndcg@10"] for qs in QUERY_SETS}
+            lines += [
+                f"Hybrid NDCG@10 on the dev queries by convex weight (char model / char n-grams; BM25 gets the rest; "
+                f"BM25 alone: clean {bm25_dev['clean']:.4f}, misspelled {bm25_dev['misspelled']:.4f}; the default "
+                "in bold):",
+                "",
+                "| weights | clean dev | misspelled dev |",
+                "|---|---:|---:|",
+            ]
+            for key, row in data["dev_weight_grid"].items():
+                name = f"**{key}**" if key == default else key
+                lines.append(f"| {name} | {row['clean']:.4f} | {row['misspelled']:.4f} |")
+            lines.append("")
         lines += [
             "",
             "Typo examples: " + "; ".join(f"`{a}` -> `{b}`" for a, b in data["typo_examples"]),
@@ -267,6 +301,16 @@ def markdown(report: dict) -> str:
                 "judgements and are left out.",
                 "",
             ]
+    choice = report.get("dev_choice")
+    if choice:
+        configured = (report["config"]["convex_dense_weight"], report["config"].get("convex_ngram_weight", 0.0))
+        picked = (choice["convex_dense_weight"], choice["convex_ngram_weight"])
+        lines += [
+            f"**Choice of the fusion weights** (on {', '.join(choice['datasets'])}): {choice['rule']}. This run's "
+            f"grid picks char model {picked[0]:g} / n-grams {picked[1]:g}; the configured default is "
+            f"{configured[0]:g} / {configured[1]:g}" + (" (the same)." if picked == configured else "."),
+            "",
+        ]
     if report.get("reused"):
         lines += [
             "The char models were reused from `bench/runs/` (`--reuse`, same config); training figures are from the run that trained them.",
@@ -306,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     if not report["datasets"]:
         logger.warning("no dataset found under %s; nothing written", data)
         return 0
+    report["dev_choice"] = choose_weights(report["datasets"])
     facts["load_average_end"] = load_average()
     command = command_line(None if argv is None else ["jsonembed/bench/bench_quality.py", *argv])
     _, md_path = write_results(args.results_dir, "quality", report, markdown(report), command, facts)

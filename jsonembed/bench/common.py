@@ -41,7 +41,16 @@ DATASETS = {"scifact": scifact, "cranfield": cranfield}
 
 #: config keys read only at search time: a model trained under configs differing only in these is the same model
 SEARCH_KEYS = frozenset(
-    {"device", "embed_batch_size", "fusion", "rrf_k", "rrf_depth", "rrf_dense_weight", "convex_dense_weight"}
+    {
+        "device",
+        "embed_batch_size",
+        "fusion",
+        "rrf_k",
+        "rrf_depth",
+        "rrf_dense_weight",
+        "convex_dense_weight",
+        "convex_ngram_weight",
+    }
 )
 
 

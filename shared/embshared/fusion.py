@@ -7,7 +7,9 @@ Two fusions:
   even where the other one is confident.
 - the convex fusion ``(1 - w) * z(bm25) + w * z(dense)``, each score z-normalised over all
   documents for the query (Bruch et al., 2023, "An Analysis of Fusion Functions for Hybrid
-  Retrieval", find it more accurate than RRF when the two systems differ in quality).
+  Retrieval", find it more accurate than RRF when the two systems differ in quality);
+  ``weighted_zscore_fusion`` is the same sum over any number of rankers (jsonembed adds a
+  character n-gram ranker).
 
 Everything here is a pure function of numbers and ids; jsonembed's record search and
 embeddingFT's index both call it (no library offers these few lines over FAISS + bm25s).
@@ -64,7 +66,25 @@ def convex_fusion(dense: np.ndarray, bm25: np.ndarray, weight: float) -> np.ndar
     """(1 - weight) * z(bm25) + weight * z(dense), both (batch, n_docs)."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"the convex fusion's dense weight must be in [0, 1], got {weight}")
-    return (1.0 - weight) * zscore_rows(bm25) + weight * zscore_rows(dense)
+    return weighted_zscore_fusion([bm25, dense], [1.0 - weight, weight])
+
+
+def weighted_zscore_fusion(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """sum_i weights[i] * z(scores[i]): the convex fusion of any number of (batch, n_docs) score matrices.
+
+    The weights must be non-negative and sum to 1; a component of weight 0 is not computed.
+    """
+    if len(scores) != len(weights) or not scores:
+        raise ValueError("one weight per score matrix, at least one")
+    if min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"the convex fusion's weights must be >= 0 and sum to 1, got {list(weights)}")
+    out = None
+    for matrix, weight in zip(scores, weights):
+        if weight == 0:
+            continue
+        part = weight * zscore_rows(matrix)
+        out = part if out is None else out + part
+    return out
 
 
 def convex_score_fn(
@@ -72,6 +92,14 @@ def convex_score_fn(
 ) -> Callable[[list[str]], np.ndarray]:
     """A score function (query texts -> (batch, n_docs)) for the convex fusion of two others."""
     return lambda texts: convex_fusion(dense_fn(texts), bm25_fn(texts), weight)
+
+
+def weighted_score_fn(
+    score_fns: Sequence[Callable[[list[str]], np.ndarray]], weights: Sequence[float]
+) -> Callable[[list[str]], np.ndarray]:
+    """A score function for :func:`weighted_zscore_fusion` of several others (weight 0: not called)."""
+    pairs = [(fn, w) for fn, w in zip(score_fns, weights, strict=True) if w > 0]
+    return lambda texts: weighted_zscore_fusion([fn(texts) for fn, _ in pairs], [w for _, w in pairs])
 
 
 def rrf_score_fn(

@@ -106,3 +106,24 @@ def test_fast_search_matches_the_plain_formulation(synthetic):
     for i in b:
         by_hand[i] += 1 / (60 + b.index(i) + 1)
     assert [h.score for h in rrf] == pytest.approx(sorted(by_hand.values(), reverse=True)[:10])
+
+
+def test_hybrid_with_character_ngrams_is_the_three_way_convex_fusion(synthetic):
+    from embshared.fusion import weighted_zscore_fusion
+    from embshared.search import CharNgramIndex
+
+    records, vectors, queries, query_vectors = synthetic
+    settings = FusionSettings(method="convex", convex_dense_weight=0.2, convex_ngram_weight=0.3)
+    engine = RecordSearch(None, records, vectors, settings)
+    names = [str(i) for i in range(N_RECORDS)]
+    ngrams = CharNgramIndex().index(names, records.plain_texts()).score_matrix(queries)
+    fused = weighted_zscore_fusion(
+        [engine.bm25.score_matrix(queries), query_vectors @ vectors.T, ngrams], [0.5, 0.2, 0.3]
+    )
+    ref = [[int(i) for i in row] for row in top_k(fused, names, 10)]
+    hybrid = engine.hybrid(queries, 10, query_vectors)
+    assert _ids(hybrid) == ref
+    assert settings.label() == "convex, dense weight 0.2, char n-gram weight 0.3"
+    # the n-gram ranker changes the ranking (else this test would not see it)
+    two_way = RecordSearch(None, records, vectors, FusionSettings(method="convex", convex_dense_weight=0.2))
+    assert _ids(two_way.hybrid(queries, 10, query_vectors)) != ref

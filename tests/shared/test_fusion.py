@@ -38,3 +38,26 @@ def test_convex_fusion_by_hand():
     assert fused[0] == pytest.approx(0.75 * zscore_rows(bm25)[0] + 0.25 * zscore_rows(dense)[0])
     assert int(np.argmax(fused)) == 1  # BM25's confident first stays first at a small dense weight
     assert int(np.argmax(convex_fusion(dense, bm25, 0.9))) == 0
+
+
+def test_weighted_zscore_fusion_of_three_rankers_by_hand():
+    from embshared.fusion import weighted_score_fn, weighted_zscore_fusion
+
+    bm25 = np.array([[0.0, 4.0, 2.0, 0.0]])
+    dense = np.array([[0.9, 0.1, 0.5, 0.2]])
+    ngram = np.array([[0.1, 0.2, 0.3, 0.9]])
+    fused = weighted_zscore_fusion([bm25, dense, ngram], [0.5, 0.2, 0.3])
+    by_hand = 0.5 * zscore_rows(bm25) + 0.2 * zscore_rows(dense) + 0.3 * zscore_rows(ngram)
+    np.testing.assert_allclose(fused, by_hand, rtol=1e-6)
+    np.testing.assert_allclose(weighted_zscore_fusion([bm25, dense], [0.75, 0.25]), convex_fusion(dense, bm25, 0.25))
+    called = []
+
+    def never(texts):
+        called.append(texts)
+        return ngram
+
+    fn = weighted_score_fn([lambda q: bm25, lambda q: dense, never], [0.7, 0.3, 0.0])
+    np.testing.assert_allclose(fn(["q"]), convex_fusion(dense, bm25, 0.3))
+    assert called == []  # a component of weight 0 is not scored
+    with pytest.raises(ValueError, match="sum to 1"):
+        weighted_zscore_fusion([bm25, dense], [0.5, 0.4])

@@ -82,3 +82,42 @@ def test_faiss_save_load_and_errors(tmp_path):
         index.search(np.zeros((1, 5)), 1)
     with pytest.raises(IndexLoadError, match="not a saved FAISS index"):
         FaissIndex.load(tmp_path / "nothing")
+
+
+# --- character n-gram TF-IDF
+
+NGRAM_DOCS = [
+    "Pyridostatin stabilises the G-quadruplex in telomeric regions.",
+    "Statins lower LDL cholesterol; pyridoxine is vitamin B6.",
+    "The quadruplex-binding ligand  stabilises\ttelomeres (in vitro).",
+    "Vitamin B6 deficiency and telomere length: a cohort study.",
+    "ÉCOLE  normale: Unicode words, ÉCOLE again.",
+]
+
+
+def test_char_ngram_index_equals_sklearn_tfidf_vectorizer():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from embshared.search import CharNgramIndex
+
+    queries = ["Pyridhstatin stabilies the G-quadruplx", "vitamin b6", "école", "a", "zzzz qqqq"]
+    index = CharNgramIndex(ngram_range=(3, 5), min_df=2).index([f"d{i}" for i in range(5)], NGRAM_DOCS)
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
+    docs = reference.fit_transform(NGRAM_DOCS)
+    assert index.n_features == len(reference.vocabulary_)
+    np.testing.assert_allclose(
+        index.score_matrix(queries), (reference.transform(queries) @ docs.T).toarray(), atol=1e-6
+    )
+
+
+def test_char_ngram_index_finds_a_misspelled_word_that_bm25_misses():
+    from embshared.search import CharNgramIndex
+
+    ids = [f"d{i}" for i in range(5)]
+    query = ["cholesterl"]  # one letter dropped: no BM25 term matches
+    assert BM25Index().index(ids, NGRAM_DOCS).score_matrix(query).max() == 0.0
+    # min_df=1: on five documents, min_df=2 would keep only n-grams shared by two of them
+    scores = CharNgramIndex(min_df=1).index(ids, NGRAM_DOCS).score_matrix(query)[0]
+    assert int(np.argmax(scores)) == 1 and scores[1] > 0
+    with pytest.raises(ValueError, match="empty corpus"):
+        CharNgramIndex().index([], [])

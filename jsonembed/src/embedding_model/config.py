@@ -109,7 +109,14 @@ class JsonEmbedConfig:
         default=0.1, metadata=_help("rrf: weight of the model's ranking (BM25's is 1); see bench/results")
     )
     convex_dense_weight: float = field(
-        default=0.3, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets 1 - this)")
+        default=0.3, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets the rest)")
+    )
+    convex_ngram_weight: float = field(
+        default=0.0,
+        metadata=_help(
+            "convex: share of a character 3-5-gram TF-IDF over the whole record (typo-robust; 0 leaves it out); "
+            "BM25 gets 1 - convex_dense_weight - this"
+        ),
     )
 
     def validate(self) -> None:
@@ -139,10 +146,16 @@ class JsonEmbedConfig:
             "noise_substitute_prob",
             "warmup_ratio",
             "convex_dense_weight",
+            "convex_ngram_weight",
         )
         for key in probabilities:
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"key '{key}' must be between 0 and 1, got {getattr(self, key)}")
+        if self.convex_dense_weight + self.convex_ngram_weight > 1.0:
+            raise ValueError(
+                "keys 'convex_dense_weight' + 'convex_ngram_weight' must be at most 1 (BM25 gets the rest), got "
+                f"{self.convex_dense_weight} + {self.convex_ngram_weight}"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"key 'val_fraction' must be in [0, 1), got {self.val_fraction}")
         if not 1 <= self.span_min_words <= self.span_max_words:

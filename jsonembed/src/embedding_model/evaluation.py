@@ -22,7 +22,7 @@ from embshared.files import write_json, write_text
 from embshared.fusion import FUSIONS
 from embshared.io import DataError, read_records
 from embshared.metrics import parse_metric
-from embshared.search import BM25Index
+from embshared.search import BM25Index, CharNgramIndex
 
 DEFAULT_METRICS = ("recall@1", "recall@10", "recall@100", "mrr@10", "ndcg@10")
 
@@ -128,10 +128,13 @@ def evaluate_systems(
     bm25 = BM25Index().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix
     systems = {"BM25": bm25, "jsonembed": dense}
     configured = FusionSettings.from_config(embedder.cfg)
+    ngrams = (
+        CharNgramIndex().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix if configured.uses_ngrams else None
+    )
     for method in FUSIONS:
         settings = dataclasses.replace(configured, method=method)
         mark = " (search --hybrid)" if method == configured.method else ""
-        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(dense, bm25)
+        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(dense, bm25, ngrams)
     return {
         system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
         for system, fn in systems.items()

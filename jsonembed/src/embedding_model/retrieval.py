@@ -1,7 +1,11 @@
-"""Search over records: dense (exact inner products), BM25, and their fusion.
+"""Search over records: dense (exact inner products), BM25, character n-grams, and their fusion.
 
 The two fusions (``fusion`` in the config: ``rrf`` or ``convex``) are the workspace's one
 implementation in :mod:`embshared.fusion`; this module holds the settings and the search.
+The convex fusion can take a third, typo-robust lexical ranker: a character 3-5-gram
+TF-IDF over the whole record (:class:`embshared.search.CharNgramIndex`,
+``convex_ngram_weight``). It reads every character of the record where the char model
+reads the first ``max_chars``, and a misspelled query word keeps most of its n-grams.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from embedding_model.embedder import JsonEmbedder
 from embedding_model.records import RecordSet
 from embshared.errors import UserError
 from embshared.evaluate import top_k
-from embshared.fusion import convex_fusion, convex_score_fn, reciprocal_rank_fusion, rrf_score_fn
-from embshared.search import BM25Index
+from embshared.fusion import reciprocal_rank_fusion, rrf_score_fn, weighted_score_fn, weighted_zscore_fusion
+from embshared.search import BM25Index, CharNgramIndex
 
 
 @dataclass
@@ -28,15 +32,30 @@ class FusionSettings:
     rrf_depth: int = 100
     rrf_dense_weight: float = 1.0
     convex_dense_weight: float = 0.2
+    convex_ngram_weight: float = 0.0
 
     @classmethod
     def from_config(cls, cfg) -> FusionSettings:
-        return cls(cfg.fusion, cfg.rrf_k, cfg.rrf_depth, cfg.rrf_dense_weight, cfg.convex_dense_weight)
+        return cls(
+            cfg.fusion, cfg.rrf_k, cfg.rrf_depth, cfg.rrf_dense_weight, cfg.convex_dense_weight, cfg.convex_ngram_weight
+        )
 
-    def score_fn(self, dense_fn, bm25_fn) -> Callable[[list[str]], np.ndarray]:
-        """The fused score function of a dense and a BM25 score function."""
+    @property
+    def uses_ngrams(self) -> bool:
+        """Whether the fusion has the character n-gram ranker (convex, with a positive weight)."""
+        return self.method == "convex" and self.convex_ngram_weight > 0
+
+    def convex_weights(self) -> list[float]:
+        """The convex weights of (BM25, the model, the n-gram ranker)."""
+        dense, ngram = self.convex_dense_weight, self.convex_ngram_weight
+        return [max(0.0, 1.0 - dense - ngram), dense, ngram]
+
+    def score_fn(self, dense_fn, bm25_fn, ngram_fn=None) -> Callable[[list[str]], np.ndarray]:
+        """The fused score function of a dense, a BM25 and (convex, if weighted) a character n-gram score function."""
         if self.method == "convex":
-            return convex_score_fn(dense_fn, bm25_fn, self.convex_dense_weight)
+            if self.uses_ngrams and ngram_fn is None:
+                raise ValueError("this fusion weights the character n-gram ranker: pass its score function")
+            return weighted_score_fn([bm25_fn, dense_fn, ngram_fn], self.convex_weights())
         return rrf_score_fn(
             [dense_fn, bm25_fn],
             depth=self.rrf_depth,
@@ -46,13 +65,17 @@ class FusionSettings:
         )
 
     def label(self) -> str:
+        if self.uses_ngrams:
+            return f"convex, dense weight {self.convex_dense_weight:g}, char n-gram weight {self.convex_ngram_weight:g}"
         if self.method == "convex":
             return f"convex, dense weight {self.convex_dense_weight:g}"
         return f"RRF, dense weight {self.rrf_dense_weight:g}"
 
 
-def fusion_settings(cfg, method: str | None = None, dense_weight: float | None = None) -> FusionSettings:
-    """The config's fusion settings, with a method and the model's weight overridden (``--fusion``, ``--dense-weight``)."""
+def fusion_settings(
+    cfg, method: str | None = None, dense_weight: float | None = None, ngram_weight: float | None = None
+) -> FusionSettings:
+    """The config's fusion settings with the method and weights overridden (``--fusion``, ``--dense-weight``, ``--ngram-weight``)."""
     settings = FusionSettings.from_config(cfg)
     if method is not None:
         settings.method = method
@@ -63,6 +86,15 @@ def fusion_settings(cfg, method: str | None = None, dense_weight: float | None =
             settings.convex_dense_weight = dense_weight
         else:
             settings.rrf_dense_weight = dense_weight
+    if ngram_weight is not None:
+        if not 0 <= ngram_weight <= 1:
+            raise ValueError(f"the convex fusion's character n-gram weight must be in [0, 1], got {ngram_weight}")
+        settings.convex_ngram_weight = ngram_weight
+    if settings.method == "convex" and settings.convex_dense_weight + settings.convex_ngram_weight > 1:
+        raise ValueError(
+            "the convex fusion's dense and character n-gram weights must sum to at most 1, got "
+            f"{settings.convex_dense_weight:g} + {settings.convex_ngram_weight:g}"
+        )
     return settings
 
 
@@ -114,7 +146,7 @@ class Hit:
 
 
 class RecordSearch:
-    """Searches a set of records embedded by a model, optionally fused with BM25.
+    """Searches a set of records embedded by a model, optionally fused with BM25 (and character n-grams).
 
     Every search scores all records exactly (no approximate index): dense scores are one
     pass of :func:`inner_products` per query, BM25 scores come from bm25s's precomputed
@@ -145,6 +177,7 @@ class RecordSearch:
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.fusion = fusion or FusionSettings()
         self._bm25: BM25Index | None = None
+        self._ngrams: CharNgramIndex | None = None
         self._tie_order: np.ndarray | None = None
 
     @property
@@ -154,6 +187,14 @@ class RecordSearch:
             ids = [str(i) for i in range(len(self.records))]
             self._bm25 = BM25Index().index(ids, self.records.plain_texts())
         return self._bm25
+
+    @property
+    def ngrams(self) -> CharNgramIndex:
+        """Character 3-5-gram TF-IDF over the records' values, built on first use (``convex_ngram_weight``)."""
+        if self._ngrams is None:
+            ids = [str(i) for i in range(len(self.records))]
+            self._ngrams = CharNgramIndex().index(ids, self.records.plain_texts())
+        return self._ngrams
 
     @property
     def tie_order(self) -> np.ndarray:
@@ -201,7 +242,10 @@ class RecordSearch:
         vectors = self._vectors(queries, query_vectors)
         if self.fusion.method == "convex":
             dense = inner_products(vectors, self.embeddings)  # (batch, n_records) cosine
-            fused = convex_fusion(dense, self.bm25.score_matrix(list(queries)), self.fusion.convex_dense_weight)
+            scores = [self.bm25.score_matrix(list(queries)), dense]
+            scores.append(self.ngrams.score_matrix(list(queries)) if self.fusion.uses_ngrams else None)
+            weights = self.fusion.convex_weights()
+            fused = weighted_zscore_fusion(*zip(*[(m, w) for m, w in zip(scores, weights) if w > 0]))
             return self._ranked(fused, k)
         depth = max(k, self.fusion.rrf_depth)
         dense_hits = self.dense(queries, depth, vectors)

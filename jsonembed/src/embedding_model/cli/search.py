@@ -5,8 +5,9 @@
 
 The data is embedded once and the matrix cached beside it (keyed by the model's and the
 data's hashes); queries go through an exact FAISS inner-product index. ``--hybrid`` fuses
-the dense ranking with BM25 (by default a weighted sum of z-scored scores, ``--fusion rrf``
-for reciprocal-rank fusion); ``--explain`` shows, for every hit,
+the dense ranking with BM25 (by default a weighted sum of z-scored scores, which can include a
+character n-gram TF-IDF ranker, ``--ngram-weight``; ``--fusion rrf`` for reciprocal-rank
+fusion); ``--explain`` shows, for every hit,
 the fields whose removal costs the most similarity.
 """
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dense-weight", type=float, default=None, help="weight of the model in --hybrid's fusion (default: config)"
     )
+    parser.add_argument(
+        "--ngram-weight",
+        type=float,
+        default=None,
+        help="weight of the character n-gram TF-IDF in --hybrid's convex fusion (default: config)",
+    )
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: .jsonembed_cache beside the data)")
     parser.add_argument("--no-cache", action="store_true", help="embed the data again and do not cache it")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
@@ -68,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = JsonEmbedder.load(args.model, args.device)
     try:
-        fusion = fusion_settings(embedder.cfg, args.fusion, args.dense_weight)
+        fusion = fusion_settings(embedder.cfg, args.fusion, args.dense_weight, args.ngram_weight)
     except ValueError as exc:
-        raise UserError(f"--dense-weight: {exc}") from None
+        raise UserError(f"--dense-weight / --ngram-weight: {exc}") from None
     records = load_records(
         args.data, embedder.cfg.ignore_fields, skip_invalid=args.skip_invalid, max_chars=embedder.cfg.max_chars
     )
