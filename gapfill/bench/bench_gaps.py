@@ -157,8 +157,9 @@ def markdown(r: dict) -> str:
         f"from opposite sides), {c['rewrite_rounds']} round(s) of sampled rewrites of the best {c['rewrite_best']}, up "
         f"to {c['word_rounds']} rounds of word edits along the encoder's gradient ({c['word_top_k']} words of the "
         f"map's {r['vocabulary_words']:,}-word vocabulary); every text scored by −max(distance in radii, "
-        f"{c['inner']:g}) + {c['fluency_weight']:g} × mean token log-prob (plain SmolLM2); budget "
-        f"{c['max_seconds']:g} s. Landing: the map's `transform` ("
+        f"{c['inner']:g}) + {c['fluency_weight']:g} × mean token log-prob (plain SmolLM2) − "
+        f"{c.get('outside_penalty', 0):g} if it lands outside the circle; budget "
+        f"{c['max_seconds']:g} s (a stage starts only if its estimated time fits). Landing: the map's `transform` ("
         + (
             f"encoder refined for {r['transform_refine_epochs']} epochs against the fitted points"
             if r["transform_refine_epochs"]

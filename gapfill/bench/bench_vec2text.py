@@ -83,7 +83,7 @@ class BenchConfig:
     near_duplicate: float = field(default=0.95, metadata={"help": "retrieval excludes texts at least this close"})
     threads: int = field(default=2, metadata={"help": "torch threads"})
     max_seconds: float = field(
-        default=30.0, metadata={"help": "time budget per text: no correction step starts past it (0: none)"}
+        default=30.0, metadata={"help": "time budget per text: no stage starts that would end past it (0: none)"}
     )
     wait_for_umap: float = field(default=0.0, metadata={"help": "seconds to wait for umap_model to appear"})
     seed: int = 0
@@ -348,7 +348,8 @@ def markdown(r: dict) -> str:
         + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences.",
         "",
         f"Time budget per text: {c.get('max_seconds') or 'none'} s (no correction step starts when the last "
-        "step's duration would pass it); a text whose budget ended keeps its last step in the later rows.",
+        "step's duration would pass it, and within a step the LM token edits, word-edit rounds and the rewrite "
+        "start only if their estimated time fits); a text whose budget ended keeps its last step in the later rows.",
         "",
         "| row | mean cosine to target | share ≥ 0.90 | BLEU vs original | perplexity (plain SmolLM2) | kept text from "
         f"({'/'.join(SOURCES)}) |",

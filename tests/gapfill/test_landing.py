@@ -59,6 +59,23 @@ def test_fluency_decides_only_among_texts_that_land_well_inside(linear_map):
     assert [c.text for c in scorer.ranked()] == ["a little off", "at the centre", "far away"]
 
 
+def test_outside_penalty_puts_any_text_inside_the_circle_before_a_more_fluent_one_outside(linear_map):
+    # a circle around "a little off" (lands at (1.2, 0.4)) whose edge "at the centre" (lands at
+    # (1, 0), 0.447 away) just misses: 1.016 radii
+    circle = Circle(1.2, 0.4, radius=0.44)
+    fluency = {"at the centre": -1.0, "a little off": -5.0}
+    flu = lambda ts: [fluency[t] for t in ts]  # noqa: E731
+    plain = LandingScorer(linear_map, fixed_embed, circle, flu, fluency_weight=0.15)
+    plain.score(list(fluency))
+    radii = {c.text: c.radii for c in plain.ranked()}
+    assert radii["at the centre"] == pytest.approx(np.hypot(0.2, 0.4) / 0.44, rel=1e-4)  # 1.016: outside
+    assert plain.ranked()[0].text == "at the centre"  # -1.016 - 0.15 beats -0.5 - 0.75: fluency wins
+    strict = LandingScorer(linear_map, fixed_embed, circle, flu, fluency_weight=0.15, outside_penalty=1.0)
+    strict.score(list(fluency))
+    assert [c.text for c in strict.ranked()] == ["a little off", "at the centre"]
+    assert strict.ranked()[1].score == pytest.approx(plain.ranked()[0].score - 1.0)
+
+
 def test_direction_moves_the_landing_point_towards_the_centre(linear_map):
     circle = Circle(0.0, 2.0, radius=0.5)
     scorer = LandingScorer(linear_map, fixed_embed, circle)

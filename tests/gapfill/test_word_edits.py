@@ -1,4 +1,5 @@
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -48,6 +49,9 @@ def test_refine_words_brings_in_the_missing_word(embed_fn):
     assert out.cosine == pytest.approx(1.0, abs=1e-5) and out.cosine > start_cos
     # nothing to gain: the text comes back unchanged
     assert refine_words(out.text, target, embed_fn, vocab, None, rounds=3).text == out.text
+    # a deadline already passed: no round starts, the start comes back
+    late = refine_words(start, target, embed_fn, vocab, None, rounds=3, top_words=4, deadline=time.perf_counter() - 1)
+    assert late.text == start and late.cosine == pytest.approx(start_cos, abs=1e-6)
 
 
 def test_refine_words_never_scores_below_its_start_with_an_lm(tiny_lm_session, embed_fn):

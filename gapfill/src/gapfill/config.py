@@ -221,7 +221,13 @@ class GapTextConfig:
     inner: float = field(
         default=0.5, metadata={"help": "landing distances below this many radii count alike (fluency decides)"}
     )
-    max_seconds: float = field(default=10.0, metadata={"help": "time budget; stages stop starting after it"})
+    outside_penalty: float = field(
+        default=1.0, metadata={"help": "score cost of landing outside the circle (inside comes before fluency)"}
+    )
+    max_seconds: float = field(
+        default=13.0,
+        metadata={"help": "time budget: a stage or round starts only if its estimated time fits in what is left"},
+    )
     seed: int = field(default=0, metadata={"help": "sampling seed"})
 
     def validate(self) -> None:
@@ -231,6 +237,8 @@ class GapTextConfig:
             raise ValueError("rounds must be >= 0, rewrite_best and word_top_k >= 1")
         if self.temperature <= 0 or self.top_k < 1 or self.max_seconds <= 0:
             raise ValueError("temperature and max_seconds must be > 0, top_k >= 1")
+        if self.outside_penalty < 0:
+            raise ValueError("outside_penalty must be >= 0")
 
 
 @dataclass

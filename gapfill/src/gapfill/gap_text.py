@@ -11,8 +11,11 @@
    :meth:`gapfill.landing.LandingScorer.direction`) replace, join or leave the best text.
 
 Every text is scored by :class:`gapfill.landing.LandingScorer` (distance in radii after
-embed -> encoder, plus fluency); the best is returned with the top candidates. Stages stop
-starting once ``max_seconds`` has passed, so the answer time is bounded.
+embed -> encoder, plus fluency); the best is returned with the top candidates. The answer
+time is bounded by ``max_seconds``: after the candidates, a stage (or a round of one) starts
+only if its estimated time fits in what is left. The estimate of an LM stage is the
+candidate stage's seconds per sampled sequence times its sequences; of a word-edit round,
+the previous round's seconds (the first round is assumed to cost 1 s).
 """
 
 from __future__ import annotations
@@ -194,14 +197,15 @@ def write_for_point(
     start = time.perf_counter()
     point = np.asarray(point, dtype=np.float32)
     circle = circle or circle_at(point, coords)
-    scorer = LandingScorer(umap, embed, circle, fluency, cfg.fluency_weight, cfg.inner)
+    scorer = LandingScorer(umap, embed, circle, fluency, cfg.fluency_weight, cfg.inner, cfg.outside_penalty)
     k = min(cfg.n_neighbours, len(texts))
     near = [int(i) for i in np.atleast_1d(cKDTree(coords).query(point, k=k)[1])]
     stages: dict[str, float] = {}
     stage_best: dict[str, dict] = {}
 
-    def over() -> bool:
-        return time.perf_counter() - start > cfg.max_seconds
+    def fits(seconds: float) -> bool:
+        """Whether work estimated at ``seconds`` ends within the budget."""
+        return time.perf_counter() - start + seconds <= cfg.max_seconds
 
     def finish(stage: str, began: float) -> None:
         stages[stage] = time.perf_counter() - began
@@ -217,12 +221,13 @@ def write_for_point(
     for answers in sampler.sample(prompts, cfg.samples, cfg, seed=cfg.seed):
         scorer.score(answers, "lm")
     finish("candidates", t)
+    per_sequence = stages["candidates"] / (len(prompts) * cfg.samples)  # LM seconds per sampled sequence
 
     # 2. sampled rewrites of the best ones
     t = time.perf_counter()
     for r in range(cfg.rewrite_rounds):
         best = scorer.ranked()[: cfg.rewrite_best]
-        if over() or not best:
+        if not best or not fits(per_sequence * len(best) * cfg.samples):
             break
         prompts = [REWRITE_PROMPT.format(text=cand.text) for cand in best]
         for answers in sampler.sample(prompts, cfg.samples, cfg, seed=cfg.seed + r + 1):
@@ -232,15 +237,18 @@ def write_for_point(
     # 3. landing-guided word edits of the best text
     t = time.perf_counter()
     if vocabulary is not None and scorer.ranked():
+        round_seconds = 1.0
         for _ in range(cfg.word_rounds):
-            if over():
+            if not fits(round_seconds):
                 break
+            began = time.perf_counter()
             best = scorer.ranked()[0]
             if best.radii <= cfg.inner:
                 break  # landed well inside; edits could only cost fluency
             words = vocabulary.suggest(scorer.direction(best.text), cfg.word_top_k)
             edits = word_edits(best.text, words)
             scorer.score(edits, "words", rescore_top=cfg.rescored)
+            round_seconds = time.perf_counter() - began
             if scorer.ranked()[0].text == best.text:
                 break
     finish("word_edits", t)

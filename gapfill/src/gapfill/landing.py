@@ -5,10 +5,14 @@ target circle (a gap's centre and radius) the landing distance is measured in ra
 ``< 1`` is inside the circle. Candidates are ranked by
 
     score = -max(distance_in_radii, inner) + fluency_weight * fluency
+            - outside_penalty * [distance_in_radii >= 1]
 
 where ``fluency`` is the mean token log-prob of the text under the plain LM (higher is more
 fluent): landing comes first, and among texts that land well inside the circle (within
 ``inner`` radii of the centre, where distance no longer counts) the more fluent one wins.
+The step at the circle's edge makes "inside" come before fluency: without it a more fluent
+text just outside (1.02 radii) beat a less fluent one just inside (0.96), and the goal is
+the text inside the gap.
 This is the seed's quality measure ("how close generated text lands to target
 coordinates") used as the objective, rather than the cosine to the decoder's embedding of the
 point, which the decoder only recovers to ~0.6 on fitted points.
@@ -81,6 +85,7 @@ class LandingScorer:
         fluency: mean token log-prob per text (None: fluency 0 for all).
         fluency_weight: weight of the fluency beside the distance in radii.
         inner: distances below this many radii count as this many (fluency decides there).
+        outside_penalty: subtracted from the score of a text that lands outside the circle.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class LandingScorer:
         fluency: FluencyFn | None = None,
         fluency_weight: float = 0.1,
         inner: float = 0.5,
+        outside_penalty: float = 0.0,
     ):
         self.umap = umap
         self.embed = embed
@@ -98,6 +104,7 @@ class LandingScorer:
         self.fluency = fluency
         self.fluency_weight = fluency_weight
         self.inner = inner
+        self.outside_penalty = outside_penalty
         self._seen: dict[str, Landed] = {}
         self.embedded = 0  # texts embedded so far (a cost figure)
 
@@ -110,7 +117,8 @@ class LandingScorer:
         return emb, points, radii
 
     def value(self, radii: float, fluency: float) -> float:
-        return -max(float(radii), self.inner) + self.fluency_weight * fluency
+        outside = self.outside_penalty if radii >= 1.0 else 0.0
+        return -max(float(radii), self.inner) + self.fluency_weight * fluency - outside
 
     def score(self, texts: Sequence[str], source: str = "", rescore_top: int | None = None) -> list[Landed]:
         """Scored candidates for ``texts`` (duplicates and texts seen before are scored once).

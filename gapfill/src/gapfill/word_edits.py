@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -174,6 +175,7 @@ def refine_words(
     top_words: int = 24,
     rescored: int = 12,
     fluency_weight: float = 0.05,
+    deadline: float | None = None,
 ) -> Candidate:
     """Edit ``text`` word by word towards ``target`` (see the module docstring).
 
@@ -183,6 +185,8 @@ def refine_words(
         top_words: vocabulary words tried per round (half along the residual, half along
             the target itself, which keeps proposing on-topic words once the residual is noise).
         rescored: closest edits whose fluency the LM scores per round.
+        deadline: a ``time.perf_counter()`` value: no round starts that would end after it
+            (by the previous round's duration).
 
     Returns:
         The best text found (``text`` itself if no edit helps); never a lower score than ``text``.
@@ -199,7 +203,11 @@ def refine_words(
     cos = cache.cosines([text])[0]
     lp = fluency([text])[0]
     best = Candidate(text, cos, lp, cos + fluency_weight * lp)
+    last = 0.0  # seconds of the previous round
     for _ in range(rounds):
+        began = time.perf_counter()
+        if deadline is not None and began + last > deadline:
+            break
         current = embed([best.text])[0]  # (dim,)
         residual = target - current * float(current @ target)
         present = [w for _, w, _ in _split(best.text)]
@@ -217,4 +225,5 @@ def refine_words(
         if score <= best.score:
             break
         best = Candidate(texts[j], float(cos_all[j]), lp, score)
+        last = time.perf_counter() - began
     return best

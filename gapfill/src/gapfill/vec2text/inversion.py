@@ -96,23 +96,36 @@ def _propose(
     embed: EmbedFn,
     hypothesis: str | None = None,
     hyp_emb: np.ndarray | None = None,
+    deadline: float | None = None,
 ) -> list[tuple[str, str]]:
     """(text, source) proposals of one step: the model's beams, plus the guided search's best text
     and LM-proposed edits (:func:`~gapfill.guided_search.refine`) of the hypothesis (or, at step
     0, of the search's text), both with the model conditioned on the target proposing tokens;
     with a ``vocabulary`` and ``search.word_rounds``, also word edits
     (:func:`~gapfill.word_edits.refine_words`) of the LM-edited text; with a ``rewriter`` and
-    ``search.rewrite``, a fluent rewrite (:class:`~gapfill.rewrite.Rewriter`) of the last of them."""
+    ``search.rewrite``, a fluent rewrite (:class:`~gapfill.rewrite.Rewriter`) of the last of them.
+
+    With a ``deadline`` (a ``time.perf_counter()`` value) the stages after the guided search
+    start only if they fit: the LM token edits and the rewrite are each estimated at the guided
+    search's own seconds (each is a guided search over edits or after a prompt), and the word
+    edits stop their rounds early enough to leave the rewrite its time."""
     search, vocabulary, rewriter = correctors.search, correctors.vocabulary, correctors.rewriter
     out = []
     if beam_width:
         out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
     if search is not None:
+        began = time.perf_counter()
         best, _ = guided_search(model.proposer(target, hypothesis, hyp_emb), target, embed, search)
+        stage = time.perf_counter() - began  # the estimate of each later LM stage
+
+        def fits(seconds: float) -> bool:
+            return deadline is None or time.perf_counter() + seconds <= deadline
+
+        rewriting = rewriter is not None and search.rewrite
         if best.text.strip():
             out.append((best.text, "search"))
         start = hypothesis if hypothesis is not None else best.text
-        if search.refine_rounds and start.strip():
+        if search.refine_rounds and start.strip() and fits(stage * (2 if rewriting else 1)):
             edited = refine(model.proposer(target), start, target, embed, search)
             if edited.text.strip() and edited.text != start:
                 out.append((edited.text, "refine"))
@@ -128,11 +141,12 @@ def _propose(
                 top_words=search.word_top_k,
                 rescored=search.refine_rescored,
                 fluency_weight=search.fluency_weight,
+                deadline=None if deadline is None else deadline - (stage if rewriting else 0.0),
             )
             if worded.text.strip() and worded.text != start:
                 out.append((worded.text, "words"))
                 start = worded.text
-        if rewriter is not None and search.rewrite and start.strip():
+        if rewriting and start.strip() and fits(stage):
             rewritten = rewriter.rewrite(start, target, embed, search)
             if rewritten.text.strip() and rewritten.text != start:
                 out.append((rewritten.text, "rewrite"))
@@ -189,7 +203,8 @@ def invert(
         initial: extra starting hypotheses competing at step 0 (e.g. the nearest known text;
             source "initial"), which the corrections then edit.
         max_seconds: a time budget: no correction step starts when the last step's duration
-            would take the inversion past it (so fewer than ``num_steps`` may run).
+            would take the inversion past it (so fewer than ``num_steps`` may run), and inside
+            step 0 the stages after the guided search start only if they fit (see ``_propose``).
     """
     start = time.perf_counter()
     cfg = model.config
@@ -200,7 +215,8 @@ def invert(
     beam_width = cfg.beam_width if beam_width is None else beam_width
     target = np.asarray(target, dtype=np.float32)
     target = target / max(float(np.linalg.norm(target)), 1e-12)
-    proposals = _propose(model, target, beam_width, correctors, embed)
+    deadline = None if max_seconds is None else start + max_seconds
+    proposals = _propose(model, target, beam_width, correctors, embed, deadline=deadline)
     proposals += [(t, "initial") for t in initial if t.strip()]
     proposals = proposals or [("", "beam")]
     texts = [t for t, _ in proposals]
