@@ -45,7 +45,13 @@ class UMAPConfig:
             "or the spectral / PCA start that umap-learn's optimisation begins from"
         },
     )
-    init_epochs: int = field(default=200, metadata={"help": "passes over the points regressing the encoder on `init`"})
+    init_epochs: int = field(
+        default=125,
+        metadata={
+            "help": "passes over the points regressing the encoder on `init` (125 chosen by bench/tune_init.py "
+            "on sentences the bench does not fit)"
+        },
+    )
     regression_learning_rate: float = field(
         default=3e-3, metadata={"help": "learning rate of the regressions (encoder on the layout, decoder on the map)"}
     )
