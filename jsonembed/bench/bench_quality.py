@@ -150,7 +150,7 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         minilm_q = minilm_q / np.linalg.norm(minilm_q, axis=1, keepdims=True)
         minilm_fn = lookup_fn(minilm_q @ (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).T, row_of)
         systems["all-MiniLM-L6-v2 (pretrained reference)"] = minilm_fn
-        systems["MiniLM + BM25 (same fusion)"] = hybrid.score_fn(minilm_fn, bm25_fn)
+        systems["MiniLM in the char model's place (same fusion)"] = hybrid.score_fn(minilm_fn, bm25_fn, ngram_fn)
 
     def evaluate(fn, query_set: str, ids: list[str]) -> dict[str, float]:
         qs = {q: query_sets[query_set][q] for q in ids}

@@ -192,8 +192,19 @@ class CharNgramIndex:
         return self._tfidf.transform(self._query_counter.transform(list(texts))).astype(np.float32)
 
     def score_matrix(self, queries: Sequence[str]) -> np.ndarray:
-        """(n_queries, n_docs) cosine of each query's TF-IDF with each document's, in the order of ``doc_ids``."""
-        return np.asarray((self.transform(queries) @ self._docs_t).todense(), dtype=np.float32)
+        """(n_queries, n_docs) cosine of each query's TF-IDF with each document's, in the order of ``doc_ids``.
+
+        Per query, the rows of the n-grams it holds (their postings) are summed with the
+        query's weights as one sparse matrix-vector product into a dense row: cheaper than a
+        sparse x sparse product whose sparse result is then made dense.
+        """
+        q = self.transform(queries).tocsr()
+        out = np.zeros((q.shape[0], self._docs_t.shape[1]), dtype=np.float32)
+        for row in range(q.shape[0]):
+            start, end = q.indptr[row], q.indptr[row + 1]
+            if end > start:
+                out[row] = self._docs_t[q.indices[start:end]].T @ q.data[start:end]
+        return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -109,10 +109,10 @@ class JsonEmbedConfig:
         default=0.1, metadata=_help("rrf: weight of the model's ranking (BM25's is 1); see bench/results")
     )
     convex_dense_weight: float = field(
-        default=0.3, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets the rest)")
+        default=0.1, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets the rest)")
     )
     convex_ngram_weight: float = field(
-        default=0.0,
+        default=0.6,
         metadata=_help(
             "convex: share of a character 3-5-gram TF-IDF over the whole record (typo-robust; 0 leaves it out); "
             "BM25 gets 1 - convex_dense_weight - this"
