@@ -146,6 +146,7 @@ def latency(embedder: JsonEmbedder, records: RecordSet, queries: list[str], fusi
     ngram_seconds = time.perf_counter() - started
     # the n-gram row uses the configured weight, or 0.3 when the config leaves the n-grams out
     ngram_weight = engine.fusion.convex_ngram_weight or min(0.3, 1.0 - engine.fusion.convex_dense_weight)
+    default_uses_ngrams = engine.fusion.uses_ngrams  # (engine.fusion is switched below)
     fusions = {
         "hybrid_convex": dataclasses.replace(engine.fusion, method="convex", convex_ngram_weight=0.0),
         "hybrid_convex_ngrams": dataclasses.replace(engine.fusion, method="convex", convex_ngram_weight=ngram_weight),
@@ -173,7 +174,7 @@ def latency(embedder: JsonEmbedder, records: RecordSet, queries: list[str], fusi
         "ngram_build_seconds": round(ngram_seconds, 2),
         "ngram_features": engine.ngrams.n_features,
         "ngram_weight": ngram_weight,
-        "default_uses_ngrams": engine.fusion.uses_ngrams,
+        "default_uses_ngrams": default_uses_ngrams,
         **{name: percentiles([t * 1000 for t in values]) for name, values in times.items()},
     }
 
