@@ -87,10 +87,10 @@ class UMAPConfig:
         metadata={"help": "torch threads of the fit's network stages on a CPU (one beats two for these small MLPs)"},
     )
     transform_refine_epochs: int = field(
-        default=30,
+        default=100,
         metadata={
             "help": "transform: epochs of umap-learn's optimisation of new points against the fitted ones, "
-            "started from the encoder's positions (0: the encoder alone; 30 chosen by bench/tune_refine.py "
+            "started from the encoder's positions (0: the encoder alone; 100 chosen by bench/tune_refine.py "
             "on sentences neither fitted nor held out)"
         },
     )

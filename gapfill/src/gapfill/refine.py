@@ -81,20 +81,22 @@ def refine_placement(
     m, k = w.shape
     for epoch in range(epochs):
         alpha = learning_rate * (1.0 - epoch / epochs)
-        fire = torch.rand(m, k, generator=gen) < prob  # (m, k)
-        diff = z[:, None, :] - ys  # (m, k, 2)
-        d2 = diff.pow(2).sum(-1)  # (m, k)
+        # only the edges that fire this epoch (and their negatives) are computed, as in umap-learn
+        rows, cols = (torch.rand(m, k, generator=gen) < prob).nonzero(as_tuple=True)  # (f,) fired edges
+        zf = z[rows]  # (f, 2)
+        diff = zf - ys[rows, cols]  # (f, 2)
+        d2 = diff.pow(2).sum(-1)  # (f,)
         attract = (-2.0 * a * b * d2.clamp_min(1e-12).pow(b - 1.0)) / (a * d2.pow(b) + 1.0)
         attract = torch.where(d2 > 0, attract, torch.zeros_like(attract))
-        grad = (attract[:, :, None] * diff).clamp(-4.0, 4.0) * fire[:, :, None]  # (m, k, 2)
+        grad = (attract[:, None] * diff).clamp(-4.0, 4.0)  # (f, 2)
         # negatives: random anchors per firing edge
-        neg = torch.randint(0, len(anchors_z), (m, k, negative_sample_rate), generator=gen)
-        ndiff = z[:, None, None, :] - anchors_z[neg]  # (m, k, rate, 2)
-        nd2 = ndiff.pow(2).sum(-1)  # (m, k, rate)
+        neg = torch.randint(0, len(anchors_z), (len(rows), negative_sample_rate), generator=gen)
+        ndiff = zf[:, None, :] - anchors_z[neg]  # (f, rate, 2)
+        nd2 = ndiff.pow(2).sum(-1)  # (f, rate)
         repel = 2.0 * repulsion_strength * b / ((0.001 + nd2) * (a * nd2.pow(b) + 1.0))
         ngrad = torch.where(
             nd2[..., None] > 0, (repel[..., None] * ndiff).clamp(-4.0, 4.0), torch.full_like(ndiff, 4.0)
         )
-        grad = grad + (ngrad * fire[:, :, None, None]).sum(2)
-        z = z + alpha * grad.sum(1)
+        grad = grad + ngrad.sum(1)
+        z = z.index_add(0, rows, alpha * grad)
     return z
