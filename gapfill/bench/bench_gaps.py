@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
     lm, tokenizer = load_smollm2()
     rewriter = Rewriter(lm, tokenizer)  # its fluency: mean token log-prob under the plain LM
-    sampler = LMSampler(lm, tokenizer)
+    sampler = LMSampler(lm, tokenizer, int8=cfg.gap_text.lm_int8)
     start = time.perf_counter()
     vocabulary = Vocabulary.from_texts(texts, embed)  # the map's documents' words (as the service uses)
     vocab_s = time.perf_counter() - start
-    warm = dataclasses.replace(cfg.gap_text, max_seconds=0.1, samples=1, max_new_tokens=4)
+    warm = dataclasses.replace(cfg.gap_text, max_seconds=0.1, max_new_tokens=4)  # the sampler's batch shapes
     write_for_point(coords[0], umap, embed, coords, texts, sampler, rewriter.fluency, vocabulary, warm)  # warm-up
     rows = []
     for i, g in enumerate(gaps):
@@ -154,9 +154,10 @@ def markdown(r: dict) -> str:
         f"The {r['n_gaps']} largest gaps (empty circles inside the hull) of the map of {r['n_documents']} STS-B "
         "sentences (`bench_umap.py`). Per gap: SmolLM2-135M-Instruct is shown the gap's "
         f"{c['n_neighbours']} nearest documents and samples {c['samples']} candidates per prompt (all of them; pairs "
-        f"from opposite sides), {c['rewrite_rounds']} round(s) of sampled rewrites of the best {c['rewrite_best']}, up "
+        f"from opposite sides)" + (" from an int8 copy of the LM" if c.get("lm_int8") else "") + f", {c['rewrite_rounds']} round(s) of sampled rewrites of the best {c['rewrite_best']}, up "
         f"to {c['word_rounds']} rounds of word edits along the encoder's gradient ({c['word_top_k']} words of the "
-        f"map's {r['vocabulary_words']:,}-word vocabulary); every text scored by −max(distance in radii, "
+        f"map's {r['vocabulary_words']:,}-word vocabulary) while the best text lands {c.get('edit_until', 0.5):g} radii or "
+        "more away; every text scored by −max(distance in radii, "
         f"{c['inner']:g}) + {c['fluency_weight']:g} × mean token log-prob (plain SmolLM2) − "
         f"{c.get('outside_penalty', 0):g} if it lands outside the circle; budget "
         f"{c['max_seconds']:g} s (a stage starts only if its estimated time fits). Landing: the map's `transform` ("

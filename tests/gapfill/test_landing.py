@@ -115,6 +115,23 @@ def test_opposite_pairs_pick_points_on_opposite_sides():
     assert opposite_pairs(np.zeros(2), coords, k=2) == [(1, 3), (0, 2)]
 
 
+def test_sampler_reads_each_prompt_once_and_answers_as_plain_generate_would(tiny_lm_session):
+    """The prompts' cache computed once and repeated n times gives the same tokens as generate() on each
+    prompt alone (greedy: top_k=1), for prompts of different lengths (left padding)."""
+    lm, tok = tiny_lm_session
+    sampler = LMSampler(lm, tok)
+    prompts = ["a man plays the guitar", "two trains on a long track near the old station at night"]
+    cfg = GapTextConfig(top_k=1, max_new_tokens=24)
+    got = sampler.generate(prompts, 3, cfg)
+    assert [len(a) for a in got] == [3, 3]
+    for prompt, answers in zip(prompts, got):
+        ids = torch.tensor([sampler.prompt_ids(prompt)])
+        out = lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=24,
+                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+        want = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        assert answers == [want] * 3
+
+
 def test_write_for_point_returns_the_best_scored_candidate(tiny_lm_session, embed_fn, knn_graph, clusters):
     words = ["guitar piano song band", "onion pizza cheese bread", "football tennis match goal"]
     texts = [f"{words[i % 3]} {w}" for i, w in enumerate("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")]
@@ -134,3 +151,13 @@ def test_write_for_point_returns_the_best_scored_candidate(tiny_lm_session, embe
     assert out.best.radii == pytest.approx(np.linalg.norm(landed - coords.mean(0)) / out.circle.radius, rel=1e-4)
     assert out.circle.radius == pytest.approx(circle_at(coords.mean(0), coords).radius)
     assert len(out.neighbours) == 6 and out.considered >= len(out.candidates)
+
+
+def test_int8_sampler_quantizes_a_copy_and_leaves_the_callers_lm_as_it_was(tiny_lm_session):
+    lm, tok = tiny_lm_session
+    sampler = LMSampler(lm, tok, int8=True)
+    kinds = {type(m).__name__ for m in sampler.lm.modules()}
+    assert "Linear" in kinds and any(type(m).__module__.startswith("torch.ao") for m in sampler.lm.modules())
+    assert all(type(m).__module__.startswith("torch.nn") for m in lm.modules() if type(m).__name__ == "Linear")
+    answers = sampler.generate(["a man plays the guitar", "two trains"], 2, GapTextConfig(max_new_tokens=5))
+    assert [len(a) for a in answers] == [2, 2] and all(isinstance(t, str) for a in answers for t in a)

@@ -96,6 +96,7 @@ class GapFillService:
         self.vec2text: v2t.Vec2Text | None = None
         self._vocabulary: Vocabulary | None = None
         self._rewriter: Rewriter | None = None
+        self._sampler: LMSampler | None = None
 
     # -- helpers ------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -117,6 +118,14 @@ class GapFillService:
             if self._rewriter is None:
                 self._rewriter = Rewriter(*self.lm_factory())
             return self._rewriter
+
+    def sampler(self) -> LMSampler:
+        """The LM that writes gap candidates (int8 copy of the rewriter's LM with ``gap_text.lm_int8``), made once."""
+        rewriter = self.rewriter()
+        with self.lock:
+            if self._sampler is None:
+                self._sampler = LMSampler(rewriter.lm, rewriter.tokenizer, int8=self.config.gap_text.lm_int8)
+            return self._sampler
 
     def embedding_dim(self) -> int:
         if self.dim is None:
@@ -300,7 +309,7 @@ class GapFillService:
             self.embed,
             coords,
             texts,
-            LMSampler(rewriter.lm, rewriter.tokenizer),
+            self.sampler(),
             rewriter.fluency,
             self.vocabulary() if req.word_edits else None,
             cfg,
