@@ -48,6 +48,16 @@ def test_landing_score_ranks_a_text_at_the_centre_above_one_far_away(linear_map)
     assert near.score == pytest.approx(0.0, abs=1e-5) and far.score == pytest.approx(-far.radii)
 
 
+def test_scorer_counts_its_texts_and_estimates_a_batch_from_its_seconds_per_text(linear_map):
+    scorer = LandingScorer(linear_map, fixed_embed, Circle(1.0, 0.0, 0.5), fluency=lambda t: [-1.0] * len(t))
+    scorer.score(["at the centre", "a little off", "far away"], rescore_top=2)
+    scorer.score(["at the centre"])  # seen before: not scored again
+    assert scorer.counts == {"land": 3, "fluency": 2}
+    scorer.seconds = {"land": 0.3, "fluency": 1.0}  # 0.1 s per landed text, 0.5 s per fluency score
+    assert scorer.cost(10, 4) == pytest.approx(10 * 0.1 + 4 * 0.5)
+    assert LandingScorer(linear_map, fixed_embed, Circle(1.0, 0.0, 0.5)).cost(10, 4) == 0.0  # nothing measured yet
+
+
 def test_fluency_decides_only_among_texts_that_land_well_inside(linear_map):
     fluency = {"at the centre": -6.0, "a little off": -2.0, "far away": 0.0}
     circle = Circle(1.0, 0.0, radius=0.5)
@@ -104,6 +114,8 @@ def test_circle_at_a_point_is_the_empty_circle_there_but_at_least_the_spacing():
         ("Okay.", ""),
         ('The phrase "a man plays" can be rephrased as "a man is playing".', ""),  # talk about the task
         ("A man in a black uniform is leading a", ""),  # cut off
+        ("A man plays a flute in a crowd. 2.", "A man plays a flute in a crowd."),  # a list item after it
+        ("The index rose 13.33 points to 9,196.55 on Friday.", "The index rose 13.33 points to 9,196.55 on Friday."),
     ],
 )
 def test_clean_answer_keeps_one_sentence(answer, expected):

@@ -215,6 +215,7 @@ class GapTextConfig:
 
     n_neighbours: int = field(default=6, metadata={"help": "nearest documents shown to the LM"})
     samples: int = field(default=6, metadata={"help": "sampled candidates per prompt"})
+    max_doc_words: int = field(default=30, metadata={"help": "documents shown to the LM are cut to this many words"})
     max_new_tokens: int = field(default=36, metadata={"help": "longest candidate, in LM tokens"})
     temperature: float = field(default=0.9, metadata={"help": "sampling temperature"})
     top_k: int = field(default=40, metadata={"help": "sample among this many most likely tokens"})
@@ -245,8 +246,8 @@ class GapTextConfig:
     seed: int = field(default=0, metadata={"help": "sampling seed"})
 
     def validate(self) -> None:
-        if self.n_neighbours < 1 or self.samples < 1 or self.max_new_tokens < 1:
-            raise ValueError("n_neighbours, samples and max_new_tokens must be >= 1")
+        if self.n_neighbours < 1 or self.samples < 1 or self.max_new_tokens < 1 or self.max_doc_words < 1:
+            raise ValueError("n_neighbours, samples, max_new_tokens and max_doc_words must be >= 1")
         if self.rewrite_rounds < 0 or self.word_rounds < 0 or self.rewrite_best < 1 or self.word_top_k < 1:
             raise ValueError("rounds must be >= 0, rewrite_best and word_top_k >= 1")
         if self.temperature <= 0 or self.top_k < 1 or self.max_seconds <= 0:

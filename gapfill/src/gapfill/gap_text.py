@@ -15,7 +15,8 @@ embed -> encoder, plus fluency); the best is returned with the top candidates. T
 time is bounded by ``max_seconds``: after the candidates, a stage (or a round of one) starts
 only if its estimated time fits in what is left. The estimate of an LM stage is the
 candidate stage's seconds per sampled sequence times its sequences; of a word-edit round,
-the previous round's seconds (the first round is assumed to cost 1 s).
+its edits times the seconds per landed text so far, plus the texts it scores for fluency
+times the seconds per fluency score so far.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _PREAMBLE = re.compile(
     re.IGNORECASE,
 )
 _META = re.compile(r"\b(?:sentences?|rephras\w*|rewrit\w*|topics?|paraphras\w*)\b", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z\"'(])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z\"'(]|\d+[.)](?:\s|$))")  # next: a sentence or list item
 
 
 def clean_answer(text: str, min_words: int = 3) -> str:
@@ -180,6 +181,11 @@ class GapText:
         }
 
 
+def _shorten(text: str, max_words: int) -> str:
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words]) + " ..."
+
+
 def opposite_pairs(point: np.ndarray, coords: np.ndarray, k: int = 2) -> list[tuple[int, int]]:
     """Up to ``k`` pairs (i, j) of rows of ``coords`` lying most nearly on opposite sides of ``point``."""
     rel = np.asarray(coords, dtype=np.float64) - np.asarray(point, dtype=np.float64)
@@ -244,8 +250,9 @@ def write_for_point(
 
     # 1. candidates joining the neighbours' topics
     t = time.perf_counter()
-    prompts = [JOIN_PROMPT.format(docs="\n".join(f"- {texts[i]}" for i in near[:4]))]
-    prompts += [PAIR_PROMPT.format(a=texts[near[i]], b=texts[near[j]]) for i, j in opposite_pairs(point, coords[near])]
+    shown = [_shorten(texts[i], cfg.max_doc_words) for i in near]  # a long document would slow every prompt
+    prompts = [JOIN_PROMPT.format(docs="\n".join(f"- {t}" for t in shown[:4]))]
+    prompts += [PAIR_PROMPT.format(a=shown[i], b=shown[j]) for i, j in opposite_pairs(point, coords[near])]
     for answers in sampler.sample(prompts, cfg.samples, cfg, seed=cfg.seed):
         scorer.score(answers, "lm")
     finish("candidates", t)
@@ -265,18 +272,15 @@ def write_for_point(
     # 3. landing-guided word edits of the best text
     t = time.perf_counter()
     if vocabulary is not None and scorer.ranked():
-        round_seconds = 1.0
         for _ in range(cfg.word_rounds):
-            if not fits(round_seconds):
-                break
-            began = time.perf_counter()
             best = scorer.ranked()[0]
             if best.radii < cfg.edit_until:
                 break  # landed inside: edits glue words in and would only cost fluency
             words = vocabulary.suggest(scorer.direction(best.text), cfg.word_top_k)
             edits = word_edits(best.text, words)
+            if not fits(scorer.cost(len(edits), min(cfg.rescored, len(edits)))):
+                break  # scoring the edits would pass the budget (at the seconds per text measured so far)
             scorer.score(edits, "words", rescore_top=cfg.rescored)
-            round_seconds = time.perf_counter() - began
             if scorer.ranked()[0].text == best.text:
                 break
     finish("word_edits", t)

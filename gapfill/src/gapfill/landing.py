@@ -20,6 +20,8 @@ point, which the decoder only recovers to ~0.6 on fitted points.
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -107,13 +109,23 @@ class LandingScorer:
         self.outside_penalty = outside_penalty
         self._seen: dict[str, Landed] = {}
         self.embedded = 0  # texts embedded so far (a cost figure)
+        self.seconds = {"land": 0.0, "fluency": 0.0}  # time spent so far, and texts it was spent on
+        self.counts = {"land": 0, "fluency": 0}
+
+    def cost(self, n_land: int, n_fluency: int) -> float:
+        """Estimated seconds to score ``n_land`` new texts, ``n_fluency`` of them for fluency (from the costs so far)."""
+        per = {k: self.seconds[k] / self.counts[k] if self.counts[k] else 0.0 for k in self.seconds}
+        return n_land * per["land"] + (n_fluency * per["fluency"] if self.fluency is not None else 0.0)
 
     def land(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(n, dim) embeddings, (n, 2) landing points and (n,) distances in radii of ``texts``."""
+        start = time.perf_counter()
         emb = np.asarray(self.embed(list(texts)), dtype=np.float32)  # (n, dim)
         self.embedded += len(texts)
         points = self.umap.transform(emb)  # (n, 2)
         radii = np.linalg.norm(points - self.circle.centre, axis=1) / self.circle.radius
+        self.seconds["land"] += time.perf_counter() - start
+        self.counts["land"] += len(texts)
         return emb, points, radii
 
     def value(self, radii: float, fluency: float) -> float:
@@ -133,7 +145,10 @@ class LandingScorer:
             chosen = order if rescore_top is None else order[:rescore_top]
             flu = np.zeros(len(new))
             if self.fluency is not None and len(chosen):
+                start = time.perf_counter()
                 flu[chosen] = self.fluency([new[i] for i in chosen])
+                self.seconds["fluency"] += time.perf_counter() - start
+                self.counts["fluency"] += len(chosen)
                 rest = np.setdiff1d(np.arange(len(new)), chosen)
                 flu[rest] = flu[chosen].min()
             for i, t in enumerate(new):
