@@ -42,7 +42,9 @@ class TuneConfig:
     n_tune: int = 1500
     seed: int = 0
     epochs: list[int] = field(default_factory=lambda: [0, 10, 20, 30, 50, 100])
-    margin: float = field(default=0.01, metadata={"help": "trustworthiness below umap-learn's allowed (half the goal's 0.02)"})
+    margin: float = field(
+        default=0.01, metadata={"help": "trustworthiness below umap-learn's allowed (half the goal's 0.02)"}
+    )
     min_speedup: float = field(default=20.0, metadata={"help": "transform at least this much faster than umap-learn"})
     model: str = str(repo_root() / "gapfill" / "models" / "parametric_umap" / "stsb-bench")
     output: str = str(HERE / "results" / "refine_tuning")

@@ -158,7 +158,7 @@ def test_write_for_point_returns_the_best_scored_candidate(tiny_lm_session, embe
     assert out.best is out.candidates[0] and len(out.candidates) <= 5
     assert [c.score for c in out.candidates] == sorted((c.score for c in out.candidates), reverse=True)
     # where the text lands is where the map puts its embedding, in radii of the circle at the point
-    landed = umap.transform(embed_fn([out.best.text]))[0]
+    landed = umap.transform(embed_fn([out.best.text]), refine=False)[0]  # embed -> encoder
     np.testing.assert_allclose(out.best.landed, landed, atol=1e-5)
     assert out.best.radii == pytest.approx(np.linalg.norm(landed - coords.mean(0)) / out.circle.radius, rel=1e-4)
     assert out.circle.radius == pytest.approx(circle_at(coords.mean(0), coords).radius)

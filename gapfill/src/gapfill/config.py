@@ -235,6 +235,13 @@ class GapTextConfig:
     outside_penalty: float = field(
         default=1.0, metadata={"help": "score cost of landing outside the circle (inside comes before fluency)"}
     )
+    refine_landing: bool = field(
+        default=False,
+        metadata={
+            "help": "land texts with the map's refined transform instead of the encoder alone (embed -> encoder); "
+            "refinement pulls a text towards its nearest documents, which lie on the gap's edge"
+        },
+    )
     max_seconds: float = field(
         default=13.0,
         metadata={"help": "time budget: a stage or round starts only if its estimated time fits in what is left"},

@@ -231,7 +231,9 @@ def write_for_point(
     start = time.perf_counter()
     point = np.asarray(point, dtype=np.float32)
     circle = circle or circle_at(point, coords)
-    scorer = LandingScorer(umap, embed, circle, fluency, cfg.fluency_weight, cfg.inner, cfg.outside_penalty)
+    scorer = LandingScorer(
+        umap, embed, circle, fluency, cfg.fluency_weight, cfg.inner, cfg.outside_penalty, cfg.refine_landing
+    )
     k = min(cfg.n_neighbours, len(texts))
     near = [int(i) for i in np.atleast_1d(cKDTree(coords).query(point, k=k)[1])]
     stages: dict[str, float] = {}

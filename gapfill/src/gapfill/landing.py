@@ -21,7 +21,6 @@ point, which the decoder only recovers to ~0.6 on fitted points.
 from __future__ import annotations
 
 import time
-
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -88,6 +87,11 @@ class LandingScorer:
         fluency_weight: weight of the fluency beside the distance in radii.
         inner: distances below this many radii count as this many (fluency decides there).
         outside_penalty: subtracted from the score of a text that lands outside the circle.
+        refine: where a text lands: False, the encoder's point (embed -> encoder, default; the
+            gradient of :meth:`direction` is the encoder's too); True, the map's transform
+            refined against the fitted points as umap-learn's (it pulls a new point towards
+            its nearest documents, and a gap's nearest documents lie on its edge); None, the
+            map's own ``transform_refine_epochs``.
     """
 
     def __init__(
@@ -99,8 +103,10 @@ class LandingScorer:
         fluency_weight: float = 0.1,
         inner: float = 0.5,
         outside_penalty: float = 0.0,
+        refine: bool | None = False,
     ):
         self.umap = umap
+        self.refine = refine
         self.embed = embed
         self.circle = circle
         self.fluency = fluency
@@ -122,7 +128,7 @@ class LandingScorer:
         start = time.perf_counter()
         emb = np.asarray(self.embed(list(texts)), dtype=np.float32)  # (n, dim)
         self.embedded += len(texts)
-        points = self.umap.transform(emb)  # (n, 2)
+        points = self.umap.transform(emb, refine=self.refine)  # (n, 2)
         radii = np.linalg.norm(points - self.circle.centre, axis=1) / self.circle.radius
         self.seconds["land"] += time.perf_counter() - start
         self.counts["land"] += len(texts)
