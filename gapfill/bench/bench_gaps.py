@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     vocabulary = Vocabulary.from_texts(texts, embed)  # the map's documents' words (as the service uses)
     vocab_s = time.perf_counter() - start
-    warm = dataclasses.replace(cfg.gap_text, max_seconds=0.1, max_new_tokens=4)  # the sampler's batch shapes
+    # warm-up (not timed): one full candidate stage, as a service that has answered once (the first call
+    # of a process is slower: allocations, kernel set-up)
+    warm = dataclasses.replace(cfg.gap_text, max_seconds=0.1)
     write_for_point(coords[0], umap, embed, coords, texts, sampler, rewriter.fluency, vocabulary, warm)  # warm-up
     rows = []
     for i, g in enumerate(gaps):
