@@ -220,3 +220,22 @@ def test_resume_continues_an_interrupted_run(tiny_beir, tmp_path, repo):
     assert steps.seen and min(steps.seen) == 2  # picked up after checkpoint-1 instead of starting over
     assert (resumed.model_dir / "config.yaml").is_file()
     assert not partial.exists()
+
+
+def test_retrieval_evaluator_keeps_its_metric_after_the_trainer_prefixes_it():
+    """sentence-transformers renames ``primary_metric`` to "test_ndcg@10" when the trainer evaluates;
+    the per-query figures after training must still find "ndcg@10" (a 66-step run once failed there)."""
+    from embedding_ft.data import EvalSet
+    from embedding_ft.evaluation import RetrievalEvaluator
+
+    eval_set = EvalSet(
+        "retrieval",
+        queries={"q1": "wind tunnel drag", "q2": "heat transfer plate"},
+        corpus={"d1": "drag measured in a wind tunnel", "d2": "heat transfer over a flat plate", "d3": "a cat"},
+        qrels={"q1": {"d1": 1}, "q2": {"d2": 1}},
+    )
+    evaluator = RetrievalEvaluator(eval_set, ["ndcg@10"], "ndcg@10")
+    evaluator.prefix_name_to_metrics({"ndcg@10": 1.0}, evaluator.name)  # what __call__ does in training
+    assert evaluator.primary_metric == "test_ndcg@10"
+    assert evaluator.bm25_metrics()["ndcg@10"] == pytest.approx(1.0)
+    assert evaluator.last_per_query["bm25"] == {"q1": pytest.approx(1.0), "q2": pytest.approx(1.0)}

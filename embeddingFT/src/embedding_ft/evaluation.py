@@ -41,7 +41,8 @@ class RetrievalEvaluator(BaseEvaluator):
         self.metrics = list(dict.fromkeys([*metrics, primary_metric]))
         self.batch_size = batch_size
         self.name = name
-        self.primary_metric = primary_metric
+        self.primary_metric = primary_metric  # sentence-transformers prefixes this one ("test_ndcg@10") once called
+        self.metric = primary_metric  # the metric's own name, for the per-query figures
         self.last_per_query: dict[str, dict[str, float]] = {}
 
     def compute(self, model, doc_embeddings: np.ndarray | None = None) -> dict[str, float]:
@@ -81,7 +82,7 @@ class RetrievalEvaluator(BaseEvaluator):
         evaluated = {q: t for q, t in s.queries.items() if q in s.qrels}
         run = rank_corpus(evaluated, doc_ids, lambda texts: matrix[[by_text[t] for t in texts]], k=depth)
         qrels = {q: s.qrels[q] for q in evaluated}
-        return compute_metrics(run, qrels, self.metrics), per_query(run, qrels, self.primary_metric)
+        return compute_metrics(run, qrels, self.metrics), per_query(run, qrels, self.metric)
 
     def bm25_metrics(self) -> dict[str, float]:
         """BM25's metrics on the same task (its per-query primary metric in ``last_per_query["bm25"]``)."""
