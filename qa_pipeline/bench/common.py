@@ -219,13 +219,17 @@ def train_on(qa_file: Path, out_dir: Path, settings: TrainSettings, cache_dir: P
     wanted = run_stamp(ft, qa_file)
     stamp = out_dir / "bench_run.json"
     progress_path = out_dir / "training_progress.json"
-    reuse = stamp.is_file() and json.loads(stamp.read_text()) == wanted and progress_path.is_file()
+    same_run = stamp.is_file() and json.loads(stamp.read_text()) == wanted
+    reuse = same_run and progress_path.is_file()
     reuse = reuse and json.loads(progress_path.read_text()).get("training_completed") is True
     if reuse:
         logger.info("reusing the model trained earlier in %s", out_dir)
     else:
-        finetune(ft)
+        # the same run cut short (or failed after its last checkpoint) resumes from that checkpoint;
+        # any other starts afresh. The stamp is written first so that a cut run is recognised.
+        ft.overwrite = not same_run
         write_json(stamp, wanted)
+        finetune(ft)
     progress = json.loads(progress_path.read_text())
     return Path(progress["final_model_path"]), {
         "seconds": progress["duration_seconds"],
