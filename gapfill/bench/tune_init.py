@@ -22,17 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tuning import tuning_split
 
-from embshared.bench import cached_embeddings, machine_facts, write_results
+from embshared.bench import machine_facts, write_results
 from embshared.config import load_config
 from embshared.errors import cli_entry
-from embshared.models import DEFAULT_MODEL, load_sentence_transformer
-from embshared.runtime import repo_root, setup_logging, shared_data_dir
+from embshared.runtime import repo_root, setup_logging
 from gapfill.config import UMAPConfig
-from gapfill.corpus import sts_sentences
 from gapfill.parametric_umap import ParametricUMAP
 from gapfill.quality import trustworthiness, umap_learn_layout
-from gapfill.vec2text import sentence_embedder
 
 HERE = repo_root() / "gapfill" / "bench"
 
@@ -55,13 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(TuneConfig, None, argv if argv is not None else sys.argv[1:])
     torch.set_num_threads(cfg.threads)
     facts = machine_facts()
-    texts = sts_sentences(shared_data_dir() / "stsbenchmark", "train")
-    embed = sentence_embedder(load_sentence_transformer(DEFAULT_MODEL))
-    x_all = cached_embeddings(texts, embed, HERE / "cache", DEFAULT_MODEL)
-    rng = np.random.default_rng(cfg.seed)  # the same draw as bench_umap.load_sentences
-    fit_idx = np.sort(rng.choice(len(x_all), min(cfg.n_fit, len(x_all)), replace=False))
-    rest = np.setdiff1d(np.arange(len(x_all)), fit_idx)
-    tune_idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(rest, min(cfg.n_tune, len(rest)), replace=False))
+    x_all, _, tune_idx = tuning_split(cfg.n_fit, cfg.n_tune, cfg.seed, cfg.seed + 2, sort=True)
     x = x_all[tune_idx]
 
     u = UMAPConfig(validation_split=0.0)  # as bench_umap fits
