@@ -44,7 +44,7 @@ from embshared.models import DEFAULT_MODEL, load_sentence_transformer, load_smol
 from embshared.runtime import repo_root, seed_everything, setup_logging, shared_data_dir
 from gapfill import vec2text as v2t
 from gapfill.config import GapConfig, GuidedSearchConfig
-from gapfill.corpus import heldout_picks, sts_sentences
+from gapfill.corpus import heldout_picks, sts_sentences, tuning_picks
 from gapfill.gaps import find_gaps
 from gapfill.guided_search import guided_search, sentence_proposer
 from gapfill.parametric_umap import ParametricUMAP
@@ -67,6 +67,13 @@ class BenchConfig:
         default=str(MODELS / "parametric_umap" / "stsb-bench"), metadata={"help": "from bench_umap.py"}
     )
     n_targets: int = field(default=16, metadata={"help": "held-out sentences inverted"})
+    tuning: int = field(
+        default=0,
+        metadata={
+            "help": "invert this many *other* held-out dev sentences instead (never the bench's n_targets): "
+            "for choosing settings; results go to results/vec2text_tuning/<tag>"
+        },
+    )
     n_gaps: int = field(default=5, metadata={"help": "gap points inverted"})
     use_search: bool = field(default=True, metadata={"help": "guided search inside the inversion steps"})
     init_retrieval: bool = field(
@@ -110,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     cache = HERE / "cache"
     train_emb = cached_embeddings(train_texts, embed, cache, DEFAULT_MODEL)
     dev_emb_all = cached_embeddings(dev_all, embed, cache, DEFAULT_MODEL)
-    pick = heldout_picks(train_texts, dev_all, cfg.n_targets, cfg.seed)
+    if cfg.tuning:
+        pick = tuning_picks(train_texts, dev_all, cfg.tuning, cfg.n_targets, cfg.seed)
+    else:
+        pick = heldout_picks(train_texts, dev_all, cfg.n_targets, cfg.seed)
     refs = [dev_all[i] for i in pick]
     targets = dev_emb_all[pick]
 
@@ -272,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         "gaps": gap_res,
         "examples": examples,
     }
-    write_results(cfg.output, cfg.tag, res, markdown(res), command=command(res["config"]), facts=facts)
+    output = HERE / "results" / "vec2text_tuning" if cfg.tuning else cfg.output
+    write_results(output, cfg.tag, res, markdown(res), command=command(res["config"]), facts=facts)
     print(markdown(res))
     return 0
 
@@ -345,7 +356,8 @@ def markdown(r: dict) -> str:
             if c.get("use_search") and c["search"].get("rewrite")
             else ""
         )
-        + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences.",
+        + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences"
+        + (" (tuning sentences: none of them is among the bench's)." if c.get("tuning") else "."),
         "",
         f"Time budget per text: {c.get('max_seconds') or 'none'} s (no correction step starts when the last "
         "step's duration would pass it, and within a step the LM token edits, word-edit rounds and the rewrite "

@@ -89,7 +89,7 @@ def test_a_step_keeps_the_fluent_proposal_within_the_margin(tiny_lm_session, emb
     rewriter = Rewriter(lm, tok)
     target = embed_fn(["the cat sits on the mat"])[0]
     closest, fluent = "the cat sits on the mat", "the cat sits on a mat"
-    monkeypatch.setattr(inversion, "_propose", lambda *a, **k: [(closest, "words"), (fluent, "rewrite")])
+    monkeypatch.setattr(inversion, "_propose", lambda *a, **k: ([(closest, "words"), (fluent, "rewrite")], 0.0))
     monkeypatch.setattr(rewriter, "fluency", lambda texts: [{closest: -9.0, fluent: -1.0}[t] for t in texts])
     cos_fluent = float(embed_fn([fluent])[0] @ target)
     start_emb = embed_fn(["a dog"])[0]

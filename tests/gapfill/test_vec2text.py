@@ -154,3 +154,70 @@ def test_correctors_name_the_search_as_the_model_config_does():
     assert v2t.Correctors(own).fluent_margin == 0.0  # no rewriter: the closest proposal wins
     assert v2t.Correctors(own, rewriter=rewriter).fluent_margin == own.fluent_margin == 0.02
     assert v2t.Correctors(None, rewriter=rewriter).fluent_margin == 0.0
+
+
+def test_int8_decoding_copy_keeps_the_trained_norms_is_never_saved_and_is_dropped_by_training(
+    tmp_path, model, embed_fn
+):
+    model.config.trainable = "projector+norms"
+    with torch.no_grad():
+        for _, p in v2t.trainable_lm_parameters(model):
+            p.add_(0.5)
+    model.eval()
+    keys = set(model.state_dict())
+    assert model.decoding_lm(False) is model.lm
+    fast = model.decoding_lm(True)
+    assert fast is not model.lm and model.decoding_lm(True) is fast  # made once
+    assert any(type(m).__module__.startswith("torch.ao") for m in fast.modules())
+    norms = {n: p for n, p in model.lm.named_parameters() if "norm" in n}
+    for name, p in fast.named_parameters():
+        if name in norms:
+            torch.testing.assert_close(p, norms[name])  # the trained norms, not the base LM's
+    assert set(model.state_dict()) == keys  # the copy is not a submodule: save() never sees it
+    target = embed_fn(TEXTS[:1])[0]
+    assert len(model.generate(target, beam_width=2, int8=True)) == 2
+    proposer = model.proposer(target, int8=True)
+    assert proposer.lm is fast and proposer.start().shape[0] == 1
+    model.train()
+    assert model._int8_lm is None  # weights may change: the next inversion makes a fresh copy
+
+
+def test_time_budget_starts_a_step_when_its_search_fits_and_skips_the_rewrite_that_does_not(
+    monkeypatch, model, embed_fn
+):
+    """A fake clock: the guided search takes 4 s and a rewrite 6 s; budget 27 s.
+
+    Step 0 ends at 10 s (search + rewrite), step 1 at 20 s; step 2 starts (20 + 4 <= 27) but its
+    rewrite would end past the budget (24 + 4 > 27), so it keeps the search only; step 3 does not start.
+    """
+    from types import SimpleNamespace
+
+    from gapfill.config import GuidedSearchConfig
+    from gapfill.guided_search import Candidate
+    from gapfill.vec2text import inversion
+
+    now = [0.0]
+    monkeypatch.setattr(inversion, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def fake_search(proposer, target, embed, config):
+        now[0] += 4.0
+        return Candidate("a red dog", 0.5, -1.0, 0.45), []
+
+    class SlowRewriter:
+        def rewrite(self, text, target, embed, config):
+            now[0] += 6.0
+            return Candidate(text + " runs", 0.6, -1.0, 0.55)
+
+        def fluency(self, texts):
+            return [0.0] * len(texts)
+
+    monkeypatch.setattr(inversion, "guided_search", fake_search)
+    search = GuidedSearchConfig(refine_rounds=0, lm_int8=False)
+    correctors = v2t.Correctors(search, rewriter=SlowRewriter())
+    target = embed_fn(["a red dog runs fast"])[0]
+    steps = v2t.invert(model, target, embed_fn, 5, 0, correctors, max_seconds=27.0)
+    assert [s.seconds for s in steps] == [10.0, 20.0, 24.0]
+    assert [s.core_seconds for s in steps] == [4.0, 4.0, 4.0]
+    assert "rewrite" in steps[1].sources and steps[2].sources == ["search"]
+    unbudgeted = v2t.invert(model, target, embed_fn, 5, 0, correctors)
+    assert len(unbudgeted) == 6 and all("rewrite" in s.sources for s in unbudgeted)

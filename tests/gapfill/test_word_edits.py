@@ -54,6 +54,29 @@ def test_refine_words_brings_in_the_missing_word(embed_fn):
     assert late.text == start and late.cosine == pytest.approx(start_cos, abs=1e-6)
 
 
+def test_word_screen_embeds_fewer_edits_and_still_brings_in_the_missing_word(embed_fn):
+    vocab = Vocabulary.from_texts(COLLECTION, embed_fn)
+    target = embed_fn(["the dog sits on the mat"])[0]
+    start = "the dog sits on the tree"
+    embedded = {}
+
+    def counting(name):
+        def embed(texts):
+            embedded[name] = embedded.get(name, 0) + len(texts)
+            return embed_fn(texts)
+
+        return embed
+
+    kw = dict(rounds=1, top_words=8, fluency_weight=0.0)
+    full = refine_words(start, target, counting("full"), vocab, None, **kw)
+    screened = refine_words(start, target, counting("screened"), vocab, None, **kw, screen=2)
+    assert full.text == screened.text == "the dog sits on the mat"
+    # 6 words: 6 deletions; per word 6 replacements + 7 insertions. Full: 8 words; screened: 8 probes
+    # (one insertion each, reused by the edits) and the edits of 2 words; plus the start, embedded twice.
+    assert embedded["full"] == 2 + 6 + 8 * 13
+    assert embedded["screened"] == 2 + 8 + 6 + 2 * 12
+
+
 def test_refine_words_never_scores_below_its_start_with_an_lm(tiny_lm_session, embed_fn):
     lm, tok = tiny_lm_session
     scorer = LMProposer(lm, tok, None, eos_id=tok.sep_token_id)

@@ -143,6 +143,13 @@ class GuidedSearchConfig:
         metadata={"help": "rounds of word edits with words from the collection's vocabulary (0: off; needs one)"},
     )
     word_top_k: int = field(default=24, metadata={"help": "vocabulary words tried per round of word edits"})
+    word_screen: int = field(
+        default=0,
+        metadata={
+            "help": "word edits try every word once (added at the end) and only the closest this many at every "
+            "position (0: all word_top_k words at every position)"
+        },
+    )
     rewrite: bool = field(
         default=True,
         metadata={"help": "with a rewriter, the instruction LM rewrites each step's best text as one fluent sentence"},
@@ -154,12 +161,19 @@ class GuidedSearchConfig:
             "(0: the closest)"
         },
     )
+    lm_int8: bool = field(
+        default=True,
+        metadata={
+            "help": "on a CPU, tokens are proposed (beams, search, edits, rewrites) by int8 copies of the LMs, "
+            "about 2x faster; the fluency a step's choice uses stays the plain fp32 LM's"
+        },
+    )
 
     def validate(self) -> None:
         if self.refine_rounds < 0 or self.refine_top_k < 1 or self.refine_rescored < 1:
             raise ValueError("refine_rounds must be >= 0, refine_top_k and refine_rescored >= 1")
-        if self.word_rounds < 0 or self.word_top_k < 1:
-            raise ValueError("word_rounds must be >= 0 and word_top_k >= 1")
+        if self.word_rounds < 0 or self.word_top_k < 1 or self.word_screen < 0:
+            raise ValueError("word_rounds and word_screen must be >= 0 and word_top_k >= 1")
         if self.beam_width < 1 or self.top_k < 1 or self.max_new_tokens < 1:
             raise ValueError("beam_width, top_k and max_new_tokens must be >= 1")
         if self.fluency_weight < 0 or self.fluent_margin < 0:

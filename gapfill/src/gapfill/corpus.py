@@ -72,3 +72,13 @@ def heldout_picks(train_texts: list[str], dev_texts: list[str], n: int, seed: in
     candidates = [i for i, t in enumerate(dev_texts) if t not in train_set]
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(candidates, min(n, len(candidates)), replace=False))
+
+
+def tuning_picks(train_texts: list[str], dev_texts: list[str], n: int, bench_n: int, seed: int = 0) -> list[int]:
+    """Indices of ``n`` dev sentences that are neither training sentences nor among the bench's
+    ``heldout_picks(train_texts, dev_texts, bench_n, seed)``: where settings are chosen."""
+    bench = set(heldout_picks(train_texts, dev_texts, bench_n, seed))
+    train_set = set(train_texts)
+    candidates = [i for i, t in enumerate(dev_texts) if t not in train_set and i not in bench]
+    rng = np.random.default_rng(seed + 1)
+    return sorted(int(i) for i in rng.choice(candidates, min(n, len(candidates)), replace=False))

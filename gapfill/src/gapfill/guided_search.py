@@ -21,6 +21,7 @@ training-free search.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,6 +38,7 @@ __all__ = [
     "Proposer",
     "document_start_id",
     "guided_search",
+    "int8_copy",
     "sentence_proposer",
 ]
 
@@ -148,6 +150,21 @@ class LMProposer:
         out = self.lm(input_ids=ids, past_key_values=self._cache, use_cache=True)
         self._cache = out.past_key_values
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (n, vocab)
+
+
+def int8_copy(lm):
+    """A copy of ``lm`` whose linear layers are dynamically quantized to int8 (on a CPU; elsewhere
+    ``lm`` itself), for proposing tokens faster.
+
+    Decoding reads every weight once per token, so on a 2-core CPU it is bound by memory
+    bandwidth, and int8 weights halve a step (SmolLM2-135M, 18 sequences: 228 -> 114 ms).
+    Embeddings and norms stay as they are (so a vec2text model's trained norms are kept).
+    """
+    if next(lm.parameters()).device.type != "cpu":
+        return lm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's notice that it moves to torchao
+        return torch.ao.quantization.quantize_dynamic(lm, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def document_start_id(tokenizer) -> int:

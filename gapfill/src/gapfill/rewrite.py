@@ -17,7 +17,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from gapfill.config import GuidedSearchConfig
-from gapfill.guided_search import Candidate, EmbedFn, LMProposer, document_start_id, guided_search, sentence_proposer
+from gapfill.guided_search import (
+    Candidate,
+    EmbedFn,
+    LMProposer,
+    document_start_id,
+    guided_search,
+    int8_copy,
+    sentence_proposer,
+)
 
 REWRITE_PROMPT = (
     "Rewrite the following text as one short, fluent English sentence that keeps its meaning.\n\nText: {text}"
@@ -39,21 +47,32 @@ class Rewriter:
         self.tokenizer = tokenizer
         self.prompt = prompt
         self._scorer = sentence_proposer(lm, tokenizer)
+        self._int8 = None
 
-    def proposer(self, text: str) -> LMProposer:
+    def proposing_lm(self, int8: bool = False):
+        """The LM that proposes a rewrite's tokens: with ``int8``, its int8 copy
+        (:func:`~gapfill.guided_search.int8_copy`, made once); fluency is always scored by ``lm``."""
+        if not int8:
+            return self.lm
+        if self._int8 is None:
+            self._int8 = int8_copy(self.lm)
+        return self._int8
+
+    def proposer(self, text: str, int8: bool = False) -> LMProposer:
         """The LM after the rewrite prompt for ``text``, ending at the end of its answer."""
         tok = self.tokenizer
+        lm = self.proposing_lm(int8)
         if getattr(tok, "chat_template", None):
             messages = [{"role": "user", "content": self.prompt.format(text=text)}]
             prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return LMProposer(self.lm, tok, tok(prompt, add_special_tokens=False)["input_ids"], eos_id=tok.eos_token_id)
+            return LMProposer(lm, tok, tok(prompt, add_special_tokens=False)["input_ids"], eos_id=tok.eos_token_id)
         ids = [document_start_id(tok), *tok(f"Text: {text}\nRewritten:", add_special_tokens=False)["input_ids"]]
         newline = tok("\n", add_special_tokens=False)["input_ids"]
-        return LMProposer(self.lm, tok, ids, eos_id=newline[-1] if newline else tok.eos_token_id)
+        return LMProposer(lm, tok, ids, eos_id=newline[-1] if newline else tok.eos_token_id)
 
     def rewrite(self, text: str, target: np.ndarray, embed: EmbedFn, config: GuidedSearchConfig) -> Candidate:
         """The guided search's best rewrite of ``text`` towards ``target``."""
-        return guided_search(self.proposer(text), target, embed, config)[0]
+        return guided_search(self.proposer(text, config.lm_int8), target, embed, config)[0]
 
     def fluency(self, texts: Sequence[str]) -> list[float]:
         """Mean token log-prob of each text under the plain LM asked for a sentence (higher: more fluent)."""

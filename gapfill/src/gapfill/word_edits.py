@@ -165,6 +165,13 @@ def word_edits(text: str, words: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(t for t in out if t and t != text))
 
 
+def _appended(text: str, word: str) -> str:
+    """``text`` with ``word`` added as its last word (before the final punctuation), as :func:`word_edits` does."""
+    pieces = _split(text)
+    a, w, z = pieces[-1]
+    return _join([*pieces[:-1], (a, w, ""), ("", word, z)])
+
+
 def refine_words(
     text: str,
     target: np.ndarray,
@@ -176,6 +183,7 @@ def refine_words(
     rescored: int = 12,
     fluency_weight: float = 0.05,
     deadline: float | None = None,
+    screen: int = 0,
 ) -> Candidate:
     """Edit ``text`` word by word towards ``target`` (see the module docstring).
 
@@ -187,6 +195,10 @@ def refine_words(
         rescored: closest edits whose fluency the LM scores per round.
         deadline: a ``time.perf_counter()`` value: no round starts that would end after it
             (by the previous round's duration).
+        screen: with ``0 < screen < top_words``, each round first tries every word once (added
+            at the end of the text) and keeps the ``screen`` words that move the text closest to
+            the target for the edits at every position: about ``top_words / screen`` times
+            fewer texts to embed per round.
 
     Returns:
         The best text found (``text`` itself if no edit helps); never a lower score than ``text``.
@@ -214,6 +226,10 @@ def refine_words(
         n_res = max(1, top_words // 2)
         words = vocabulary.suggest(residual, n_res, exclude=present)
         words += vocabulary.suggest(target, top_words - n_res, exclude=[*present, *words])
+        if 0 < screen < len(words) and present:
+            probes = [_appended(best.text, w) for w in words]  # also among the edits below (cached)
+            probe_cos = cache.cosines(probes)
+            words = [words[j] for j in sorted(range(len(words)), key=lambda j: -probe_cos[j])[:screen]]
         texts = word_edits(best.text, words)
         if not texts:
             break

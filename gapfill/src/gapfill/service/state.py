@@ -120,11 +120,12 @@ class GapFillService:
             return self._rewriter
 
     def sampler(self) -> LMSampler:
-        """The LM that writes gap candidates (int8 copy of the rewriter's LM with ``gap_text.lm_int8``), made once."""
+        """The LM that writes gap candidates (with ``gap_text.lm_int8``, the rewriter's int8 copy), made once."""
         rewriter = self.rewriter()
         with self.lock:
             if self._sampler is None:
-                self._sampler = LMSampler(rewriter.lm, rewriter.tokenizer, int8=self.config.gap_text.lm_int8)
+                lm = rewriter.proposing_lm(self.config.gap_text.lm_int8)
+                self._sampler = LMSampler(lm, rewriter.tokenizer)
             return self._sampler
 
     def embedding_dim(self) -> int:

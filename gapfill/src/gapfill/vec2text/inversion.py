@@ -33,6 +33,7 @@ class Step:
     source: str = "beam"  # what produced the kept text: beam, search, refine, words, rewrite, initial, previous
     sources: list[str] = field(default_factory=list)  # what produced each candidate
     seconds: float = 0.0  # since the inversion started, when this step ended
+    core_seconds: float = 0.0  # of its beams and guided search: what a step takes at least
 
 
 @dataclass(frozen=True)
@@ -97,26 +98,32 @@ def _propose(
     hypothesis: str | None = None,
     hyp_emb: np.ndarray | None = None,
     deadline: float | None = None,
-) -> list[tuple[str, str]]:
+) -> tuple[list[tuple[str, str]], float]:
     """(text, source) proposals of one step: the model's beams, plus the guided search's best text
     and LM-proposed edits (:func:`~gapfill.guided_search.refine`) of the hypothesis (or, at step
     0, of the search's text), both with the model conditioned on the target proposing tokens;
     with a ``vocabulary`` and ``search.word_rounds``, also word edits
     (:func:`~gapfill.word_edits.refine_words`) of the LM-edited text; with a ``rewriter`` and
     ``search.rewrite``, a fluent rewrite (:class:`~gapfill.rewrite.Rewriter`) of the last of them.
+    Returns the proposals and the seconds the beams and the guided search took.
 
     With a ``deadline`` (a ``time.perf_counter()`` value) the stages after the guided search
     start only if they fit: the LM token edits and the rewrite are each estimated at the guided
     search's own seconds (each is a guided search over edits or after a prompt), and the word
     edits stop their rounds early enough to leave the rewrite its time."""
     search, vocabulary, rewriter = correctors.search, correctors.vocabulary, correctors.rewriter
+    int8 = search is not None and search.lm_int8
     out = []
+    began = time.perf_counter()
+    core = 0.0
     if beam_width:
-        out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width) if t.strip()]
+        out += [(t, "beam") for t in model.generate(target, hypothesis, hyp_emb, beam_width, int8) if t.strip()]
+        core = time.perf_counter() - began
     if search is not None:
-        began = time.perf_counter()
-        best, _ = guided_search(model.proposer(target, hypothesis, hyp_emb), target, embed, search)
-        stage = time.perf_counter() - began  # the estimate of each later LM stage
+        searched = time.perf_counter()
+        best, _ = guided_search(model.proposer(target, hypothesis, hyp_emb, int8), target, embed, search)
+        stage = time.perf_counter() - searched  # the estimate of each later LM stage
+        core = time.perf_counter() - began
 
         def fits(seconds: float) -> bool:
             return deadline is None or time.perf_counter() + seconds <= deadline
@@ -126,7 +133,7 @@ def _propose(
             out.append((best.text, "search"))
         start = hypothesis if hypothesis is not None else best.text
         if search.refine_rounds and start.strip() and fits(stage * (2 if rewriting else 1)):
-            edited = refine(model.proposer(target), start, target, embed, search)
+            edited = refine(model.proposer(target, int8=int8), start, target, embed, search)
             if edited.text.strip() and edited.text != start:
                 out.append((edited.text, "refine"))
                 start = edited.text
@@ -136,12 +143,13 @@ def _propose(
                 target,
                 embed,
                 vocabulary,
-                model.proposer(target),
+                model.proposer(target, int8=int8),
                 rounds=search.word_rounds,
                 top_words=search.word_top_k,
                 rescored=search.refine_rescored,
                 fluency_weight=search.fluency_weight,
                 deadline=None if deadline is None else deadline - (stage if rewriting else 0.0),
+                screen=search.word_screen,
             )
             if worded.text.strip() and worded.text != start:
                 out.append((worded.text, "words"))
@@ -150,7 +158,7 @@ def _propose(
             rewritten = rewriter.rewrite(start, target, embed, search)
             if rewritten.text.strip() and rewritten.text != start:
                 out.append((rewritten.text, "rewrite"))
-    return out
+    return out, core
 
 
 def correction_step(
@@ -161,24 +169,27 @@ def correction_step(
     start_emb: np.ndarray,
     beam_width: int,
     correctors: Correctors = NO_CORRECTORS,
+    deadline: float | None = None,
 ) -> tuple[Step, np.ndarray]:
     """One round of correction: propose texts conditioned on (target, start), keep the closest
-    (with a rewriter: the most fluent within ``search.fluent_margin`` of the closest).
+    (with a rewriter: the most fluent within ``search.fluent_margin`` of the closest). With a
+    ``deadline`` (a ``time.perf_counter()`` value) its stages after the guided search start only
+    if they fit, as in step 0.
 
     The proposals are ``beam_width`` beams of the model and those of the ``correctors``
     (none by default). Only proposals closer to the target than ``start`` can replace it, so
     the result is never further from the target than ``start``.
     """
-    proposals = _propose(model, target, beam_width, correctors, embed, start.text, start_emb)
+    proposals, core = _propose(model, target, beam_width, correctors, embed, start.text, start_emb, deadline)
     if not proposals:
-        return Step(start.text, start.cosine, [], "previous"), start_emb
+        return Step(start.text, start.cosine, [], "previous", core_seconds=core), start_emb
     texts = [t for t, _ in proposals]
     i, emb, all_cos = _pick(target, texts, embed, start.cosine, correctors)
     candidates = list(zip(texts, all_cos))
     sources = [src for _, src in proposals]
     if i is not None:
-        return Step(texts[i], all_cos[i], candidates, sources[i], sources), emb[i]
-    return Step(start.text, start.cosine, candidates, "previous", sources), start_emb
+        return Step(texts[i], all_cos[i], candidates, sources[i], sources, core_seconds=core), emb[i]
+    return Step(start.text, start.cosine, candidates, "previous", sources, core_seconds=core), start_emb
 
 
 def invert(
@@ -202,9 +213,10 @@ def invert(
             (the model's guided search if its ``config.use_search``, no word edits or rewrites).
         initial: extra starting hypotheses competing at step 0 (e.g. the nearest known text;
             source "initial"), which the corrections then edit.
-        max_seconds: a time budget: no correction step starts when the last step's duration
-            would take the inversion past it (so fewer than ``num_steps`` may run), and inside
-            step 0 the stages after the guided search start only if they fit (see ``_propose``).
+        max_seconds: a time budget: no correction step starts when the last step's beams and
+            guided search would take the inversion past it (so fewer than ``num_steps`` may
+            run), and inside every step the stages after the guided search start only if they
+            fit (see ``_propose``).
     """
     start = time.perf_counter()
     cfg = model.config
@@ -216,20 +228,19 @@ def invert(
     target = np.asarray(target, dtype=np.float32)
     target = target / max(float(np.linalg.norm(target)), 1e-12)
     deadline = None if max_seconds is None else start + max_seconds
-    proposals = _propose(model, target, beam_width, correctors, embed, deadline=deadline)
+    proposals, core = _propose(model, target, beam_width, correctors, embed, deadline=deadline)
     proposals += [(t, "initial") for t in initial if t.strip()]
     proposals = proposals or [("", "beam")]
     texts = [t for t, _ in proposals]
     i, embs, all_cos = _pick(target, texts, embed, -np.inf, correctors)
     sources = [src for _, src in proposals]
-    steps = [Step(texts[i], all_cos[i], list(zip(texts, all_cos)), sources[i], sources)]
+    steps = [Step(texts[i], all_cos[i], list(zip(texts, all_cos)), sources[i], sources, core_seconds=core)]
     steps[0].seconds = time.perf_counter() - start
     emb = embs[i]
     for _ in range(num_steps):
-        last = steps[-1].seconds - (steps[-2].seconds if len(steps) > 1 else 0.0)
-        if max_seconds is not None and steps[-1].seconds + last > max_seconds:
+        if max_seconds is not None and time.perf_counter() - start + steps[-1].core_seconds > max_seconds:
             break
-        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, correctors)
+        step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, correctors, deadline)
         step.seconds = time.perf_counter() - start
         steps.append(step)
     return steps

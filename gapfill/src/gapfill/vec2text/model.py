@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from gapfill.config import Vec2TextConfig
-from gapfill.guided_search import LMProposer
+from gapfill.guided_search import LMProposer, int8_copy
 
 #: texts -> (n, dim) L2-normalised embeddings
 EmbedFn = Callable[[list[str]], np.ndarray]
@@ -62,6 +62,21 @@ class Vec2Text(nn.Module):
         self.separator = separator
         self.config = config
         self.embed_dim = embed_dim
+        object.__setattr__(self, "_int8_lm", None)  # not a submodule: never saved, never trained
+
+    def train(self, mode: bool = True) -> Vec2Text:
+        if mode:
+            object.__setattr__(self, "_int8_lm", None)  # the weights may change: a stale copy is dropped
+        return super().train(mode)
+
+    def decoding_lm(self, int8: bool = False):
+        """The LM that proposes tokens at inversion: with ``int8``, an int8 copy of ``lm``
+        (:func:`~gapfill.guided_search.int8_copy`), made on first use after training."""
+        if not int8:
+            return self.lm
+        if self._int8_lm is None:
+            object.__setattr__(self, "_int8_lm", int8_copy(self.lm))
+        return self._int8_lm
 
     @classmethod
     def build(cls, lm, tokenizer, embed_dim: int, config: Vec2TextConfig) -> Vec2Text:
@@ -109,16 +124,17 @@ class Vec2Text(nn.Module):
 
     @torch.no_grad()
     def proposer(
-        self, target: np.ndarray, hypothesis: str | None = None, hyp_emb: np.ndarray | None = None
+        self, target: np.ndarray, hypothesis: str | None = None, hyp_emb: np.ndarray | None = None, int8: bool = False
     ) -> LMProposer:
         """The model as a token proposer for :func:`gapfill.guided_search.guided_search`: the LM after
-        the prefix of ``target`` (zero-step form) or after ``[prefix(target, hyp)] hypothesis [SEP]``."""
+        the prefix of ``target`` (zero-step form) or after ``[prefix(target, hyp)] hypothesis [SEP]``
+        (with ``int8``, its int8 copy: :meth:`decoding_lm`)."""
         self.eval()
         t = torch.as_tensor(np.asarray(target, dtype=np.float32), device=self.device)
         h = None if hyp_emb is None else torch.as_tensor(np.asarray(hyp_emb, dtype=np.float32), device=self.device)
         hyp_ids = self.encode_text(hypothesis) if hypothesis is not None else None
         context = self._context(t, h, hyp_ids)[0]  # (ctx, lm_dim)
-        return LMProposer(self.lm, self.tokenizer, context, eos_id=self.eos_id)
+        return LMProposer(self.decoding_lm(int8), self.tokenizer, context, eos_id=self.eos_id)
 
     def loss(self, batch: list[dict]) -> torch.Tensor:
         """Mean next-token loss of the texts of a batch of examples.
@@ -154,9 +170,15 @@ class Vec2Text(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, target: np.ndarray, hypothesis: str | None = None, hyp_emb: np.ndarray | None = None, beam_width: int = 4
+        self,
+        target: np.ndarray,
+        hypothesis: str | None = None,
+        hyp_emb: np.ndarray | None = None,
+        beam_width: int = 4,
+        int8: bool = False,
     ) -> list[str]:
-        """``beam_width`` texts for one target embedding (optionally correcting a hypothesis)."""
+        """``beam_width`` texts for one target embedding (optionally correcting a hypothesis; with
+        ``int8`` from the LM's int8 copy, :meth:`decoding_lm`)."""
         self.eval()
         t = torch.as_tensor(np.asarray(target, dtype=np.float32), device=self.device)
         h = None if hyp_emb is None else torch.as_tensor(np.asarray(hyp_emb, dtype=np.float32), device=self.device)
@@ -166,7 +188,7 @@ class Vec2Text(nn.Module):
         with warnings.catch_warnings():
             # n-gram blocking applies to the new tokens only (the prompt is embeddings): intended.
             warnings.filterwarnings("ignore", message=".*without `input_ids`.*")
-            out = self.lm.generate(
+            out = self.decoding_lm(int8).generate(
                 inputs_embeds=context,
                 attention_mask=torch.ones(context.shape[:2], dtype=torch.long, device=self.device),
                 max_new_tokens=self.config.max_new_tokens,
