@@ -345,7 +345,18 @@ def markdown(r: dict) -> str:
         + (
             f", {c['search']['refine_rounds']} rounds of LM token edits and {c['search']['word_rounds']} rounds of word "
             f"edits (top {c['search']['word_top_k']} words of the training sentences' vocabulary along the residual "
-            "and the target)"
+            "and the target"
+            + (
+                f", screened by one insertion each to the {c['search']['word_screen']} closest, tried at every position"
+                if c["search"].get("word_screen")
+                else ""
+            )
+            + ")"
+            + (
+                "; tokens proposed by int8 copies of the LMs (fluency choices by the fp32 LM)"
+                if c["search"].get("lm_int8")
+                else ""
+            )
             if c.get("use_search") and c["search"].get("word_rounds")
             else ""
         )

@@ -142,9 +142,9 @@ class GuidedSearchConfig:
         default=6,
         metadata={"help": "rounds of word edits with words from the collection's vocabulary (0: off; needs one)"},
     )
-    word_top_k: int = field(default=24, metadata={"help": "vocabulary words tried per round of word edits"})
+    word_top_k: int = field(default=48, metadata={"help": "vocabulary words tried per round of word edits"})
     word_screen: int = field(
-        default=0,
+        default=4,
         metadata={
             "help": "word edits try every word once (added at the end) and only the closest this many at every "
             "position (0: all word_top_k words at every position)"

@@ -22,7 +22,6 @@ from gapfill.rewrite import Rewriter, choose
 from gapfill.vec2text.model import EmbedFn, Vec2Text
 from gapfill.word_edits import Vocabulary, refine_words
 
-
 #: share of a time budget that stages are not planned into: what the estimates miss (each step's
 #: final choice, a round slower than the one before); without it texts ended up to 1.1 s past 30 s.
 BUDGET_RESERVE = 0.05
