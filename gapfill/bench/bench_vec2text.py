@@ -57,7 +57,7 @@ HERE = Path(__file__).resolve().parent
 MODELS = repo_root() / "gapfill" / "models"
 
 
-SOURCES = ("beam", "search", "refine", "words", "rewrite", "initial", "previous")
+SOURCES = ("beam", "search", "refine", "words", "rewrite", "initial", "previous", "polish")
 
 
 @dataclass
@@ -365,6 +365,11 @@ def markdown(r: dict) -> str:
             f"prompt), and each step keeping the most fluent proposal within {c['search']['fluent_margin']:g} cosine "
             "of the closest (fluency: mean token log-prob under the plain SmolLM2)"
             if c.get("use_search") and c["search"].get("rewrite")
+            else ""
+        )
+        + (
+            "; the time left after the last correction step that fits goes to word edits of its text (polish)"
+            if c.get("use_search") and c["search"].get("polish") and c["search"].get("word_rounds")
             else ""
         )
         + f", on {r['n_targets']} STS-B dev sentences that are not in the training sentences"

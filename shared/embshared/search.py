@@ -133,7 +133,7 @@ class CharNgramIndex:
     """Character n-gram TF-IDF over whole texts: a lexical ranker that a typo does not break.
 
     The features, weights and scores are exactly those of scikit-learn's
-    ``TfidfVectorizer(analyzer="char_wb", ngram_range=..., sublinear_tf=True, min_df=...)``
+    ``TfidfVectorizer(analyzer="char_wb", ngram_range=..., sublinear_tf=True, min_df=..., max_df=...)``
     (n-grams inside words padded with a space; cosine of l2-normalised TF-IDF vectors), and
     sklearn computes every part: a misspelled word still shares most of its 3-5-grams with
     the right one, where BM25's whole-word tokens share none. What is done here by hand is
@@ -146,11 +146,18 @@ class CharNgramIndex:
     Args:
         ngram_range: the n-gram lengths (inclusive).
         min_df: an n-gram must occur in at least this many documents to be a feature.
+        max_df: and in at most this share of them (sklearn's float ``max_df``). The commonest
+            n-grams (" th", "ion") weigh little (low idf) but their postings are most of the
+            scoring work: on SciFact, those in more than 30% of the abstracts are 0.7% of the
+            n-grams and 80% of a query's postings.
     """
 
-    def __init__(self, ngram_range: tuple[int, int] = (3, 5), min_df: int = 2):
+    def __init__(self, ngram_range: tuple[int, int] = (3, 5), min_df: int = 2, max_df: float = 1.0):
+        if not 0.0 < max_df <= 1.0:
+            raise ValueError(f"max_df must be in (0, 1], got {max_df}")
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.min_df = min_df
+        self.max_df = float(max_df)
         self.doc_ids: list[str] = []
         self._query_counter = None  # CountVectorizer with the n-gram vocabulary
         self._tfidf = None  # TfidfTransformer fitted on the documents
@@ -171,7 +178,8 @@ class CharNgramIndex:
         ngram_counter = CountVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, dtype=np.float32)
         word_ngrams = ngram_counter.fit_transform(words)  # (n_words, n_ngrams) counts within each padded word
         counts = (doc_words @ word_ngrams).tocsc()  # (n_docs, n_ngrams)
-        keep = np.flatnonzero(np.diff(counts.indptr) >= self.min_df)  # document frequency per column
+        df = np.diff(counts.indptr)  # document frequency per column
+        keep = np.flatnonzero((df >= self.min_df) & (df <= self.max_df * len(texts)))
         vocabulary = ngram_counter.get_feature_names_out()[keep]
         counts = counts[:, keep].tocsr()
         self._tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)

@@ -223,3 +223,44 @@ def test_time_budget_starts_a_step_when_its_search_fits_and_skips_the_rewrite_th
     assert "rewrite" in steps[1].sources and steps[2].sources == ["search"]
     unbudgeted = v2t.invert(model, target, embed_fn, 5, 0, correctors)
     assert len(unbudgeted) == 6 and all("rewrite" in s.sources for s in unbudgeted)
+
+
+def test_polish_spends_the_time_left_on_word_edits_of_the_kept_text(monkeypatch, model, embed_fn):
+    """Step 0 keeps "a red dog" plus one word edit (word_rounds=1); the polish adds the other
+    missing word, so the last step gets closer and says it came from the polish. With a budget
+    whose plan has already passed when the steps end (a fake clock), no polish runs."""
+    from types import SimpleNamespace
+
+    from gapfill.config import GuidedSearchConfig
+    from gapfill.guided_search import Candidate
+    from gapfill.vec2text import inversion
+    from gapfill.word_edits import Vocabulary
+
+    def fake_search(proposer, target, embed, config):
+        return Candidate("a red dog", 0.5, -1.0, 0.45), []
+
+    monkeypatch.setattr(inversion, "guided_search", fake_search)
+    vocabulary = Vocabulary.from_texts(["a red dog runs fast", "the cat sits on the mat"], embed_fn)
+    target = embed_fn(["a red dog runs fast"])[0]
+    kw = dict(refine_rounds=0, word_rounds=1, word_screen=0, fluency_weight=0.0, lm_int8=False)
+    plain = v2t.Correctors(GuidedSearchConfig(**kw), vocabulary)
+    polished = v2t.Correctors(GuidedSearchConfig(polish=True, **kw), vocabulary)
+    before = v2t.invert(model, target, embed_fn, 0, 0, plain)
+    after = v2t.invert(model, target, embed_fn, 0, 0, polished)
+    assert len(before) == len(after) == 1
+    assert before[0].source == "words" and len(before[0].text.split()) == 4
+    assert after[0].source == "polish" and after[0].sources[-1] == "polish"
+    assert set(after[0].text.split()) == {"a", "red", "dog", "runs", "fast"}
+    assert after[0].cosine > before[0].cosine + 0.05
+    assert after[0].cosine == pytest.approx(float(embed_fn([after[0].text])[0] @ target), abs=1e-5)
+
+    now = [0.0]
+
+    def slow_search(proposer, target, embed, config):
+        now[0] += 30.0  # past the 95% plan of a 30 s budget
+        return Candidate("a red dog", 0.5, -1.0, 0.45), []
+
+    monkeypatch.setattr(inversion, "guided_search", slow_search)
+    monkeypatch.setattr(inversion, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    late = v2t.invert(model, target, embed_fn, 0, 0, polished, max_seconds=30.0)
+    assert late[0].source != "polish" and "polish" not in late[0].sources

@@ -95,16 +95,19 @@ NGRAM_DOCS = [
 ]
 
 
-def test_char_ngram_index_equals_sklearn_tfidf_vectorizer():
+@pytest.mark.parametrize("max_df", [1.0, 0.5])
+def test_char_ngram_index_equals_sklearn_tfidf_vectorizer(max_df):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from embshared.search import CharNgramIndex
 
     queries = ["Pyridhstatin stabilies the G-quadruplx", "vitamin b6", "école", "a", "zzzz qqqq"]
-    index = CharNgramIndex(ngram_range=(3, 5), min_df=2).index([f"d{i}" for i in range(5)], NGRAM_DOCS)
-    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
+    index = CharNgramIndex(ngram_range=(3, 5), min_df=2, max_df=max_df).index([f"d{i}" for i in range(5)], NGRAM_DOCS)
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2, max_df=max_df)
     docs = reference.fit_transform(NGRAM_DOCS)
     assert index.n_features == len(reference.vocabulary_)
+    if max_df < 1.0:  # the cut drops the n-grams of 3+ of the 5 documents (" th", "the", "in ", ...)
+        assert 0 < index.n_features < CharNgramIndex(min_df=2).index([f"d{i}" for i in range(5)], NGRAM_DOCS).n_features
     np.testing.assert_allclose(
         index.score_matrix(queries), (reference.transform(queries) @ docs.T).toarray(), atol=1e-6
     )

@@ -161,6 +161,13 @@ class GuidedSearchConfig:
             "(0: the closest)"
         },
     )
+    polish: bool = field(
+        default=False,
+        metadata={
+            "help": "with word edits and a time budget, the time left after the last correction step that fits "
+            "goes to more word edits of the kept text"
+        },
+    )
     lm_int8: bool = field(
         default=True,
         metadata={

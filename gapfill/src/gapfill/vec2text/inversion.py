@@ -196,6 +196,47 @@ def correction_step(
     return Step(start.text, start.cosine, candidates, "previous", sources, core_seconds=core), start_emb
 
 
+def polish(
+    model: Vec2Text,
+    target: np.ndarray,
+    embed: EmbedFn,
+    last: Step,
+    last_emb: np.ndarray,
+    correctors: Correctors,
+    deadline: float | None = None,
+) -> tuple[Step, np.ndarray]:
+    """``last`` after word edits (:func:`~gapfill.word_edits.refine_words`) of its text until the
+    ``deadline``: the time a budget leaves after the last correction step that fits (a step's
+    beams and guided search take most of it, and mostly keep the previous text). The edited
+    text replaces ``last`` only if it is closer to the target (source "polish"); the result
+    keeps ``last``'s candidates, with the edited text added."""
+    search, vocabulary = correctors.search, correctors.vocabulary
+    if search is None or vocabulary is None or not search.word_rounds or not last.text.strip():
+        return last, last_emb
+    worded = refine_words(
+        last.text,
+        target,
+        embed,
+        vocabulary,
+        model.proposer(target, int8=search.lm_int8),
+        rounds=search.word_rounds,
+        top_words=search.word_top_k,
+        rescored=search.refine_rescored,
+        fluency_weight=search.fluency_weight,
+        deadline=deadline,
+        screen=search.word_screen,
+    )
+    if worded.text == last.text:
+        return last, last_emb
+    emb = embed([worded.text])[0]
+    cosine = float(emb @ target)
+    candidates = [*last.candidates, (worded.text, cosine)]
+    sources = [*last.sources, "polish"]
+    if cosine <= last.cosine:
+        return Step(last.text, last.cosine, candidates, last.source, sources, last.seconds, last.core_seconds), last_emb
+    return Step(worded.text, cosine, candidates, "polish", sources, last.seconds, last.core_seconds), emb
+
+
 def invert(
     model: Vec2Text,
     target: np.ndarray,
@@ -221,6 +262,8 @@ def invert(
             guided search would take the inversion past it (so fewer than ``num_steps`` may
             run), and inside every step the stages after the guided search start only if they
             fit (see ``_propose``); stages are planned to end ``BUDGET_RESERVE`` of it early.
+            With ``search.polish``, the time left after the last step goes to word edits of
+            its text (:func:`polish`), which then replace the last step.
     """
     start = time.perf_counter()
     cfg = model.config
@@ -248,6 +291,10 @@ def invert(
         step, emb = correction_step(model, target, embed, steps[-1], emb, beam_width, correctors, deadline)
         step.seconds = time.perf_counter() - start
         steps.append(step)
+    search = correctors.search
+    if search is not None and search.polish and (deadline is None or time.perf_counter() < deadline):
+        steps[-1], emb = polish(model, target, embed, steps[-1], emb, correctors, deadline)
+        steps[-1].seconds = time.perf_counter() - start
     return steps
 
 
