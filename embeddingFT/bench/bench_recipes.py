@@ -54,6 +54,7 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "ict1000": (["pseudo_queries.kind=inverse_cloze", "pseudo_queries.max_pairs=1000"], "+1,000 inverse-cloze pairs"),
     "merge0.3": (["merge_with_base=0.3"], "WiSE-FT: 0.3 base + 0.7 fine-tuned"),
     "matryoshka": (["matryoshka_dims=[384,256,128,64]"], "MatryoshkaLoss over 384/256/128/64 dims"),
+    "skip10": (["mining.range_min=10"], "negatives mined from ranks 10-100: skip where unlabelled positives sit"),
 }
 
 

@@ -49,7 +49,7 @@ from embshared.config import config_to_dict
 from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
 from embshared.files import write_json
 from embshared.runtime import pick_device, seed_everything, shared_data_dir
-from embshared.search import BM25Index, CharNgramIndex
+from embshared.search import BM25Index
 
 logger = logging.getLogger("bench_quality")
 METRICS = ["recall@10", "recall@100", "ndcg@10", "mrr@10"]
@@ -121,8 +121,8 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     row_of = {t: i for i, t in enumerate(all_texts)}
     bm25_fn = lookup_fn(BM25Index().index(doc_ids, texts).score_matrix(all_texts), row_of)
     char_fn = lookup_fn(embedder.embed_queries(all_texts) @ doc_vectors.T, row_of)  # (n_queries, n_docs) cosine
-    ngram_fn = lookup_fn(CharNgramIndex().index(doc_ids, texts).score_matrix(all_texts), row_of)
     hybrid = fusion_settings(cfg)
+    ngram_fn = lookup_fn(hybrid.ngram_index(doc_ids, texts).score_matrix(all_texts), row_of)
     systems = {
         "BM25": bm25_fn,
         "char model (jsonembed)": char_fn,

@@ -50,6 +50,7 @@ SEARCH_KEYS = frozenset(
         "rrf_dense_weight",
         "convex_dense_weight",
         "convex_ngram_weight",
+        "ngram_max_df",
     }
 )
 

@@ -108,15 +108,20 @@ def test_fast_search_matches_the_plain_formulation(synthetic):
     assert [h.score for h in rrf] == pytest.approx(sorted(by_hand.values(), reverse=True)[:10])
 
 
-def test_hybrid_with_character_ngrams_is_the_three_way_convex_fusion(synthetic):
+@pytest.mark.parametrize("max_df", [1.0, 0.05])
+def test_hybrid_with_character_ngrams_is_the_three_way_convex_fusion(synthetic, max_df):
     from embshared.fusion import weighted_zscore_fusion
     from embshared.search import CharNgramIndex
 
     records, vectors, queries, query_vectors = synthetic
-    settings = FusionSettings(method="convex", convex_dense_weight=0.2, convex_ngram_weight=0.3)
+    settings = FusionSettings(method="convex", convex_dense_weight=0.2, convex_ngram_weight=0.3, ngram_max_df=max_df)
     engine = RecordSearch(None, records, vectors, settings)
     names = [str(i) for i in range(N_RECORDS)]
-    ngrams = CharNgramIndex().index(names, records.plain_texts()).score_matrix(queries)
+    reference_index = CharNgramIndex(max_df=max_df).index(names, records.plain_texts())
+    assert engine.ngrams.max_df == max_df and engine.ngrams.n_features == reference_index.n_features
+    if max_df < 1.0:  # the cut leaves out the commonest n-grams
+        assert engine.ngrams.n_features < CharNgramIndex().index(names, records.plain_texts()).n_features
+    ngrams = reference_index.score_matrix(queries)
     fused = weighted_zscore_fusion(
         [engine.bm25.score_matrix(queries), query_vectors @ vectors.T, ngrams], [0.5, 0.2, 0.3]
     )

@@ -118,6 +118,13 @@ class JsonEmbedConfig:
             "BM25 gets 1 - convex_dense_weight - this"
         ),
     )
+    ngram_max_df: float = field(
+        default=1.0,
+        metadata=_help(
+            "the character n-gram ranker leaves out n-grams in more than this share of the records "
+            "(the commonest n-grams weigh little but are most of its scoring time; 1: keep all)"
+        ),
+    )
 
     def validate(self) -> None:
         """Raise ValueError naming the first key whose value is out of range."""
@@ -156,6 +163,8 @@ class JsonEmbedConfig:
                 "keys 'convex_dense_weight' + 'convex_ngram_weight' must be at most 1 (BM25 gets the rest), got "
                 f"{self.convex_dense_weight} + {self.convex_ngram_weight}"
             )
+        if not 0.0 < self.ngram_max_df <= 1.0:
+            raise ValueError(f"key 'ngram_max_df' must be in (0, 1], got {self.ngram_max_df}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"key 'val_fraction' must be in [0, 1), got {self.val_fraction}")
         if not 1 <= self.span_min_words <= self.span_max_words:

@@ -22,7 +22,7 @@ from embshared.files import write_json, write_text
 from embshared.fusion import FUSIONS
 from embshared.io import DataError, read_records
 from embshared.metrics import parse_metric
-from embshared.search import BM25Index, CharNgramIndex
+from embshared.search import BM25Index
 
 DEFAULT_METRICS = ("recall@1", "recall@10", "recall@100", "mrr@10", "ndcg@10")
 
@@ -129,7 +129,7 @@ def evaluate_systems(
     systems = {"BM25": bm25, "jsonembed": dense}
     configured = FusionSettings.from_config(embedder.cfg)
     ngrams = (
-        CharNgramIndex().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix if configured.uses_ngrams else None
+        configured.ngram_index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix if configured.uses_ngrams else None
     )
     for method in FUSIONS:
         settings = dataclasses.replace(configured, method=method)

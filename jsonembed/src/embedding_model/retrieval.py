@@ -33,12 +33,23 @@ class FusionSettings:
     rrf_dense_weight: float = 1.0
     convex_dense_weight: float = 0.2
     convex_ngram_weight: float = 0.0
+    ngram_max_df: float = 1.0
 
     @classmethod
     def from_config(cls, cfg) -> FusionSettings:
         return cls(
-            cfg.fusion, cfg.rrf_k, cfg.rrf_depth, cfg.rrf_dense_weight, cfg.convex_dense_weight, cfg.convex_ngram_weight
+            cfg.fusion,
+            cfg.rrf_k,
+            cfg.rrf_depth,
+            cfg.rrf_dense_weight,
+            cfg.convex_dense_weight,
+            cfg.convex_ngram_weight,
+            cfg.ngram_max_df,
         )
+
+    def ngram_index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> CharNgramIndex:
+        """The character n-gram ranker of this fusion over ``texts``."""
+        return CharNgramIndex(max_df=self.ngram_max_df).index(doc_ids, texts)
 
     @property
     def uses_ngrams(self) -> bool:
@@ -193,7 +204,7 @@ class RecordSearch:
         """Character 3-5-gram TF-IDF over the records' values, built on first use (``convex_ngram_weight``)."""
         if self._ngrams is None:
             ids = [str(i) for i in range(len(self.records))]
-            self._ngrams = CharNgramIndex().index(ids, self.records.plain_texts())
+            self._ngrams = self.fusion.ngram_index(ids, self.records.plain_texts())
         return self._ngrams
 
     @property
