@@ -152,7 +152,7 @@ def test_correctors_name_the_search_as_the_model_config_does():
     assert v2t.Correctors.of(off, own, vocabulary=None).search is own
     rewriter = object()
     assert v2t.Correctors(own).fluent_margin == 0.0  # no rewriter: the closest proposal wins
-    assert v2t.Correctors(own, rewriter=rewriter).fluent_margin == own.fluent_margin == 0.02
+    assert v2t.Correctors(own, rewriter=rewriter).fluent_margin == own.fluent_margin == 0.01
     assert v2t.Correctors(None, rewriter=rewriter).fluent_margin == 0.0
 
 
@@ -243,7 +243,7 @@ def test_polish_spends_the_time_left_on_word_edits_of_the_kept_text(monkeypatch,
     vocabulary = Vocabulary.from_texts(["a red dog runs fast", "the cat sits on the mat"], embed_fn)
     target = embed_fn(["a red dog runs fast"])[0]
     kw = dict(refine_rounds=0, word_rounds=1, word_screen=0, fluency_weight=0.0, lm_int8=False)
-    plain = v2t.Correctors(GuidedSearchConfig(**kw), vocabulary)
+    plain = v2t.Correctors(GuidedSearchConfig(polish=False, **kw), vocabulary)
     polished = v2t.Correctors(GuidedSearchConfig(polish=True, **kw), vocabulary)
     before = v2t.invert(model, target, embed_fn, 0, 0, plain)
     after = v2t.invert(model, target, embed_fn, 0, 0, polished)

@@ -155,14 +155,14 @@ class GuidedSearchConfig:
         metadata={"help": "with a rewriter, the instruction LM rewrites each step's best text as one fluent sentence"},
     )
     fluent_margin: float = field(
-        default=0.02,
+        default=0.01,
         metadata={
             "help": "with a rewriter, a step keeps the most fluent proposal within this cosine of the closest one "
             "(0: the closest)"
         },
     )
     polish: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "with word edits and a time budget, the time left after the last correction step that fits "
             "goes to more word edits of the kept text"
