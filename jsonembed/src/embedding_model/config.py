@@ -109,17 +109,17 @@ class JsonEmbedConfig:
         default=0.1, metadata=_help("rrf: weight of the model's ranking (BM25's is 1); see bench/results")
     )
     convex_dense_weight: float = field(
-        default=0.1, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets the rest)")
+        default=0.3, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets the rest)")
     )
     convex_ngram_weight: float = field(
-        default=0.6,
+        default=0.4,
         metadata=_help(
             "convex: share of a character 3-5-gram TF-IDF over the whole record (typo-robust; 0 leaves it out); "
             "BM25 gets 1 - convex_dense_weight - this"
         ),
     )
     ngram_max_df: float = field(
-        default=1.0,
+        default=0.3,
         metadata=_help(
             "the character n-gram ranker leaves out n-grams in more than this share of the records "
             "(the commonest n-grams weigh little but are most of its scoring time; 1: keep all)"
