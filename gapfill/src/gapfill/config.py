@@ -164,8 +164,8 @@ class GuidedSearchConfig:
     polish: bool = field(
         default=True,
         metadata={
-            "help": "with word edits and a time budget, the time left after the last correction step that fits "
-            "goes to more word edits of the kept text"
+            "help": "with word edits, more word edits of the last step's text after the correction steps "
+            "(with a time budget: in the time the last step that fits leaves)"
         },
     )
     lm_int8: bool = field(

@@ -8,6 +8,7 @@ mirrors the public API of jxmorris12/vec2text.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -142,19 +143,8 @@ def _propose(
                 out.append((edited.text, "refine"))
                 start = edited.text
         if vocabulary is not None and search.word_rounds and start.strip():
-            worded = refine_words(
-                start,
-                target,
-                embed,
-                vocabulary,
-                model.proposer(target, int8=int8),
-                rounds=search.word_rounds,
-                top_words=search.word_top_k,
-                rescored=search.refine_rescored,
-                fluency_weight=search.fluency_weight,
-                deadline=None if deadline is None else deadline - (stage if rewriting else 0.0),
-                screen=search.word_screen,
-            )
+            words_deadline = None if deadline is None else deadline - (stage if rewriting else 0.0)
+            worded = _word_edits(model, target, embed, start, correctors, words_deadline)
             if worded.text.strip() and worded.text != start:
                 out.append((worded.text, "words"))
                 start = worded.text
@@ -163,6 +153,26 @@ def _propose(
             if rewritten.text.strip() and rewritten.text != start:
                 out.append((rewritten.text, "rewrite"))
     return out, core
+
+
+def _word_edits(
+    model: Vec2Text, target: np.ndarray, embed: EmbedFn, text: str, correctors: Correctors, deadline: float | None
+):
+    """:func:`~gapfill.word_edits.refine_words` of ``text`` with the correctors' vocabulary and search settings."""
+    search = correctors.search
+    return refine_words(
+        text,
+        target,
+        embed,
+        correctors.vocabulary,
+        model.proposer(target, int8=search.lm_int8),
+        rounds=search.word_rounds,
+        top_words=search.word_top_k,
+        rescored=search.refine_rescored,
+        fluency_weight=search.fluency_weight,
+        deadline=deadline,
+        screen=search.word_screen,
+    )
 
 
 def correction_step(
@@ -210,31 +220,20 @@ def polish(
     beams and guided search take most of it, and mostly keep the previous text). The edited
     text replaces ``last`` only if it is closer to the target (source "polish"); the result
     keeps ``last``'s candidates, with the edited text added."""
-    search, vocabulary = correctors.search, correctors.vocabulary
-    if search is None or vocabulary is None or not search.word_rounds or not last.text.strip():
+    search = correctors.search
+    if search is None or correctors.vocabulary is None or not search.word_rounds or not last.text.strip():
         return last, last_emb
-    worded = refine_words(
-        last.text,
-        target,
-        embed,
-        vocabulary,
-        model.proposer(target, int8=search.lm_int8),
-        rounds=search.word_rounds,
-        top_words=search.word_top_k,
-        rescored=search.refine_rescored,
-        fluency_weight=search.fluency_weight,
-        deadline=deadline,
-        screen=search.word_screen,
-    )
+    worded = _word_edits(model, target, embed, last.text, correctors, deadline)
     if worded.text == last.text:
         return last, last_emb
     emb = embed([worded.text])[0]
     cosine = float(emb @ target)
-    candidates = [*last.candidates, (worded.text, cosine)]
-    sources = [*last.sources, "polish"]
+    tried = dataclasses.replace(
+        last, candidates=[*last.candidates, (worded.text, cosine)], sources=[*last.sources, "polish"]
+    )
     if cosine <= last.cosine:
-        return Step(last.text, last.cosine, candidates, last.source, sources, last.seconds, last.core_seconds), last_emb
-    return Step(worded.text, cosine, candidates, "polish", sources, last.seconds, last.core_seconds), emb
+        return tried, last_emb
+    return dataclasses.replace(tried, text=worded.text, cosine=cosine, source="polish"), emb
 
 
 def invert(
