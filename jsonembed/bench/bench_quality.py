@@ -17,6 +17,7 @@ settings were chosen on: ``bench/tune_views.py``) and for the rest separately. W
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -46,8 +47,9 @@ from embedding_model.training import train
 from embshared.bench import command_line, load_average, machine_facts, write_results
 from embshared.cli import start_run
 from embshared.config import config_to_dict
-from embshared.evaluate import evaluate_retrieval, format_table, sentence_transformer_encoder
+from embshared.evaluate import evaluate_retrieval, format_table, rank_corpus, sentence_transformer_encoder
 from embshared.files import write_json
+from embshared.metrics import per_query
 from embshared.runtime import pick_device, seed_everything, shared_data_dir
 from embshared.search import BM25Index
 
@@ -62,6 +64,13 @@ NGRAM_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 GRID_RULE = (
     "the default weights are the grid point with the best mean misspelled-query NDCG@10 over the datasets' dev "
     "queries among those whose clean-query NDCG@10 is at least BM25's on every dataset's dev queries"
+)
+ROUTES = ("known", "unknown")
+ROUTED_RULE = (
+    "queries whose every word (BM25 term) occurs in the records ('known') and the others ('unknown') get "
+    "their own grid point: each route's is the one with the best NDCG@10 over the dev queries it routes (clean "
+    "and misspelled together; the mean over the datasets), the known route's first, then the unknown route's "
+    "among the points that keep every dataset's clean dev NDCG@10 at least BM25's"
 )
 
 
@@ -119,23 +128,29 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     corpus = dict(zip(doc_ids, texts))
     all_texts = list(dict.fromkeys(t for qs in query_sets.values() for t in qs.values()))
     row_of = {t: i for i, t in enumerate(all_texts)}
-    bm25_fn = lookup_fn(BM25Index().index(doc_ids, texts).score_matrix(all_texts), row_of)
+    bm25 = BM25Index().index(doc_ids, texts)
+    bm25_fn = lookup_fn(bm25.score_matrix(all_texts), row_of)
+    known_mask = bm25.knows_all_terms(all_texts)  # (n_texts,) every BM25 term of the query is in the records
+    known_fn = lookup_fn(known_mask, row_of)
     char_fn = lookup_fn(embedder.embed_queries(all_texts) @ doc_vectors.T, row_of)  # (n_queries, n_docs) cosine
     hybrid = fusion_settings(cfg)
     ngram_fn = lookup_fn(hybrid.ngram_index(doc_ids, texts).score_matrix(all_texts), row_of)
     systems = {
         "BM25": bm25_fn,
         "char model (jsonembed)": char_fn,
-        f"hybrid ({hybrid.label()}, the default)": hybrid.score_fn(char_fn, bm25_fn, ngram_fn),
+        f"hybrid ({hybrid.label()}, the default)": hybrid.score_fn(char_fn, bm25_fn, ngram_fn, known_fn),
     }
+    if hybrid.routes_queries:  # what routing buys: every query fused with the unknown route's weights
+        unrouted = dataclasses.replace(hybrid, convex_known_dense_weight=None, convex_known_ngram_weight=None)
+        systems[f"hybrid without routing ({unrouted.label()})"] = unrouted.score_fn(char_fn, bm25_fn, ngram_fn)
     # what each part of the hybrid buys: the same fusion without the n-grams, and without the
     # char model (its weight given to BM25)
     if hybrid.uses_ngrams:
         no_ngrams = fusion_settings(cfg, ngram_weight=0.0)
-        systems[f"char model + BM25 only ({no_ngrams.label()})"] = no_ngrams.score_fn(char_fn, bm25_fn)
+        systems[f"char model + BM25 only ({no_ngrams.label()})"] = no_ngrams.score_fn(char_fn, bm25_fn, None, known_fn)
         no_model = fusion_settings(cfg, dense_weight=0.0)
         systems[f"char n-grams + BM25 only, no char model ({no_model.label()})"] = no_model.score_fn(
-            char_fn, bm25_fn, ngram_fn
+            char_fn, bm25_fn, ngram_fn, known_fn
         )
     # references that explain the char model's ceiling: BM25 on only the characters the model
     # reads, and the character 3-5-gram TF-IDF over the whole record alone (typo-robust, not learned)
@@ -150,7 +165,9 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         minilm_q = minilm_q / np.linalg.norm(minilm_q, axis=1, keepdims=True)
         minilm_fn = lookup_fn(minilm_q @ (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).T, row_of)
         systems["all-MiniLM-L6-v2 (pretrained reference)"] = minilm_fn
-        systems["MiniLM in the char model's place (same fusion)"] = hybrid.score_fn(minilm_fn, bm25_fn, ngram_fn)
+        systems["MiniLM in the char model's place (same fusion)"] = hybrid.score_fn(
+            minilm_fn, bm25_fn, ngram_fn, known_fn
+        )
 
     def evaluate(fn, query_set: str, ids: list[str]) -> dict[str, float]:
         qs = {q: query_sets[query_set][q] for q in ids}
@@ -161,15 +178,35 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         system: {f"{qs}/{split}": evaluate(fn, qs, split_ids[split]) for qs in QUERY_SETS for split in SPLITS}
         for system, fn in systems.items()
     }
-    # the dev queries' NDCG@10 over a grid of (char model, n-gram) convex weights: the only
-    # figures the default weights are chosen from (see GRID_RULE)
+    # the dev queries' NDCG@10 over a grid of (char model, n-gram) convex weights, per query
+    # set and per route (every query word known to BM25 or not): the only figures the default
+    # weights are chosen from (see GRID_RULE and ROUTED_RULE)
+    dev_routes = {
+        qs: {
+            "known": [q for q in dev if known_mask[row_of[query_sets[qs][q]]]],
+            "unknown": [q for q in dev if not known_mask[row_of[query_sets[qs][q]]]],
+        }
+        for qs in QUERY_SETS
+    }
+
+    def dev_ndcg(fn, query_set: str) -> dict[str, float]:
+        run = rank_corpus({q: query_sets[query_set][q] for q in dev}, doc_ids, fn, k=10)
+        return per_query(run, {q: qrels[q] for q in dev}, "ndcg@10")
+
     grid = {}
     for dense_w in DENSE_GRID:
         for ngram_w in NGRAM_GRID:
             if dense_w + ngram_w > 0.9 + 1e-9:
                 continue
             fn = fusion_settings(cfg, "convex", dense_w, ngram_w).score_fn(char_fn, bm25_fn, ngram_fn)
-            grid[f"{dense_w:g}/{ngram_w:g}"] = {qs: round(evaluate(fn, qs, dev)["ndcg@10"], 4) for qs in QUERY_SETS}
+            point = {}
+            for qs in QUERY_SETS:
+                per = dev_ndcg(fn, qs)
+                point[qs] = round(float(np.mean(list(per.values()))), 4)
+                point[f"{qs}_routes"] = {
+                    r: [len(ids), float(sum(per[q] for q in ids))] for r, ids in dev_routes[qs].items()
+                }
+            grid[f"{dense_w:g}/{ngram_w:g}"] = point
     examples = [(judged[q], query_sets["misspelled"][q]) for q in sorted(judged)[:3]]
     return {
         "records": len(records),
@@ -182,6 +219,11 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         "embed_records_per_second": round(len(records) / embed_seconds, 1),
         "systems": results,
         "dev_weight_grid": grid,
+        "known_queries": {
+            f"{qs}/{split}": sum(bool(known_mask[row_of[query_sets[qs][q]]]) for q in ids)
+            for qs in QUERY_SETS
+            for split, ids in split_ids.items()
+        },
         "typo_examples": examples,
     }
 
@@ -221,7 +263,50 @@ def choose_weights(datasets: dict) -> dict | None:
     allowed = [k for k in keys if all(grids[n][k]["clean"] >= bm25[n] for n in grids)]
     best = max(allowed or keys, key=lambda k: float(np.mean([grids[n][k]["misspelled"] for n in grids])))
     dense_w, ngram_w = (float(x) for x in best.split("/"))
-    return {"rule": GRID_RULE, "convex_dense_weight": dense_w, "convex_ngram_weight": ngram_w, "datasets": list(grids)}
+    choice = {
+        "rule": GRID_RULE,
+        "convex_dense_weight": dense_w,
+        "convex_ngram_weight": ngram_w,
+        "datasets": list(grids),
+    }
+    if all("clean_routes" in g[keys[0]] for g in grids.values()):
+        choice["routed"] = choose_routed_weights(grids, bm25, keys)
+    return choice
+
+
+def _route_mean(point: dict, route: str) -> float:
+    """Mean dev NDCG@10 of one grid point over the queries of one route, clean and misspelled pooled."""
+    n = sum(point[f"{qs}_routes"][route][0] for qs in QUERY_SETS)
+    return sum(point[f"{qs}_routes"][route][1] for qs in QUERY_SETS) / n if n else 0.0
+
+
+def _clean_mean(grid: dict, known_key: str, unknown_key: str) -> float:
+    """Clean dev NDCG@10 when known-route queries use ``known_key``'s weights and the others ``unknown_key``'s."""
+    known, unknown = grid[known_key]["clean_routes"]["known"], grid[unknown_key]["clean_routes"]["unknown"]
+    return (known[1] + unknown[1]) / max(1, known[0] + unknown[0])
+
+
+def choose_routed_weights(grids: dict, bm25: dict, keys: list[str]) -> dict:
+    """The two grid points ROUTED_RULE picks (known route first, then the unknown route)."""
+    known = max(keys, key=lambda k: float(np.mean([_route_mean(grids[n][k], "known") for n in grids])))
+    allowed = [k for k in keys if all(_clean_mean(grids[n], known, k) >= bm25[n] for n in grids)]
+    unknown = max(allowed or keys, key=lambda k: float(np.mean([_route_mean(grids[n][k], "unknown") for n in grids])))
+    (known_dense, known_ngram), (dense, ngram) = ([float(x) for x in k.split("/")] for k in (known, unknown))
+    return {
+        "rule": ROUTED_RULE,
+        "convex_dense_weight": dense,
+        "convex_ngram_weight": ngram,
+        "convex_known_dense_weight": known_dense,
+        "convex_known_ngram_weight": known_ngram,
+        "dev": {
+            n: {
+                "clean": round(_clean_mean(grids[n], known, unknown), 4),
+                "known_route": round(_route_mean(grids[n][known], "known"), 4),
+                "unknown_route": round(_route_mean(grids[n][unknown], "unknown"), 4),
+            }
+            for n in grids
+        },
+    }
 
 
 def markdown(report: dict) -> str:
@@ -261,6 +346,14 @@ def markdown(report: dict) -> str:
         for system, res in data["systems"].items():
             cells = [f"{res[f'{qs}/{split}']['ndcg@10']:.4f}" for qs in QUERY_SETS for split in SPLITS]
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        if "known_queries" in data:
+            sizes = {"dev": data["dev_queries"], "rest": data["rest_queries"]}
+            lines += [
+                "",
+                "Queries whose every word (BM25 term) occurs in the records (the fusion's known route): "
+                + ", ".join(f"{key} {n}/{sizes[key.split('/')[1]]}" for key, n in data["known_queries"].items())
+                + ".",
+            ]
         lines += ["", "Goals:", "", *goals(data), ""]
         for qs in QUERY_SETS:
             lines += [
@@ -311,6 +404,29 @@ def markdown(report: dict) -> str:
             f"{configured[0]:g} / {configured[1]:g}" + (" (the same)." if picked == configured else "."),
             "",
         ]
+        routed = choice.get("routed")
+        if routed:
+            cfg = report["config"]
+            known_cfg = tuple(
+                cfg[f"convex_{k}_weight"]
+                if cfg.get(f"convex_known_{k}_weight") is None
+                else cfg[f"convex_known_{k}_weight"]
+                for k in ("dense", "ngram")
+            )
+            got = (routed["convex_known_dense_weight"], routed["convex_known_ngram_weight"])
+            got_unknown = (routed["convex_dense_weight"], routed["convex_ngram_weight"])
+            lines += [
+                f"**Routed choice**: {routed['rule']}. This run's grid picks {got[0]:g} / {got[1]:g} for the known "
+                f"route and {got_unknown[0]:g} / {got_unknown[1]:g} for the others; the configured weights are "
+                f"{known_cfg[0]:g} / {known_cfg[1]:g} and {configured[0]:g} / {configured[1]:g}"
+                + (" (the same)." if (got, got_unknown) == (known_cfg, configured) else ".")
+                + " Dev NDCG@10 with the picked pair: "
+                + "; ".join(
+                    f"{n}: clean {d['clean']:.4f}, known route {d['known_route']:.4f}, unknown route {d['unknown_route']:.4f}"
+                    for n, d in routed["dev"].items()
+                ),
+                "",
+            ]
     if report.get("reused"):
         lines += [
             "The char models were reused from `bench/runs/` (`--reuse`, same config); training figures are from the run that trained them.",

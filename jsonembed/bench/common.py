@@ -51,6 +51,8 @@ SEARCH_KEYS = frozenset(
         "convex_dense_weight",
         "convex_ngram_weight",
         "ngram_max_df",
+        "convex_known_dense_weight",
+        "convex_known_ngram_weight",
     }
 )
 

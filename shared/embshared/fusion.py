@@ -69,20 +69,26 @@ def convex_fusion(dense: np.ndarray, bm25: np.ndarray, weight: float) -> np.ndar
     return weighted_zscore_fusion([bm25, dense], [1.0 - weight, weight])
 
 
-def weighted_zscore_fusion(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+def weighted_zscore_fusion(scores: Sequence[np.ndarray | None], weights) -> np.ndarray:
     """sum_i weights[i] * z(scores[i]): the convex fusion of any number of (batch, n_docs) score matrices.
 
-    The weights must be non-negative and sum to 1; a component of weight 0 is not computed.
+    ``weights`` is one weight per matrix, or a (batch, n_matrices) array of per-query weights
+    (a query-dependent fusion: each row of the result uses its own row of weights). The
+    weights must be non-negative and sum to 1 for every query; a component whose weight is
+    0 for every query is not computed (its matrix may be None).
     """
-    if len(scores) != len(weights) or not scores:
-        raise ValueError("one weight per score matrix, at least one")
-    if min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
-        raise ValueError(f"the convex fusion's weights must be >= 0 and sum to 1, got {list(weights)}")
+    w = np.asarray(weights, dtype=np.float64)
+    if len(scores) == 0 or w.shape[-1] != len(scores) or w.ndim not in (1, 2):
+        raise ValueError("one weight per score matrix (or one row of them per query), at least one matrix")
+    if w.min() < 0 or np.abs(w.sum(axis=-1) - 1.0).max() > 1e-6:
+        raise ValueError(f"the convex fusion's weights must be >= 0 and sum to 1, got {w.tolist()}")
     out = None
-    for matrix, weight in zip(scores, weights):
-        if weight == 0:
+    for i, matrix in enumerate(scores):
+        column = w[..., i]
+        if not column.any():
             continue
-        part = weight * zscore_rows(matrix)
+        scale = float(column) if w.ndim == 1 else column.astype(np.float32)[:, None]  # (batch, 1) per query
+        part = scale * zscore_rows(matrix)
         out = part if out is None else out + part
     return out
 

@@ -84,6 +84,17 @@ class BM25Index:
                 out[row] = self._retriever.get_scores_from_ids(ids)
         return out
 
+    def knows_all_terms(self, queries: Sequence[str]) -> np.ndarray:
+        """(n_queries,) bool: every term of the query (after stop words and stemming) occurs in the documents.
+
+        A query with a word no document contains (a typo, a partial word, an unseen code) is
+        False; one with no terms at all (only stop words) is True.
+        """
+        if self._retriever is None:
+            raise RuntimeError("index() or load() first")
+        vocabulary = self._retriever.vocab_dict
+        return np.array([all(t in vocabulary for t in tokens) for tokens in self._query_tokens(queries)], dtype=bool)
+
     def search(self, queries: Sequence[str], k: int = 10) -> tuple[list[list[str]], list[list[float]]]:
         """Top-``k`` doc ids and scores per query (ties by ascending id)."""
         from embshared.evaluate import top_k

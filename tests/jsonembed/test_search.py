@@ -26,6 +26,34 @@ def test_fusion_settings_overrides():
         fusion_settings(cfg, "convex", 1.5)
 
 
+def test_fusion_routes_queries_by_whether_bm25_knows_their_words():
+    settings = FusionSettings("convex", convex_dense_weight=0.3, convex_ngram_weight=0.4, convex_known_ngram_weight=0.1)
+    assert settings.routes_queries and settings.uses_ngrams
+    assert settings.convex_weights(known=True) == pytest.approx([0.6, 0.3, 0.1])  # unset known dense: 0.3
+    np.testing.assert_allclose(settings.query_weights(np.array([True, False])), [[0.6, 0.3, 0.1], [0.3, 0.3, 0.4]])
+    assert (
+        settings.label() == "convex, dense weight 0.3, char n-gram weight 0.4; queries with only known words 0.3 / 0.1"
+    )
+    bm25 = np.array([[3.0, 0.0, 1.0], [3.0, 0.0, 1.0]])
+    dense = np.array([[0.1, 0.9, 0.2], [0.1, 0.9, 0.2]])
+    ngram = np.array([[0.0, 0.2, 0.9], [0.0, 0.2, 0.9]])
+    fn = settings.score_fn(lambda q: dense, lambda q: bm25, lambda q: ngram, lambda q: np.array([True, False]))
+    fused = fn(["known words", "unknwon wrods"])
+    unrouted = FusionSettings("convex", convex_dense_weight=0.3, convex_ngram_weight=0.4)
+    assert not unrouted.routes_queries
+    np.testing.assert_allclose(fused[1], unrouted.score_fn(lambda q: dense, lambda q: bm25, lambda q: ngram)(["x"])[1])
+    assert fused[0].argmax() == 0 and fused[1].argmax() == 2  # BM25-led vs n-gram-led
+    with pytest.raises(ValueError, match="known-words function"):
+        settings.score_fn(lambda q: dense, lambda q: bm25, lambda q: ngram)
+    # an explicit weight (--dense-weight / --ngram-weight) applies to every query
+    cfg = JsonEmbedConfig(convex_known_dense_weight=0.1, convex_known_ngram_weight=0.1)
+    assert fusion_settings(cfg).routes_queries
+    assert fusion_settings(cfg, "convex", 0.2).convex_weights(known=True) == pytest.approx([0.7, 0.2, 0.1])
+    assert not fusion_settings(cfg, "convex", 0.2, 0.3).routes_queries
+    with pytest.raises(ValueError, match="convex_known_dense_weight"):
+        JsonEmbedConfig(convex_known_dense_weight=0.8, convex_known_ngram_weight=0.3).validate()
+
+
 @pytest.fixture(scope="module")
 def engine(tiny_model, sample_records):
     embedder, _, _ = tiny_model

@@ -132,3 +132,24 @@ def test_hybrid_with_character_ngrams_is_the_three_way_convex_fusion(synthetic, 
     # the n-gram ranker changes the ranking (else this test would not see it)
     two_way = RecordSearch(None, records, vectors, FusionSettings(method="convex", convex_dense_weight=0.2))
     assert _ids(two_way.hybrid(queries, 10, query_vectors)) != ref
+
+
+def test_routed_hybrid_fuses_each_query_with_its_routes_weights(synthetic):
+    from embshared.fusion import weighted_zscore_fusion
+
+    records, vectors, queries, query_vectors = synthetic
+    queries = [*queries, "w1xb w2xcc", "w12xe wq9xa"]  # two words no record has: the unknown route
+    query_vectors = np.vstack([query_vectors, query_vectors[:2]])
+    settings = FusionSettings(
+        method="convex", convex_dense_weight=0.2, convex_ngram_weight=0.5, convex_known_ngram_weight=0.0
+    )
+    engine = RecordSearch(None, records, vectors, settings)
+    known = engine.bm25.knows_all_terms(queries)
+    assert known[:24].all() and not known[-2:].any()
+    names = [str(i) for i in range(N_RECORDS)]
+    scores = [engine.bm25.score_matrix(queries), query_vectors @ vectors.T, engine.ngrams.score_matrix(queries)]
+    by_route = {route: weighted_zscore_fusion(scores, settings.convex_weights(known=route)) for route in (True, False)}
+    ref = [top_k(by_route[bool(k)][row : row + 1], names, 10)[0] for row, k in enumerate(known)]
+    assert _ids(engine.hybrid(queries, 10, query_vectors)) == [[int(i) for i in row] for row in ref]
+    # the routes differ where it matters: the unknown queries' ranking is not the known weights'
+    assert top_k(by_route[True][-2:], names, 10) != top_k(by_route[False][-2:], names, 10)

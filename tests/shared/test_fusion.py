@@ -61,3 +61,26 @@ def test_weighted_zscore_fusion_of_three_rankers_by_hand():
     assert called == []  # a component of weight 0 is not scored
     with pytest.raises(ValueError, match="sum to 1"):
         weighted_zscore_fusion([bm25, dense], [0.5, 0.4])
+
+
+def test_weighted_zscore_fusion_with_per_query_weights_fuses_each_row_by_its_own():
+    from embshared.fusion import weighted_zscore_fusion
+
+    bm25 = np.array([[0.0, 4.0, 2.0, 0.0], [1.0, 0.0, 3.0, 0.5]])
+    dense = np.array([[0.9, 0.1, 0.5, 0.2], [0.3, 0.8, 0.1, 0.4]])
+    ngram = np.array([[0.1, 0.2, 0.3, 0.9], [0.6, 0.1, 0.2, 0.0]])
+    weights = np.array([[0.5, 0.2, 0.3], [1.0, 0.0, 0.0]])  # row 2: BM25 alone
+    fused = weighted_zscore_fusion([bm25, dense, ngram], weights)
+    first = weighted_zscore_fusion([bm25[:1], dense[:1], ngram[:1]], [0.5, 0.2, 0.3])
+    np.testing.assert_allclose(fused[:1], first, rtol=1e-6)
+    np.testing.assert_allclose(fused[1], zscore_rows(bm25[1:])[0], rtol=1e-6)
+    assert np.argmax(fused[1]) == 2  # BM25's best document, not the fused one
+    # a component weighted 0 for every query is not needed at all
+    both = np.array([[0.7, 0.3, 0.0], [0.4, 0.6, 0.0]])
+    np.testing.assert_allclose(
+        weighted_zscore_fusion([bm25, dense, None], both)[1], convex_fusion(dense[1:], bm25[1:], 0.6)[0], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="sum to 1"):
+        weighted_zscore_fusion([bm25, dense], np.array([[0.5, 0.5], [0.5, 0.4]]))
+    with pytest.raises(ValueError, match="one weight per score matrix"):
+        weighted_zscore_fusion([bm25, dense], np.array([[0.5, 0.3, 0.2]] * 2))

@@ -41,6 +41,15 @@ def test_bm25_save_load(tmp_path):
         BM25Index.load(tmp_path)
 
 
+def test_bm25_knows_all_terms_after_stop_words_and_stemming(tmp_path):
+    index = BM25Index().index(list(DOCS), list(DOCS.values()))
+    queries = ["Ranking the documents", "mitochondira divide", "the of", "cells dividing", "BM25 vectorz"]
+    expected = [True, False, True, True, False]  # a typo / an unseen form is unknown; stop words only: nothing unknown
+    assert index.knows_all_terms(queries).tolist() == expected
+    index.save(tmp_path / "bm25")
+    assert BM25Index.load(tmp_path / "bm25").knows_all_terms(queries).tolist() == expected
+
+
 def random_unit(n, dim, seed):
     x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)

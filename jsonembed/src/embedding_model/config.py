@@ -118,6 +118,18 @@ class JsonEmbedConfig:
             "BM25 gets 1 - convex_dense_weight - this"
         ),
     )
+    convex_known_dense_weight: float | None = field(
+        default=None,
+        metadata=_help(
+            "convex: the model's share for a query whose every word (BM25 term) occurs in the records; "
+            "null: convex_dense_weight. convex_dense_weight and convex_ngram_weight then weigh the other queries "
+            "(a misspelled or partial word, a code the records lack)"
+        ),
+    )
+    convex_known_ngram_weight: float | None = field(
+        default=None,
+        metadata=_help("convex: the character n-grams' share for a query whose every word occurs in the records"),
+    )
     ngram_max_df: float = field(
         default=0.3,
         metadata=_help(
@@ -162,6 +174,18 @@ class JsonEmbedConfig:
             raise ValueError(
                 "keys 'convex_dense_weight' + 'convex_ngram_weight' must be at most 1 (BM25 gets the rest), got "
                 f"{self.convex_dense_weight} + {self.convex_ngram_weight}"
+            )
+        for key in ("convex_known_dense_weight", "convex_known_ngram_weight"):
+            if getattr(self, key) is not None and not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"key '{key}' must be null or between 0 and 1, got {getattr(self, key)}")
+        known = [
+            self.convex_dense_weight if self.convex_known_dense_weight is None else self.convex_known_dense_weight,
+            self.convex_ngram_weight if self.convex_known_ngram_weight is None else self.convex_known_ngram_weight,
+        ]
+        if sum(known) > 1.0:
+            raise ValueError(
+                "keys 'convex_known_dense_weight' + 'convex_known_ngram_weight' must be at most 1 (BM25 gets the "
+                f"rest), got {known[0]} + {known[1]}"
             )
         if not 0.0 < self.ngram_max_df <= 1.0:
             raise ValueError(f"key 'ngram_max_df' must be in (0, 1], got {self.ngram_max_df}")

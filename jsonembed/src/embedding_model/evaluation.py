@@ -125,7 +125,8 @@ def evaluate_systems(
     if doc_embeddings is None:
         doc_embeddings = embedder.embed_segments(records.segments, show_progress=show_progress)
     dense = dense_score_fn(embedder.embed_queries, doc_embeddings, metric="dot")
-    bm25 = BM25Index().index(doc_ids, [corpus[d] for d in doc_ids]).score_matrix
+    bm25_index = BM25Index().index(doc_ids, [corpus[d] for d in doc_ids])
+    bm25 = bm25_index.score_matrix
     systems = {"BM25": bm25, "jsonembed": dense}
     configured = FusionSettings.from_config(embedder.cfg)
     ngrams = (
@@ -134,7 +135,7 @@ def evaluate_systems(
     for method in FUSIONS:
         settings = dataclasses.replace(configured, method=method)
         mark = " (search --hybrid)" if method == configured.method else ""
-        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(dense, bm25, ngrams)
+        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(dense, bm25, ngrams, bm25_index.knows_all_terms)
     return {
         system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
         for system, fn in systems.items()

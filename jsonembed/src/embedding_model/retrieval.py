@@ -25,7 +25,13 @@ from embshared.search import BM25Index, CharNgramIndex
 
 @dataclass
 class FusionSettings:
-    """How ``--hybrid`` fuses the model with BM25 (see the module docstring)."""
+    """How ``--hybrid`` fuses the model with BM25 (see the module docstring).
+
+    The convex fusion can route each query by whether BM25 knows all its words: a query
+    whose every term (after stop words and stemming) occurs in the records is fused with
+    ``convex_known_*`` weights, any other query (a misspelled word, a partial word, a code
+    the records lack) with ``convex_*``. Unset known weights (None) take the ``convex_*`` value.
+    """
 
     method: str = "rrf"
     rrf_k: int = 60
@@ -34,6 +40,8 @@ class FusionSettings:
     convex_dense_weight: float = 0.2
     convex_ngram_weight: float = 0.0
     ngram_max_df: float = 1.0
+    convex_known_dense_weight: float | None = None
+    convex_known_ngram_weight: float | None = None
 
     @classmethod
     def from_config(cls, cfg) -> FusionSettings:
@@ -45,6 +53,8 @@ class FusionSettings:
             cfg.convex_dense_weight,
             cfg.convex_ngram_weight,
             cfg.ngram_max_df,
+            cfg.convex_known_dense_weight,
+            cfg.convex_known_ngram_weight,
         )
 
     def ngram_index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> CharNgramIndex:
@@ -53,20 +63,49 @@ class FusionSettings:
 
     @property
     def uses_ngrams(self) -> bool:
-        """Whether the fusion has the character n-gram ranker (convex, with a positive weight)."""
-        return self.method == "convex" and self.convex_ngram_weight > 0
+        """Whether the fusion has the character n-gram ranker (convex, with a positive weight on either route)."""
+        return self.method == "convex" and (self.convex_ngram_weight > 0 or self.convex_weights(known=True)[2] > 0)
 
-    def convex_weights(self) -> list[float]:
-        """The convex weights of (BM25, the model, the n-gram ranker)."""
+    @property
+    def routes_queries(self) -> bool:
+        """Whether queries whose words BM25 all knows get other convex weights than the rest."""
+        return self.method == "convex" and self.convex_weights(known=True) != self.convex_weights()
+
+    def convex_weights(self, known: bool = False) -> list[float]:
+        """The convex weights of (BM25, the model, the n-gram ranker); ``known``: of the known-words route."""
         dense, ngram = self.convex_dense_weight, self.convex_ngram_weight
+        if known:
+            dense = dense if self.convex_known_dense_weight is None else self.convex_known_dense_weight
+            ngram = ngram if self.convex_known_ngram_weight is None else self.convex_known_ngram_weight
         return [max(0.0, 1.0 - dense - ngram), dense, ngram]
 
-    def score_fn(self, dense_fn, bm25_fn, ngram_fn=None) -> Callable[[list[str]], np.ndarray]:
-        """The fused score function of a dense, a BM25 and (convex, if weighted) a character n-gram score function."""
+    def query_weights(self, known: np.ndarray) -> np.ndarray:
+        """(batch, 3) convex weights of (BM25, the model, the n-grams) for queries whose words are all ``known`` or not."""
+        known = np.asarray(known, dtype=bool)[:, None]  # (batch, 1)
+        return np.where(known, self.convex_weights(known=True), self.convex_weights())
+
+    def score_fn(self, dense_fn, bm25_fn, ngram_fn=None, known_fn=None) -> Callable[[list[str]], np.ndarray]:
+        """The fused score function of a dense, a BM25 and (convex, if weighted) a character n-gram score function.
+
+        ``known_fn`` (query texts -> (batch,) bool: BM25 knows every term) routes the
+        queries when :attr:`routes_queries`; :meth:`embshared.search.BM25Index.knows_all_terms`.
+        """
         if self.method == "convex":
             if self.uses_ngrams and ngram_fn is None:
                 raise ValueError("this fusion weights the character n-gram ranker: pass its score function")
-            return weighted_score_fn([bm25_fn, dense_fn, ngram_fn], self.convex_weights())
+            if not self.routes_queries:
+                return weighted_score_fn([bm25_fn, dense_fn, ngram_fn], self.convex_weights())
+            if known_fn is None:
+                raise ValueError("this fusion routes queries by their words: pass a known-words function")
+            fns = [bm25_fn, dense_fn, ngram_fn]
+
+            def routed(texts: list[str]) -> np.ndarray:
+                weights = self.query_weights(known_fn(texts))  # (batch, 3)
+                return weighted_zscore_fusion(
+                    [fn(texts) if weights[:, i].any() else None for i, fn in enumerate(fns)], weights
+                )
+
+            return routed
         return rrf_score_fn(
             [dense_fn, bm25_fn],
             depth=self.rrf_depth,
@@ -76,11 +115,15 @@ class FusionSettings:
         )
 
     def label(self) -> str:
+        if self.method != "convex":
+            return f"RRF, dense weight {self.rrf_dense_weight:g}"
+        text = f"convex, dense weight {self.convex_dense_weight:g}"
         if self.uses_ngrams:
-            return f"convex, dense weight {self.convex_dense_weight:g}, char n-gram weight {self.convex_ngram_weight:g}"
-        if self.method == "convex":
-            return f"convex, dense weight {self.convex_dense_weight:g}"
-        return f"RRF, dense weight {self.rrf_dense_weight:g}"
+            text += f", char n-gram weight {self.convex_ngram_weight:g}"
+        if self.routes_queries:
+            _, dense, ngram = self.convex_weights(known=True)
+            text += f"; queries with only known words {dense:g} / {ngram:g}"
+        return text
 
 
 def fusion_settings(
@@ -95,17 +138,20 @@ def fusion_settings(
             if not 0 <= dense_weight <= 1:
                 raise ValueError(f"the convex fusion's dense weight must be in [0, 1], got {dense_weight}")
             settings.convex_dense_weight = dense_weight
+            settings.convex_known_dense_weight = None  # an explicit weight is every query's
         else:
             settings.rrf_dense_weight = dense_weight
     if ngram_weight is not None:
         if not 0 <= ngram_weight <= 1:
             raise ValueError(f"the convex fusion's character n-gram weight must be in [0, 1], got {ngram_weight}")
         settings.convex_ngram_weight = ngram_weight
-    if settings.method == "convex" and settings.convex_dense_weight + settings.convex_ngram_weight > 1:
-        raise ValueError(
-            "the convex fusion's dense and character n-gram weights must sum to at most 1, got "
-            f"{settings.convex_dense_weight:g} + {settings.convex_ngram_weight:g}"
-        )
+        settings.convex_known_ngram_weight = None
+    for known in (False, True):
+        _, dense, ngram = settings.convex_weights(known)
+        if settings.method == "convex" and dense + ngram > 1:
+            raise ValueError(
+                f"the convex fusion's dense and character n-gram weights must sum to at most 1, got {dense:g} + {ngram:g}"
+            )
     return settings
 
 
@@ -252,12 +298,15 @@ class RecordSearch:
         check_queries(queries)
         vectors = self._vectors(queries, query_vectors)
         if self.fusion.method == "convex":
+            queries = list(queries)
+            if self.fusion.routes_queries:
+                weights = self.fusion.query_weights(self.bm25.knows_all_terms(queries))  # (batch, 3)
+            else:
+                weights = np.asarray(self.fusion.convex_weights())
             dense = inner_products(vectors, self.embeddings)  # (batch, n_records) cosine
-            scores = [self.bm25.score_matrix(list(queries)), dense]
-            scores.append(self.ngrams.score_matrix(list(queries)) if self.fusion.uses_ngrams else None)
-            weights = self.fusion.convex_weights()
-            fused = weighted_zscore_fusion(*zip(*[(m, w) for m, w in zip(scores, weights) if w > 0]))
-            return self._ranked(fused, k)
+            scores = [self.bm25.score_matrix(queries), dense]
+            scores.append(self.ngrams.score_matrix(queries) if weights[..., 2].any() else None)
+            return self._ranked(weighted_zscore_fusion(scores, weights), k)
         depth = max(k, self.fusion.rrf_depth)
         dense_hits = self.dense(queries, depth, vectors)
         lexical = [[h for h in hits if h.score > 0] for hits in self.lexical(queries, depth)]  # 0 = no shared term

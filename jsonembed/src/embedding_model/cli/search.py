@@ -45,13 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="how --hybrid fuses: convex or rrf (default: the model's config, convex)",
     )
     parser.add_argument(
-        "--dense-weight", type=float, default=None, help="weight of the model in --hybrid's fusion (default: config)"
+        "--dense-weight",
+        type=float,
+        default=None,
+        help="weight of the model in --hybrid's fusion, for every query (default: config)",
     )
     parser.add_argument(
         "--ngram-weight",
         type=float,
         default=None,
-        help="weight of the character n-gram TF-IDF in --hybrid's convex fusion (default: config)",
+        help="weight of the character n-gram TF-IDF in --hybrid's convex fusion, for every query (default: config)",
     )
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: .jsonembed_cache beside the data)")
     parser.add_argument("--no-cache", action="store_true", help="embed the data again and do not cache it")
