@@ -46,6 +46,9 @@ class TrainSettings:
         },
     )
     num_negatives: int = field(default=1, metadata={"help": "mined hard negatives per pair (mining.num_negatives)"})
+    bm25_negatives: int = field(
+        default=0, metadata={"help": "per pair, also this many negatives from BM25's top hits (mining.bm25_negatives)"}
+    )
     save_best_model: bool = field(
         default=False,
         metadata={
@@ -204,6 +207,7 @@ def finetune_config(qa_file: Path, out_dir: Path, settings: TrainSettings, cache
     )
     ft.mining.enabled = settings.mining
     ft.mining.num_negatives = settings.num_negatives
+    ft.mining.bm25_negatives = settings.bm25_negatives
     return ft
 
 
