@@ -62,8 +62,9 @@ SPLITS = ("dev", "rest")
 DENSE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4)
 NGRAM_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 GRID_RULE = (
-    "the default weights are the grid point with the best mean misspelled-query NDCG@10 over the datasets' dev "
-    "queries among those whose clean-query NDCG@10 is at least BM25's on every dataset's dev queries"
+    "one pair of weights for every query (the rule before routing): the grid point with the best mean "
+    "misspelled-query NDCG@10 over the datasets' dev queries among those whose clean-query NDCG@10 is at least "
+    "BM25's on every dataset's dev queries"
 )
 ROUTES = ("known", "unknown")
 ROUTED_RULE = (
@@ -400,7 +401,7 @@ def markdown(report: dict) -> str:
         picked = (choice["convex_dense_weight"], choice["convex_ngram_weight"])
         lines += [
             f"**Choice of the fusion weights** (on {', '.join(choice['datasets'])}): {choice['rule']}. This run's "
-            f"grid picks char model {picked[0]:g} / n-grams {picked[1]:g}; the configured default is "
+            f"grid picks char model {picked[0]:g} / n-grams {picked[1]:g}; the configured weights (of the unknown route) are "
             f"{configured[0]:g} / {configured[1]:g}" + (" (the same)." if picked == configured else "."),
             "",
         ]

@@ -66,14 +66,17 @@ def test_search_cli_json_explain_and_hybrid(tiny_model, sample_jsonl, sample_rec
     assert hybrid["hits"][0]["score"] == pytest.approx(0.1 / 61 + 1 / 61)  # first in both rankings, dense weight 0.1
     assert search_cli.main([*args, "--hybrid", "--quiet"]) == 0  # the default fusion
     default = json.loads(capsys.readouterr().out)[0]
-    assert default["mode"] == "hybrid, convex, dense weight 0.3, char n-gram weight 0.4"
+    assert (
+        default["mode"]
+        == "hybrid, convex, dense weight 0.3, char n-gram weight 0.5; queries with only known words 0.1 / 0.2"
+    )
     assert default["hits"][0]["line"] == 6
     weights = ["--dense-weight", "0.5", "--ngram-weight", "0"]
     assert search_cli.main([*args, "--hybrid", "--fusion", "convex", *weights, "--quiet"]) == 0
     convex = json.loads(capsys.readouterr().out)[0]
     assert convex["mode"] == "hybrid, convex, dense weight 0.5" and convex["hits"][0]["line"] == 6
-    assert search_cli.main([*args, "--hybrid", "--dense-weight", "0.7"]) == 2  # + the n-grams' 0.4 > 1
-    _one_error_line(capsys, r"dense and character n-gram weights must sum to at most 1, got 0.7 \+ 0.4")
+    assert search_cli.main([*args, "--hybrid", "--dense-weight", "0.7"]) == 2  # + the n-grams' 0.5 > 1
+    _one_error_line(capsys, r"dense and character n-gram weights must sum to at most 1, got 0.7 \+ 0.5")
     assert search_cli.main([*args, "--hybrid", "--fusion", "convex", "--dense-weight", "2"]) == 2
     _one_error_line(capsys, r"dense weight must be in \[0, 1\], got 2")
 
@@ -141,7 +144,8 @@ def test_evaluate_cli_has_bm25_model_and_hybrid_rows(
     assert code == 0
     assert "| BM25 |" in out and "| jsonembed |" in out
     assert "| jsonembed + BM25 (RRF, dense weight 0.1) |" in out
-    assert "| jsonembed + BM25 (convex, dense weight 0.3, char n-gram weight 0.4) (search --hybrid) |" in out
+    label = "convex, dense weight 0.3, char n-gram weight 0.5; queries with only known words 0.1 / 0.2"
+    assert f"| jsonembed + BM25 ({label}) (search --hybrid) |" in out
     results = json.loads(output.read_text())["results"]
     rows = [json.loads(line) for line in (sample_scifact / "queries.jsonl").open()]
     queries = {row["_id"]: row["text"] for row in rows}

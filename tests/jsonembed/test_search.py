@@ -14,12 +14,13 @@ from embedding_model.typos import EDITS, edit_word
 
 def test_fusion_settings_overrides():
     cfg = JsonEmbedConfig()
-    assert fusion_settings(cfg) == FusionSettings("convex", 60, 100, 0.1, 0.3, 0.4, 0.3)
+    assert fusion_settings(cfg) == FusionSettings("convex", 60, 100, 0.1, 0.3, 0.5, 0.3, 0.1, 0.2)
     assert fusion_settings(cfg, ngram_weight=0.0).uses_ngrams is False
-    assert fusion_settings(cfg).convex_weights() == pytest.approx([0.3, 0.3, 0.4])
+    assert fusion_settings(cfg).convex_weights() == pytest.approx([0.2, 0.3, 0.5])
+    assert fusion_settings(cfg).convex_weights(known=True) == pytest.approx([0.7, 0.1, 0.2])
     assert fusion_settings(cfg, "convex", 0.4).convex_dense_weight == 0.4
     with pytest.raises(ValueError, match="sum to at most 1"):
-        fusion_settings(cfg, "convex", 0.7)  # + the n-grams' 0.4
+        fusion_settings(cfg, "convex", 0.7)  # + the n-grams' 0.5
     assert fusion_settings(cfg, "rrf", 0.3).rrf_dense_weight == 0.3
     assert fusion_settings(cfg, None, 0.3).convex_dense_weight == 0.3
     with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):

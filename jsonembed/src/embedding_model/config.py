@@ -112,14 +112,14 @@ class JsonEmbedConfig:
         default=0.3, metadata=_help("convex: share of the model's z-scored similarity (BM25 gets the rest)")
     )
     convex_ngram_weight: float = field(
-        default=0.4,
+        default=0.5,
         metadata=_help(
             "convex: share of a character 3-5-gram TF-IDF over the whole record (typo-robust; 0 leaves it out); "
             "BM25 gets 1 - convex_dense_weight - this"
         ),
     )
     convex_known_dense_weight: float | None = field(
-        default=None,
+        default=0.1,
         metadata=_help(
             "convex: the model's share for a query whose every word (BM25 term) occurs in the records; "
             "null: convex_dense_weight. convex_dense_weight and convex_ngram_weight then weigh the other queries "
@@ -127,7 +127,7 @@ class JsonEmbedConfig:
         ),
     )
     convex_known_ngram_weight: float | None = field(
-        default=None,
+        default=0.2,
         metadata=_help("convex: the character n-grams' share for a query whose every word occurs in the records"),
     )
     ngram_max_df: float = field(

@@ -135,7 +135,9 @@ def evaluate_systems(
     for method in FUSIONS:
         settings = dataclasses.replace(configured, method=method)
         mark = " (search --hybrid)" if method == configured.method else ""
-        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(dense, bm25, ngrams, bm25_index.knows_all_terms)
+        systems[f"jsonembed + BM25 ({settings.label()}){mark}"] = settings.score_fn(
+            dense, bm25, ngrams, bm25_index.knows_all_terms
+        )
     return {
         system: evaluate_retrieval(queries, corpus, qrels, fn, names=list(names), doc_ids=doc_ids)
         for system, fn in systems.items()
