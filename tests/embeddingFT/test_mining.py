@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from embedding_ft.config import MiningConfig
-from embedding_ft.mining import cache_key, drop_known_positives, mine
+from embedding_ft.mining import cache_key, drop_known_positives, mine, missing_pairs
+from embshared.errors import UserError
 from embshared.io import Examples
 
 DOCS = [
@@ -76,6 +77,35 @@ def test_absolute_margin_is_honoured(minilm_session):
     for row in rows:  # every negative scores at least `margin` below the query's weakest positive
         weakest = min(sim(row["anchor"], p) for p in known()[row["anchor"]])
         assert sim(row["anchor"], row["negative"]) + margin <= weakest + 1e-4
+
+
+def test_keep_unmined_gives_dropped_pairs_bm25_negatives(minilm_session):
+    # an absolute margin of 2 rules out every candidate (cosines lie in [-1, 1]): mining drops every pair
+    strict = MiningConfig(num_negatives=1, margin=2.0, margin_type="absolute", range_max=6)
+    with pytest.raises(UserError, match="no rows"):
+        mine(pairs(), DOCS, known(), minilm_session, "m", strict, "n-tuple", None)
+    keep = MiningConfig(num_negatives=1, margin=2.0, margin_type="absolute", range_max=6, keep_unmined=True)
+    rows = mine(pairs(), DOCS, known(), minilm_session, "m", keep, "n-tuple", None)
+    assert [(r["anchor"], r["positive"]) for r in rows] == [(r["query"], r["document"]) for r in pairs().rows]
+    for row in rows:
+        assert list(row) == ["anchor", "positive", "negative_1"]
+        assert row["negative_1"] not in known()[row["anchor"]]
+    # BM25's best non-positive for the vitamin D query is the third vitamin D text
+    vitamin = [r for r in rows if r["anchor"].startswith("Does vitamin")]
+    assert {r["negative_1"] for r in vitamin} == {DOCS[2]}
+    # with one BM25 negative per pair as well, the kept rows fill both slots from BM25
+    both = MiningConfig(
+        num_negatives=1, margin=2.0, margin_type="absolute", range_max=6, keep_unmined=True, bm25_negatives=1
+    )
+    rows2 = mine(pairs(), DOCS, known(), minilm_session, "m", both, "n-tuple", None)
+    for row in rows2:
+        assert list(row) == ["anchor", "positive", "negative_1", "negative_2"]
+        assert row["negative_1"] != row["negative_2"]
+
+
+def test_missing_pairs_counts_duplicates():
+    rows = [{"anchor": "q", "positive": "a"}, {"anchor": "r", "positive": "b"}]
+    assert missing_pairs([("q", "a"), ("q", "a"), ("r", "b"), ("s", "c")], rows) == [("q", "a"), ("s", "c")]
 
 
 def test_drop_known_positives():

@@ -44,6 +44,13 @@ class MiningConfig:
         default=0,
         metadata={"help": "per pair, also this many negatives from BM25's top range_max (lexical look-alikes)"},
     )
+    keep_unmined: bool = field(
+        default=False,
+        metadata={
+            "help": "pairs for which no candidate passes the margin keep their row, with BM25 negatives in "
+            "every slot (false: mine_hard_negatives drops them)"
+        },
+    )
     audit: bool = field(
         default=True, metadata={"help": "false-negative audit of the mined negatives (summary + examples file)"}
     )

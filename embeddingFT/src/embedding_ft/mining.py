@@ -182,17 +182,43 @@ def mine(
         shadowed = set(shadow)
         rows = [r for r in rows if (r["anchor"], r.get("positive", r.get("document"))) not in shadowed]
     rows = drop_known_positives(rows, positives, output_format)
-    if cfg.bm25_negatives and output_format == "n-tuple":
+    if output_format == "n-tuple" and (cfg.bm25_negatives or cfg.keep_unmined):
         known = {q: set(p) for q, p in positives.items()}
         for q, d in shadow:
             known.setdefault(q, set()).add(d)
-        rows = add_bm25_negatives(rows, corpus, known, cfg.bm25_negatives, cfg.range_max or 100)
+        depth = cfg.range_max or 100
+        unmined = missing_pairs(pairs, rows) if cfg.keep_unmined else []
+        if cfg.bm25_negatives:
+            rows = add_bm25_negatives(rows, corpus, known, cfg.bm25_negatives, depth)
+        if unmined:
+            # The pairs mine_hard_negatives dropped are those where every candidate scores within
+            # the margin of the positive: the queries the mining model finds hardest. They keep
+            # their row here, with BM25's best non-positives in all num_negatives + bm25_negatives
+            # slots (the margin is a dense-score rule; it cannot apply to BM25 scores).
+            stubs = [{"anchor": q, "positive": d} for q, d in unmined]
+            filled = add_bm25_negatives(stubs, corpus, known, cfg.num_negatives + cfg.bm25_negatives, depth)
+            logger.info("kept %d of %d pairs mining dropped, with BM25 negatives", len(filled), len(unmined))
+            rows = rows + filled
     if not rows:
         raise UserError("mining produced no rows: relax mining.margin, mining.max_score or mining.range_max")
     logger.info("mined %d rows (%s) from %d pairs", len(rows), output_format, len(pairs))
     if cache_file is not None:
         write_jsonl(cache_file, rows)
     return rows
+
+
+def missing_pairs(pairs: list[tuple[str, str]], rows: list[dict]) -> list[tuple[str, str]]:
+    """The (query, positive) pairs that have no mined row, in their order, duplicates counted."""
+    from collections import Counter
+
+    have = Counter((r["anchor"], r["positive"]) for r in rows)
+    out = []
+    for pair in pairs:
+        if have[pair] > 0:
+            have[pair] -= 1
+        else:
+            out.append(pair)
+    return out
 
 
 def add_bm25_negatives(
