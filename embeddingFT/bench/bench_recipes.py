@@ -56,6 +56,7 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "merge0.3": (["merge_with_base=0.3"], "WiSE-FT: 0.3 base + 0.7 fine-tuned"),
     "matryoshka": (["matryoshka_dims=[384,256,128,64]"], "MatryoshkaLoss over 384/256/128/64 dims"),
     "skip10": (["mining.range_min=10"], "negatives mined from ranks 10-100: skip where unlabelled positives sit"),
+    "train60": (["test_size=0.4"], "learning curve: train on 60% of the claims (dev and rest still held out)"),
     "batch16": (["batch_size=16"], "batch 16: twice the optimizer steps (42) in the same epoch"),
     "keep_unmined": (
         ["mining.keep_unmined=true"],

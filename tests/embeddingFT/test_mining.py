@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from embedding_ft.config import MiningConfig
-from embedding_ft.mining import cache_key, drop_known_positives, mine, missing_pairs
+from embedding_ft.mining import (
+    cache_key,
+    drop_known_positives,
+    embedding_cache_folder,
+    mine,
+    missing_pairs,
+    model_fingerprint,
+)
 from embshared.errors import UserError
 from embshared.io import Examples
 
@@ -145,3 +152,15 @@ def test_cache_key_changes_with_every_input():
         cache_key(*base[:4], "triplet"),
     }
     assert len(keys) == 6
+
+
+def test_fingerprint_tells_encoding_lengths_apart(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    plain = model_fingerprint(str(tmp_path))
+    at_256, at_128 = model_fingerprint(str(tmp_path), 256), model_fingerprint(str(tmp_path), 128)
+    assert len({plain, at_256, at_128}) == 3 and at_256.startswith(plain)
+    assert model_fingerprint("org/hub-name", 256) == "org/hub-name|max_seq_length=256"
+    corpus = ["d1", "d2"]  # corpus embeddings cached at one length are not found at another
+    assert embedding_cache_folder("c", at_256, corpus) != embedding_cache_folder("c", at_128, corpus)
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert model_fingerprint(str(tmp_path), 256) != at_256

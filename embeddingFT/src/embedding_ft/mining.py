@@ -26,15 +26,18 @@ logger = logging.getLogger(__name__)
 OutputFormat = Literal["n-tuple", "triplet", "labeled-pair"]
 
 
-def model_fingerprint(model_path: str) -> str:
-    """Identify a model by its path plus the size and mtime of its weight files (cheap, no hashing of GBs)."""
+def model_fingerprint(model_path: str, max_seq_length: int | None = None) -> str:
+    """Identify a model by its path plus the size and mtime of its weight files (cheap, no hashing of GBs),
+    and the token length it encodes at when given (the same weights at another length embed differently)."""
     path = Path(model_path)
-    if not path.is_dir():
-        return model_path
-    parts = [str(path.resolve())]
-    for weights in sorted(path.rglob("*.safetensors")) + sorted(path.rglob("*.bin")):
-        stat = weights.stat()
-        parts.append(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    parts = [model_path]
+    if path.is_dir():
+        parts = [str(path.resolve())]
+        for weights in sorted(path.rglob("*.safetensors")) + sorted(path.rglob("*.bin")):
+            stat = weights.stat()
+            parts.append(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    if max_seq_length is not None:
+        parts.append(f"max_seq_length={max_seq_length}")
     return "|".join(parts)
 
 

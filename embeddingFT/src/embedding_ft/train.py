@@ -212,7 +212,9 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
 
     # Training rows (mining runs on the main process first; the others then read its cache).
     mining_model = model if ctx.mining_path == ctx.model_path else SentenceTransformer(ctx.mining_path, device=device)
-    mining_id = model_fingerprint(ctx.mining_path)
+    # the length is part of the id: mined rows and cached corpus embeddings (reused for the base
+    # model's evaluation) made at another max_seq_length must not be reused
+    mining_id = model_fingerprint(ctx.mining_path, mining_model.max_seq_length)
     with state.main_process_first():
         rows, data_info = training_rows(
             prepared, choice.spec, cfg, mining_model, mining_id, ctx.shadow, work if state.is_main_process else None
