@@ -57,6 +57,8 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "matryoshka": (["matryoshka_dims=[384,256,128,64]"], "MatryoshkaLoss over 384/256/128/64 dims"),
     "skip10": (["mining.range_min=10"], "negatives mined from ranks 10-100: skip where unlabelled positives sit"),
     "train60": (["test_size=0.4"], "learning curve: train on 60% of the claims (dev and rest still held out)"),
+    "seed1": (["training_seed=1"], "run-to-run spread: the recipe with another trainer seed (batch order)"),
+    "seed2": (["training_seed=2"], "run-to-run spread: the recipe with a third trainer seed"),
     "batch16": (["batch_size=16"], "batch 16: twice the optimizer steps (42) in the same epoch"),
     "keep_unmined": (
         ["mining.keep_unmined=true"],

@@ -81,7 +81,7 @@ def training_arguments(
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        seed=cfg.seed if cfg.training_seed is None else cfg.training_seed,
+        data_seed=cfg.seed if cfg.training_seed is None else cfg.training_seed,
         dataloader_drop_last=False,
     )

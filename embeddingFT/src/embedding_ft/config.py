@@ -132,7 +132,10 @@ class TrainConfig:
         default=None, metadata={"help": "evaluate on this file / BEIR folder instead of a split (all data trains)"}
     )
     test_dataset_split: str = field(default="test", metadata={"help": "BEIR qrels split of test_dataset_name"})
-    seed: int = 42
+    seed: int = field(default=42, metadata={"help": "seed of the held-out split (and of training, see training_seed)"})
+    training_seed: int | None = field(
+        default=None, metadata={"help": "seed of the trainer (batch order); None: seed. The split stays on seed"}
+    )
     model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "base model: local path or name"})
     mining_model_name: str | None = field(default=None, metadata={"help": "model for mining (default: model_name)"})
     num_epochs: float = 1.0
