@@ -59,6 +59,8 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "train60": (["test_size=0.4"], "learning curve: train on 60% of the claims (dev and rest still held out)"),
     "seed1": (["training_seed=1"], "run-to-run spread: the recipe with another trainer seed (batch order)"),
     "seed2": (["training_seed=2"], "run-to-run spread: the recipe with a third trainer seed"),
+    "auto_seed1": (["mining.bm25_negatives=0", "training_seed=1"], "loss auto (no BM25 negative), trainer seed 1"),
+    "auto_seed2": (["mining.bm25_negatives=0", "training_seed=2"], "loss auto (no BM25 negative), trainer seed 2"),
     "batch16": (["batch_size=16"], "batch 16: twice the optimizer steps (42) in the same epoch"),
     "keep_unmined": (
         ["mining.keep_unmined=true"],
