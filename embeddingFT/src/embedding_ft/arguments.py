@@ -57,6 +57,7 @@ def training_arguments(
         SentenceTransformerTrainingArguments,
     )
 
+    trainer_seed = cfg.seed if cfg.training_seed is None else cfg.training_seed
     return SentenceTransformerTrainingArguments(
         output_dir=str(work / "checkpoints"),
         num_train_epochs=cfg.num_epochs,
@@ -81,7 +82,7 @@ def training_arguments(
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         report_to="none",
-        seed=cfg.seed if cfg.training_seed is None else cfg.training_seed,
-        data_seed=cfg.seed if cfg.training_seed is None else cfg.training_seed,
+        seed=trainer_seed,
+        data_seed=trainer_seed,
         dataloader_drop_last=False,
     )

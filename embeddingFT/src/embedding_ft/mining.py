@@ -191,15 +191,16 @@ def mine(
             known.setdefault(q, set()).add(d)
         depth = cfg.range_max or 100
         unmined = missing_pairs(pairs, rows) if cfg.keep_unmined else []
+        bm25 = bm25_index(corpus) if (cfg.bm25_negatives or unmined) else None  # one index for both calls
         if cfg.bm25_negatives:
-            rows = add_bm25_negatives(rows, corpus, known, cfg.bm25_negatives, depth)
+            rows = add_bm25_negatives(rows, corpus, known, cfg.bm25_negatives, depth, bm25)
         if unmined:
             # The pairs mine_hard_negatives dropped are those where every candidate scores within
             # the margin of the positive: the queries the mining model finds hardest. They keep
             # their row here, with BM25's best non-positives in all num_negatives + bm25_negatives
             # slots (the margin is a dense-score rule; it cannot apply to BM25 scores).
             stubs = [{"anchor": q, "positive": d} for q, d in unmined]
-            filled = add_bm25_negatives(stubs, corpus, known, cfg.num_negatives + cfg.bm25_negatives, depth)
+            filled = add_bm25_negatives(stubs, corpus, known, cfg.num_negatives + cfg.bm25_negatives, depth, bm25)
             logger.info("kept %d of %d pairs mining dropped, with BM25 negatives", len(filled), len(unmined))
             rows = rows + filled
     if not rows:
@@ -224,21 +225,32 @@ def missing_pairs(pairs: list[tuple[str, str]], rows: list[dict]) -> list[tuple[
     return out
 
 
+def bm25_index(corpus: list[str]):
+    """A BM25 index of ``corpus`` whose ids are the texts' positions."""
+    from embshared.search import BM25Index
+
+    return BM25Index().index([str(i) for i in range(len(corpus))], corpus)
+
+
 def add_bm25_negatives(
-    rows: list[dict], corpus: list[str], positives: dict[str, set[str]], k: int, depth: int = 100
+    rows: list[dict],
+    corpus: list[str],
+    positives: dict[str, set[str]],
+    k: int,
+    depth: int = 100,
+    index=None,
 ) -> list[dict]:
     """Append ``k`` BM25 negatives to each n-tuple row: the best BM25 documents of its query
     that are neither a known positive nor already one of its negatives.
 
     Dense mining finds documents the model confuses with the positive; BM25 finds lexical
     look-alikes it may not (RocketQA and NV-Retriever mine from both). Rows whose query has
-    fewer than ``k`` such documents in BM25's top ``depth`` are dropped.
+    fewer than ``k`` such documents in BM25's top ``depth`` are dropped. ``index``: a
+    :func:`bm25_index` of ``corpus`` to reuse (None: built here).
     """
-    from embshared.search import BM25Index
-
     if not rows or k < 1:
         return rows
-    index = BM25Index().index([str(i) for i in range(len(corpus))], corpus)
+    index = index if index is not None else bm25_index(corpus)
     anchors = list(dict.fromkeys(r["anchor"] for r in rows))
     ranked, _ = index.search(anchors, depth)
     by_anchor = {a: [corpus[int(i)] for i in ids] for a, ids in zip(anchors, ranked)}
