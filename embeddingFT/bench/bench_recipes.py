@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 import time
@@ -28,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from embshared.bench import machine_facts, write_results
-from embshared.evaluate import evaluate_retrieval, format_table
-from embshared.fusion import convex_fusion
+from embshared.evaluate import evaluate_retrieval
 from embshared.io import load_beir, read_sts
 from embshared.metrics import similarity_correlations
 from embshared.runtime import repo_root, setup_logging, shared_data_dir
@@ -39,6 +37,11 @@ RESULTS = HERE / "results" / "recipes"
 WORK = HERE / "work" / "recipes"
 CONFIG = "embeddingFT/configs/scifact.yaml"
 METRICS = ["ndcg@10", "mrr@10", "recall@100"]
+
+#: trainer seeds of ``--seeds N``: the recipe's own seed (42) first
+SEEDS = (42, 1, 2, 3, 4)
+#: the reference every candidate is paired with under --seeds
+REFERENCE = "recipe"
 
 #: name -> (overrides, what it tests). The first is the reference (the recipe before this bench).
 CANDIDATES: dict[str, tuple[list[str], str]] = {
@@ -62,6 +65,7 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "auto_seed1": (["mining.bm25_negatives=0", "training_seed=1"], "loss auto (no BM25 negative), trainer seed 1"),
     "auto_seed2": (["mining.bm25_negatives=0", "training_seed=2"], "loss auto (no BM25 negative), trainer seed 2"),
     "batch16": (["batch_size=16"], "batch 16: twice the optimizer steps (42) in the same epoch"),
+    REFERENCE: ([], "configs/scifact.yaml as it is: the reference of --seeds"),
     "keep_unmined": (
         ["mining.keep_unmined=true"],
         "the 9% of pairs no dense candidate passes the margin for kept, BM25 negatives in both slots",
@@ -69,19 +73,19 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
 }
 
 
-def heldout_split(seed: int = 0) -> tuple[list[str], list[str], object, list[str]]:
-    """(dev query ids, rest query ids, the SciFact BEIR set, novel query ids) of the runs' 20% held-out
-    claims. *Novel* queries (of dev and rest) cite no document that a training claim cites: the
-    situation of unseen test claims about other abstracts."""
+def heldout_split() -> tuple[list[str], list[str], object, list[str]]:
+    """(dev query ids, rest query ids, the held-out EvalSet, novel query ids) of the runs' 20% held-out
+    claims, split as every run splits them (:func:`embedding_ft.evaluation.dev_rest_split`). *Novel*
+    queries (of dev and rest) cite no document that a training claim cites: the situation of
+    unseen test claims about other abstracts."""
     from embedding_ft.data import prepare
+    from embedding_ft.evaluation import dev_rest_split
 
     prepared = prepare(str(shared_data_dir() / "scifact"), "train", 0.2, 42)
-    ids = sorted(prepared.eval_set.queries)
-    random.Random(seed).shuffle(ids)
-    half = len(ids) // 2
+    dev, rest = dev_rest_split(prepared.eval_set.queries, 0.5, 0)
     seen = {r["doc_id"] for r in prepared.train.rows}
     novel = sorted(q for q, rels in prepared.eval_set.qrels.items() if not set(rels) & seen)
-    return ids[:half], ids[half:], load_beir(shared_data_dir() / "scifact", split="train"), novel
+    return dev, rest, prepared.eval_set, novel
 
 
 def novel_ndcg(per_query: dict, system: str, novel: list[str]) -> float | None:
@@ -91,56 +95,35 @@ def novel_ndcg(per_query: dict, system: str, novel: list[str]) -> float | None:
     return round(float(np.mean([values[q] for q in novel])), 4)
 
 
+def _parts(scores) -> dict:
+    return {"dev": scores.dev, "rest": scores.rest}
+
+
 class Judge:
-    """Encodes SciFact's corpus once per model and scores dev / rest, dense and hybrid, plus the guard rails."""
+    """Scores a model on dev / rest — dense, hybrid with the fixed fusion, hybrid with the fusion chosen on
+    dev — through the runs' own evaluator, plus the guard rails."""
 
-    def __init__(self, dev: list[str], rest: list[str], beir, hybrid_weight: float = 0.5):
-        from embshared.search import BM25Index
+    def __init__(self, dev: list[str], eval_set, hybrid_weight: float = 0.5):
+        from embedding_ft.evaluation import RetrievalEvaluator
 
-        self.parts = {"dev": dev, "rest": rest}
-        self.beir = beir
-        self.corpus = beir.corpus_texts()
-        self.doc_ids = list(self.corpus)
-        self.query_ids = dev + rest
-        self.queries = {q: beir.queries[q] for q in self.query_ids}
-        bm25 = BM25Index().index(self.doc_ids, [self.corpus[d] for d in self.doc_ids])
-        self.bm25 = bm25.score_matrix([self.queries[q] for q in self.query_ids])
+        self.evaluator = RetrievalEvaluator(eval_set, METRICS, "ndcg@10", 64, dev_ids=dev)
+        self.eval_set = eval_set
         self.hybrid_weight = hybrid_weight
         self.pubmedqa = load_beir(shared_data_dir() / "pubmedqa", split="train")
         self.sts = read_sts(shared_data_dir() / "stsbenchmark" / "sts-dev.csv")
 
-    def _score(self, matrix: np.ndarray) -> dict:
-        out = {}
-        for part, ids in self.parts.items():
-            rows = [self.query_ids.index(q) for q in ids]
-            sub = {q: self.queries[q] for q in ids}
-            texts = [self.queries[q] for q in ids]
-            row_of = dict(zip(texts, rows))
-
-            def score_fn(batch, row_of=row_of):
-                return matrix[[row_of[t] for t in batch]]
-
-            qrels = {q: self.beir.qrels[q] for q in ids}
-            out[part] = evaluate_retrieval(sub, self.corpus, qrels, score_fn, METRICS, doc_ids=self.doc_ids)
-        return out
-
     def bm25_row(self) -> dict:
-        return self._score(self.bm25)
+        return _parts(self.evaluator.bm25())
 
-    def from_run(self, per_query: dict) -> dict | None:
-        """dev / rest NDCG@10 (dense and hybrid) from a run's own per-query values, when it has them all."""
-        needed = set(self.query_ids)
-        if per_query.get("metric") != "ndcg@10" or not all(
-            needed <= set(per_query.get(s, {})) for s in ("finetuned", "hybrid_finetuned")
-        ):
+    def from_run(self, summary: dict) -> dict | None:
+        """dev / rest figures from a run's own summary, when it has the three rows (runs since the hybrid-first work)."""
+        dev, rest = summary.get("metrics_dev", {}), summary.get("metrics_rest", {})
+        systems = {"dense": "finetuned", "hybrid": "hybrid_finetuned", "hybrid_tuned": "hybrid_finetuned_tuned"}
+        if not all(s in dev and s in rest for s in systems.values()):
             return None
-        return {
-            kind: {
-                part: {"ndcg@10": float(np.mean([per_query[system][q] for q in ids]))}
-                for part, ids in self.parts.items()
-            }
-            for kind, system in (("dense", "finetuned"), ("hybrid", "hybrid_finetuned"))
-        }
+        out = {kind: {"dev": dev[s], "rest": rest[s]} for kind, s in systems.items()}
+        out["fusion"] = summary.get("fusion", {}).get("finetuned")
+        return out
 
     def guard_rails(self, model) -> dict:
         """STS-B dev Spearman and PubMedQA NDCG@10 of ``model``."""
@@ -158,30 +141,48 @@ class Judge:
         pubmed = evaluate_retrieval(pm.queries, pm_docs, pm.qrels, pm_score, ["ndcg@10"], doc_ids=pm_ids)["ndcg@10"]
         return {"stsb_spearman": round(float(sts), 4), "pubmedqa_ndcg@10": round(float(pubmed), 4)}
 
+    def dense_rows(self, dense: np.ndarray) -> dict:
+        """dense / fixed hybrid / chosen-fusion hybrid figures of one (n_queries, n_docs) cosine matrix."""
+        import dataclasses
+
+        from embshared.fusion_choice import FusionSetting
+
+        ev = self.evaluator
+        fixed = dataclasses.replace(FusionSetting.default(), dense_weight=self.hybrid_weight)
+        chosen = ev.choose_fusion(dense)
+        return {
+            "dense": _parts(ev.score(dense)),
+            "hybrid": _parts(ev.hybrid(dense, fixed)),
+            "hybrid_tuned": _parts(ev.hybrid(dense, chosen)),
+            "fusion": chosen.to_dict(),
+        }
+
     def model_rows(self, model) -> dict:
-        """{"dense": {dev, rest}, "hybrid": {dev, rest}, "truncated", "stsb_spearman", "pubmedqa_ndcg@10"}."""
-        docs = model.encode([self.corpus[d] for d in self.doc_ids], batch_size=64, normalize_embeddings=True)
-        q = model.encode([self.queries[x] for x in self.query_ids], batch_size=64, normalize_embeddings=True)
+        """dense / hybrid / hybrid_tuned on dev and rest, truncated dimensions, and the guard rails."""
+        ev = self.evaluator
+        docs = model.encode([self.eval_set.corpus[d] for d in ev.doc_ids], batch_size=64, normalize_embeddings=True)
+        q = model.encode([self.eval_set.queries[x] for x in ev.query_ids], batch_size=64, normalize_embeddings=True)
         dense = q @ docs.T  # (n_queries, n_docs)
-        hybrid = convex_fusion(dense, self.bm25, self.hybrid_weight)
         truncated = {}
         for dim in (256, 128):  # what a Matryoshka-trained model should keep
             d, qq = docs[:, :dim], q[:, :dim]
             d = d / np.linalg.norm(d, axis=1, keepdims=True)
             qq = qq / np.linalg.norm(qq, axis=1, keepdims=True)
-            truncated[str(dim)] = self._score(qq @ d.T)
-        return {
-            "dense": self._score(dense),
-            "hybrid": self._score(hybrid),
-            "truncated": truncated,
-            **self.guard_rails(model),
-        }
+            truncated[str(dim)] = _parts(ev.score(qq @ d.T))
+        return {**self.dense_rows(dense), "truncated": truncated, **self.guard_rails(model)}
 
 
-def run_candidate(name: str, overrides: list[str], threads: int) -> dict:
-    """Train one candidate in its own process; returns its run summary (metrics.json) and wall time."""
+def run_candidate(name: str, overrides: list[str], threads: int, reuse: bool = False) -> dict:
+    """Train one candidate in its own process; returns its run summary (metrics.json) and wall time.
+
+    With ``reuse``, a finished run folder of that name is read instead of trained again (``--seeds``
+    pairs every candidate with the same reference runs)."""
     out = WORK / "runs"
     run_dir = out / name
+    if reuse and (run_dir / "metrics.json").is_file() and (WORK / f"{name}.wall").is_file():
+        summary = json.loads((run_dir / "metrics.json").read_text())
+        wall = float((WORK / f"{name}.wall").read_text())
+        return {"summary": summary, "wall_seconds": wall, "model_dir": str(run_dir / "final_model")}
     if run_dir.exists():
         import shutil
 
@@ -203,12 +204,50 @@ def run_candidate(name: str, overrides: list[str], threads: int) -> dict:
     with open(WORK / f"{name}.log", "w") as log:
         subprocess.run(cmd, cwd=repo_root(), env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
     seconds = time.perf_counter() - start
+    (WORK / f"{name}.wall").write_text(f"{seconds:.1f}")
     summary = json.loads((run_dir / "metrics.json").read_text())
     return {"summary": summary, "wall_seconds": round(seconds, 1), "model_dir": str(run_dir / "final_model")}
 
 
+def seeded(name: str, overrides: list[str], seed: int) -> tuple[str, list[str]]:
+    """The run name and overrides of ``name`` at trainer seed ``seed`` (``{recipe_model}`` in an override
+    becomes the reference recipe's final model of the same seed: a head over the fine-tuned model)."""
+    recipe_model = WORK / "runs" / f"{REFERENCE}_s{seed}" / "final_model"
+    overrides = [o.replace("{recipe_model}", str(recipe_model)) for o in overrides]
+    return f"{name}_s{seed}", [*overrides, f"training_seed={seed}"]
+
+
 def fmt(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else ""
+
+
+def _ndcg(scores: dict, kind: str, part: str) -> float | None:
+    value = scores.get(kind, {}).get(part, {}).get("ndcg@10")
+    return None if value is None else float(value)
+
+
+def paired(report: dict, name: str, seeds: list[int]) -> dict | None:
+    """The candidate minus the reference, seed by seed (NDCG@10 on dev and rest, dense and both hybrids),
+    and whether its paired mean on dev (hybrid, fusion chosen on dev) beats the reference by more than the
+    reference's own spread over the seeds."""
+    runs = report["candidates"]
+    pairs = [(runs.get(f"{name}_s{s}"), runs.get(f"{REFERENCE}_s{s}")) for s in seeds]
+    if not pairs or any(c is None or r is None for c, r in pairs):
+        return None
+    out: dict = {"seeds": seeds}
+    for kind in ("hybrid_tuned", "hybrid", "dense"):
+        for part in ("dev", "rest"):
+            diffs = [_ndcg(c["scores"], kind, part) - _ndcg(r["scores"], kind, part) for c, r in pairs]
+            out[f"{kind}_{part}"] = {
+                "mean": round(float(np.mean(diffs)), 4),
+                "sd": round(float(np.std(diffs, ddof=1)), 4) if len(diffs) > 1 else None,
+                "per_seed": [round(d, 4) for d in diffs],
+                "candidate_mean": round(float(np.mean([_ndcg(c["scores"], kind, part) for c, _ in pairs])), 4),
+            }
+    reference_dev = [_ndcg(r["scores"], "hybrid_tuned", "dev") for _, r in pairs]
+    out["reference_spread_dev"] = round(max(reference_dev) - min(reference_dev), 4)
+    out["adopted"] = out["hybrid_tuned_dev"]["mean"] > out["reference_spread_dev"]
+    return out
 
 
 def to_markdown(report: dict) -> str:
@@ -217,24 +256,34 @@ def to_markdown(report: dict) -> str:
         "# embeddingFT recipes on SciFact",
         "",
         f"{report['data']}. Recipes are chosen on **dev** ({report['n_dev']} claims) and reported on **rest** "
-        f"({report['n_rest']} claims), never chosen on. Guard rails on the final model: STS-B dev Spearman and "
-        f"PubMedQA NDCG@10 within 0.01 of the base model's (base: {base['stsb_spearman']:.4f} / "
-        f"{base['pubmedqa_ndcg@10']:.4f}). Hybrid: convex fusion, dense weight {report['hybrid_weight']}.",
+        f"({report['n_rest']} claims), never chosen on. *Hybrid, chosen*: BM25 + the model with the fusion "
+        "(convex or RRF, dense weight, BM25 k1/b/stemming) chosen on dev for that model, as every run now "
+        f"does and saves; *hybrid, fixed*: convex fusion, dense weight {report['hybrid_weight']}. Guard rails "
+        "on the final model: STS-B dev Spearman and PubMedQA NDCG@10 within 0.01 of the base model's (base: "
+        f"{base['stsb_spearman']:.4f} / {base['pubmedqa_ndcg@10']:.4f}). Rows without a chosen-fusion figure "
+        "predate it.",
         "",
-        "| recipe | what | NDCG@10 dev | NDCG@10 rest | novel | hybrid dev | hybrid rest | STS-B | PubMedQA "
-        "| run min | peak GB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| recipe | what | hybrid, chosen dev | hybrid, chosen rest | hybrid, fixed dev | hybrid, fixed rest "
+        "| model alone dev | model alone rest | novel | STS-B | PubMedQA | run min | peak GB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     bm = report["bm25"]
     nb = report.get("novel_base") or {}
     lines.append(
-        f"| BM25 | | {bm['dev']['ndcg@10']:.4f} | {bm['rest']['ndcg@10']:.4f} | {fmt(nb.get('bm25'))} | | | | | | |"
+        f"| BM25 | | | | | | {bm['dev']['ndcg@10']:.4f} | {bm['rest']['ndcg@10']:.4f} | {fmt(nb.get('bm25'))} | | | | |"
     )
+
+    def row(name: str, what: str, r: dict, extra: str) -> str:
+        cells = [fmt(_ndcg(r, k, p)) for k in ("hybrid_tuned", "hybrid", "dense") for p in ("dev", "rest")]
+        return f"| {name} | {what} | " + " | ".join(cells) + f" | {extra}"
+
     lines.append(
-        f"| base MiniLM | | {base['dense']['dev']['ndcg@10']:.4f} | {base['dense']['rest']['ndcg@10']:.4f} | "
-        f"{fmt(nb.get('base'))} | "
-        f"{base['hybrid']['dev']['ndcg@10']:.4f} | {base['hybrid']['rest']['ndcg@10']:.4f} | "
-        f"{base['stsb_spearman']:.4f} | {base['pubmedqa_ndcg@10']:.4f} | | |"
+        row(
+            "base MiniLM",
+            "",
+            base,
+            f"{fmt(nb.get('base'))} | {base['stsb_spearman']:.4f} | {base['pubmedqa_ndcg@10']:.4f} | | |",
+        )
     )
     for name, c in report["candidates"].items():
         r = c["scores"]
@@ -242,12 +291,15 @@ def to_markdown(report: dict) -> str:
             r["stsb_spearman"] < base["stsb_spearman"] - 0.01 or r["pubmedqa_ndcg@10"] < base["pubmedqa_ndcg@10"] - 0.01
         )
         lines.append(
-            f"| {name} | {c['what']} | {r['dense']['dev']['ndcg@10']:.4f} | {r['dense']['rest']['ndcg@10']:.4f} | "
-            f"{fmt(c.get('novel_ndcg@10'))} | "
-            f"{r['hybrid']['dev']['ndcg@10']:.4f} | {r['hybrid']['rest']['ndcg@10']:.4f} | "
-            f"{r['stsb_spearman']:.4f}{' (!)' if forgot else ''} | {r['pubmedqa_ndcg@10']:.4f} | "
-            f"{c['wall_seconds'] / 60:.1f} | {c['peak_rss_gb']:.2f} |"
+            row(
+                name,
+                c["what"],
+                r,
+                f"{fmt(c.get('novel_ndcg@10'))} | {r['stsb_spearman']:.4f}{' (!)' if forgot else ''} | "
+                f"{r['pubmedqa_ndcg@10']:.4f} | {c['wall_seconds'] / 60:.1f} | {c['peak_rss_gb']:.2f} |",
+            )
         )
+    lines += _paired_markdown(report)
     lines += [
         "",
         f"Novel: the {report.get('n_novel', '?')} held-out claims (of dev and rest) that cite no abstract a training "
@@ -263,11 +315,6 @@ def to_markdown(report: dict) -> str:
                 f"- {name}: {audit['suspects']} of {audit['negatives']} negatives suspect "
                 f"({100 * audit['suspect_share']:.1f}%), median rank {audit['median_dense_rank_of_negatives']}"
             )
-    detail = {"BM25 (dev)": report["bm25"]["dev"], "base (dev)": base["dense"]["dev"]}
-    for name, c in report["candidates"].items():
-        detail[f"{name} (dev)"] = c["scores"]["dense"]["dev"]
-        detail[f"{name} (rest)"] = c["scores"]["dense"]["rest"]
-    lines += ["", "All metrics:", "", format_table(detail)]
     dims = {"base": base.get("truncated")} | {n: c["scores"].get("truncated") for n, c in report["candidates"].items()}
     dims = {n: t for n, t in dims.items() if t}
     if dims:
@@ -281,11 +328,74 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _paired_markdown(report: dict) -> list[str]:
+    pairs = report.get("paired", {})
+    if not pairs:
+        return []
+    lines = [
+        "",
+        f"## Paired by trainer seed, against `{REFERENCE}` (configs/scifact.yaml as it is)",
+        "",
+        "Candidate minus reference, NDCG@10, mean ± sd over the seeds (each seed's difference in brackets). "
+        "A candidate is adopted only if its paired mean on dev (hybrid, chosen fusion) beats the reference by "
+        "more than the reference's own spread (max - min) over the same seeds. Rest is reported, never chosen on.",
+        "",
+        "| candidate | seeds | Δ hybrid chosen, dev | Δ hybrid chosen, rest | Δ model alone, dev | Δ model alone, rest "
+        "| candidate hybrid chosen rest (mean) | reference spread dev | adopted |",
+        "|---|---|---|---|---|---|---:|---:|---|",
+    ]
+
+    def cell(d: dict) -> str:
+        sd = f" ± {d['sd']:.4f}" if d.get("sd") is not None else ""
+        return f"{d['mean']:+.4f}{sd} [{', '.join(f'{x:+.3f}' for x in d['per_seed'])}]"
+
+    for name, p in pairs.items():
+        lines.append(
+            f"| {name} | {', '.join(map(str, p['seeds']))} | {cell(p['hybrid_tuned_dev'])} | "
+            f"{cell(p['hybrid_tuned_rest'])} | {cell(p['dense_dev'])} | {cell(p['dense_rest'])} | "
+            f"{p['hybrid_tuned_rest']['candidate_mean']:.4f} | {p['reference_spread_dev']:.4f} | "
+            f"{'yes' if p['adopted'] else 'no'} |"
+        )
+    return lines
+
+
+def judge_run(judge: Judge, name: str, overrides: list[str], what: str, run: dict, novel: list[str]) -> dict:
+    """The bench row of one finished run: its own dev / rest figures when it has them, else the judge's."""
+    from embshared.models import load_sentence_transformer
+
+    model = load_sentence_transformer(run["model_dir"], device="cpu")
+    model.max_seq_length = 256
+    summary = run["summary"]
+    own = judge.from_run(summary)
+    if own is None or any("matryoshka" in o for o in overrides):
+        scores = judge.model_rows(model)  # encodes the corpus again (also for the truncated dims)
+    else:
+        scores = {**own, **judge.guard_rails(model)}
+    return {
+        "overrides": overrides,
+        "what": what,
+        "scores": scores,
+        "wall_seconds": run["wall_seconds"],
+        "peak_rss_gb": summary["cost"]["peak_rss_gb"],
+        "loss": summary["loss"],
+        "train_rows": summary["n_train_rows"],
+        "run_metrics_all_heldout": summary["metrics"],
+        "novel_ndcg@10": novel_ndcg(summary.get("per_query", {}), "finetuned", novel),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="candidates to (re)run (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--extra", nargs="*", default=[], help="NAME=override,override,... extra candidates")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        help=f"run each candidate and `{REFERENCE}` at the first N trainer seeds of {SEEDS} and report the paired "
+        "differences (finished runs of the same name are reused)",
+    )
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the results from recipes.json and the run folders"
     )
@@ -304,16 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     previous = RESULTS / "recipes.json"
     report = json.loads(previous.read_text()) if previous.is_file() else {}
     if args.report_only:
-        dev, rest, beir, novel = heldout_split()
-        report["n_novel"] = len(novel)
-        for name, c in report.get("candidates", {}).items():
-            summary_file = WORK / "runs" / name / "metrics.json"
-            if summary_file.is_file():
-                per_query = json.loads(summary_file.read_text()).get("per_query", {})
-                c["novel_ndcg@10"] = novel_ndcg(per_query, "finetuned", novel)
-                report.setdefault(
-                    "novel_base", {s: novel_ndcg(per_query, s, novel) for s in ("bm25", "base", "hybrid_base")}
-                )
         write_results(RESULTS, "recipes", report, to_markdown(report), facts=report.get("machine", facts))
         print(to_markdown(report))
         return 0
@@ -323,11 +423,11 @@ def main(argv: list[str] | None = None) -> int:
         name, _, rest = spec.partition("=")
         candidates[name] = (rest.split(","), "extra: " + rest.replace(",", " "))
         extra.append(name)
-    dev, rest, beir, novel = heldout_split()
-    judge = Judge(dev, rest, beir)
-    base_model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
-    base_model.max_seq_length = 256
-    if "base" not in report:
+    dev, rest, eval_set, novel = heldout_split()
+    judge = Judge(dev, eval_set)
+    if "hybrid_tuned" not in report.get("base", {}):
+        base_model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
+        base_model.max_seq_length = 256
         report["base"] = judge.model_rows(base_model)
         report["bm25"] = judge.bm25_row()
     report.update(
@@ -340,42 +440,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.setdefault("candidates", {})
     report.setdefault("audit", {})
+    report.setdefault("paired", {})
     names = (args.only + extra) if args.only is not None else list(candidates)
-    for name in names:
-        overrides, what = candidates[name]
+    seeds = list(SEEDS[: args.seeds])
+    jobs = [(n, *seeded(n, candidates[n][0], s), s) for n in [REFERENCE, *names] for s in seeds] if seeds else []
+    jobs = jobs or [(n, n, candidates[n][0], None) for n in names]
+    for base_name, name, overrides, _seed in jobs:
+        what = candidates[base_name][1]
         print(f"== {name}: {' '.join(overrides) or '(scifact.yaml as it is)'}", flush=True)
-        run = run_candidate(name, overrides, args.threads)
-        model = load_sentence_transformer(run["model_dir"], device="cpu")
-        model.max_seq_length = 256
+        run = run_candidate(name, overrides, args.threads, reuse=bool(seeds))
+        report["candidates"][name] = judge_run(judge, name, overrides, what, run, novel)
         summary = run["summary"]
-        own = judge.from_run(summary.get("per_query", {}))
-        if own is None or any("matryoshka" in o for o in overrides):
-            scores = judge.model_rows(model)  # encodes the corpus again (also for the truncated dims)
-        else:
-            scores = {**own, **judge.guard_rails(model)}
-        report["candidates"][name] = {
-            "overrides": overrides,
-            "what": what,
-            "scores": scores,
-            "wall_seconds": run["wall_seconds"],
-            "peak_rss_gb": summary["cost"]["peak_rss_gb"],
-            "loss": summary["loss"],
-            "train_rows": summary["n_train_rows"],
-            "run_metrics_all_heldout": summary["metrics"],
-        }
-        report["candidates"][name]["novel_ndcg@10"] = novel_ndcg(summary.get("per_query", {}), "finetuned", novel)
+        if summary["data"].get("false_negative_audit"):
+            report["audit"][name] = summary["data"]["false_negative_audit"]
         if "novel_base" not in report:
             report["novel_base"] = {
                 s: novel_ndcg(summary.get("per_query", {}), s, novel) for s in ("bm25", "base", "hybrid_base")
             }
-        if summary["data"].get("false_negative_audit"):
-            report["audit"][name] = summary["data"]["false_negative_audit"]
+        for n in names if seeds else []:
+            if n != REFERENCE and (p := paired(report, n, seeds)) is not None:
+                report["paired"][n] = p
         write_results(RESULTS, "recipes", report, to_markdown(report), facts=dict(facts))
+        scores = report["candidates"][name]["scores"]
         print(
-            f"   dev {scores['dense']['dev']['ndcg@10']:.4f} rest {scores['dense']['rest']['ndcg@10']:.4f} "
-            f"hybrid dev {scores['hybrid']['dev']['ndcg@10']:.4f}  sts {scores['stsb_spearman']:.4f} "
-            f"pubmedqa {scores['pubmedqa_ndcg@10']:.4f}  {run['wall_seconds'] / 60:.1f} min "
-            f"{summary['cost']['peak_rss_gb']:.2f} GB",
+            f"   hybrid chosen dev {fmt(_ndcg(scores, 'hybrid_tuned', 'dev'))} rest "
+            f"{fmt(_ndcg(scores, 'hybrid_tuned', 'rest'))}; alone dev {fmt(_ndcg(scores, 'dense', 'dev'))} rest "
+            f"{fmt(_ndcg(scores, 'dense', 'rest'))}; sts {scores['stsb_spearman']:.4f} "
+            f"pubmedqa {scores['pubmedqa_ndcg@10']:.4f}; {run['wall_seconds'] / 60:.1f} min",
             flush=True,
         )
     print(to_markdown(report))

@@ -33,18 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     if not (shared_data_dir() / "scifact").is_dir():
         print(f"skipped: {shared_data_dir() / 'scifact'} not found")
         return 0
-    dev, rest, beir, _ = heldout_split()
-    judge = Judge(dev, rest, beir)
+    dev, _rest, eval_set, _ = heldout_split()
+    judge = Judge(dev, eval_set)
+    ev = judge.evaluator
     model = load_sentence_transformer(args.model, device="cpu")
     rows = {}
     for length in args.lengths:
         model.max_seq_length = length
         start = time.perf_counter()
-        docs = model.encode([judge.corpus[d] for d in judge.doc_ids], batch_size=32, normalize_embeddings=True)
+        docs = model.encode([eval_set.corpus[d] for d in ev.doc_ids], batch_size=32, normalize_embeddings=True)
         seconds = time.perf_counter() - start
-        queries = model.encode([judge.queries[q] for q in judge.query_ids], batch_size=64, normalize_embeddings=True)
-        scores = judge._score(queries @ docs.T)
-        rows[length] = {part: round(scores[part]["ndcg@10"], 4) for part in ("dev", "rest")}
+        queries = model.encode([eval_set.queries[q] for q in ev.query_ids], batch_size=64, normalize_embeddings=True)
+        scores = ev.score(queries @ docs.T)
+        rows[length] = {"dev": round(scores.dev["ndcg@10"], 4), "rest": round(scores.rest["ndcg@10"], 4)}
         rows[length]["corpus_encode_s"] = round(seconds, 1)
         print(length, rows[length], flush=True)
     lines = [

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from embshared.metrics import compute_metrics, metric_names, parse_metric
+from embshared.metrics import compute_metrics, metric_names, parse_metric, per_query
 
 ScoreFn = Callable[[list[str]], np.ndarray]
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -97,6 +97,47 @@ def evaluate_retrieval(
     ids = list(doc_ids) if doc_ids is not None else list(corpus)
     run = rank_corpus(evaluated, ids, score_fn, k=depth, batch_size=batch_size, show_progress=show_progress)
     return compute_metrics(run, {q: qrels[q] for q in evaluated}, names)
+
+
+def evaluate_scores(
+    scores: np.ndarray,
+    query_ids: Sequence[str],
+    doc_ids: Sequence[str],
+    qrels: Mapping[str, Mapping[str, float]],
+    names: Sequence[str],
+    per_query_metric: str | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Rank a score matrix and score it: the one evaluation of BM25, dense and hybrid alike.
+
+    Rows are addressed by query id, never by query text, so two queries with the same text
+    are two rows. Queries without a relevant qrel are ignored, as in :func:`evaluate_retrieval`.
+
+    Args:
+        scores: (n_queries, n_docs), row i for ``query_ids[i]``, column j for ``doc_ids[j]``.
+        query_ids, doc_ids: the ids of the rows and columns.
+        qrels: query id -> {doc id: grade}.
+        names: metrics such as "ndcg@10".
+        per_query_metric: the metric kept per query (default: the first of ``names``).
+
+    Returns:
+        ({metric: mean over the evaluated queries}, {query id: per_query_metric}); the mean
+        of the per-query values equals the reported mean of that metric.
+    """
+    scores = np.asarray(scores)
+    if scores.shape != (len(query_ids), len(doc_ids)):
+        raise ValueError(f"score matrix of shape {scores.shape}, expected {(len(query_ids), len(doc_ids))}")
+    names = list(names)
+    per_query_metric = per_query_metric or names[0]
+    depth = max(parse_metric(n)[1] for n in [*names, per_query_metric])
+    rows = [i for i, q in enumerate(query_ids) if q in qrels]
+    id_order = np.argsort(np.argsort(np.asarray(doc_ids, dtype=object)))
+    run: dict[str, list[str]] = {}
+    for start in range(0, len(rows), 256):
+        batch = rows[start : start + 256]
+        for i, ranked in zip(batch, top_k(scores[batch], doc_ids, depth, id_order)):
+            run[query_ids[i]] = ranked
+    evaluated = {query_ids[i]: qrels[query_ids[i]] for i in rows}
+    return compute_metrics(run, evaluated, names), per_query(run, evaluated, per_query_metric)
 
 
 def dense_score_fn(encode: EncodeFn, doc_embeddings: np.ndarray, metric: str = "cosine") -> ScoreFn:

@@ -15,7 +15,15 @@ from embshared.errors import UserError
 from embshared.io import DataError
 from embshared.models import ModelNotAvailable
 
-DOCUMENTED_SYSTEMS = {"bm25", "base", "finetuned", "hybrid_base", "hybrid_finetuned"}
+DOCUMENTED_SYSTEMS = {
+    "bm25",
+    "base",
+    "finetuned",
+    "hybrid_base",
+    "hybrid_finetuned",
+    "hybrid_base_tuned",
+    "hybrid_finetuned_tuned",
+}
 DOCUMENTED_METRICS = {"accuracy@1", "accuracy@5", "accuracy@10", "mrr@10", "ndcg@10", "map@100", "recall@100"}
 
 
@@ -47,12 +55,35 @@ def test_metrics_file_has_documented_keys_in_unit_range(tiny_run):
     assert summary["data"]["mined"] is True
     assert summary["train"]["steps"] >= 2
     table = (result.run_dir / "metrics.md").read_text()
-    assert "| fine-tuned |" in table and "| BM25 |" in table and "| hybrid (BM25 + fine-tuned) |" in table
+    assert "| fine-tuned |" in table and "| BM25 |" in table
+    assert "| hybrid (BM25 + fine-tuned), fusion chosen on dev |" in table and "**Rest** (5 held-out" in table
     per_query = summary["per_query"]
     assert per_query["metric"] == "ndcg@10" and set(per_query) == {"metric"} | DOCUMENTED_SYSTEMS
     for system in DOCUMENTED_SYSTEMS:  # the per-query values are the ones the mean was taken over
         values = list(per_query[system].values())
         assert len(values) == 10 and np.mean(values) == pytest.approx(summary["metrics"][system]["ndcg@10"])
+    # dev and rest are the two halves of the held-out queries: their means are the per-query means of each half
+    assert summary["n_dev"] == 5 and summary["n_rest"] == 5
+    from embedding_ft.evaluation import dev_rest_split
+
+    dev, rest = dev_rest_split(per_query["finetuned"], 0.5, 0)
+    for system in DOCUMENTED_SYSTEMS:
+        for part, ids in (("metrics_dev", dev), ("metrics_rest", rest)):
+            expected = np.mean([per_query[system][q] for q in ids])
+            assert summary[part][system]["ndcg@10"] == pytest.approx(expected), (system, part)
+
+
+def test_fusion_is_chosen_on_dev_and_saved_beside_the_model(tiny_run):
+    from embshared.fusion_choice import FusionSetting
+
+    result, _, _ = tiny_run
+    summary = json.loads((result.run_dir / "metrics.json").read_text())
+    saved = FusionSetting.load(result.model_dir)
+    assert saved is not None and saved.chosen_on == "dev: 5 queries"
+    assert saved.to_dict() == summary["fusion"]["finetuned"]
+    # the chosen fusion is at least as good as the default on dev (the default is a candidate)
+    assert saved.score >= saved.default_score
+    assert summary["metrics_dev"]["hybrid_finetuned_tuned"]["ndcg@10"] == pytest.approx(saved.score)
 
 
 def test_saved_model_loads_and_differs_from_base(tiny_run, minilm_session):
@@ -237,5 +268,39 @@ def test_retrieval_evaluator_keeps_its_metric_after_the_trainer_prefixes_it():
     evaluator = RetrievalEvaluator(eval_set, ["ndcg@10"], "ndcg@10")
     evaluator.prefix_name_to_metrics({"ndcg@10": 1.0}, evaluator.name)  # what __call__ does in training
     assert evaluator.primary_metric == "test_ndcg@10"
-    assert evaluator.bm25_metrics()["ndcg@10"] == pytest.approx(1.0)
-    assert evaluator.last_per_query["bm25"] == {"q1": pytest.approx(1.0), "q2": pytest.approx(1.0)}
+    bm25 = evaluator.bm25()
+    assert bm25.means["ndcg@10"] == pytest.approx(1.0)
+    assert bm25.per_query == {"q1": pytest.approx(1.0), "q2": pytest.approx(1.0)}
+
+
+def test_two_queries_with_the_same_text_are_scored_as_two_queries():
+    """Rows are addressed by query id: the same text with different relevant documents gives each its own figure."""
+    from embedding_ft.data import EvalSet
+    from embedding_ft.evaluation import RetrievalEvaluator
+
+    eval_set = EvalSet(
+        "retrieval",
+        queries={"q1": "drag", "q2": "drag", "q3": "heat"},
+        corpus={"d1": "drag in a wind tunnel", "d2": "drag of a plate", "d3": "heat transfer"},
+        qrels={"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}},
+    )
+    evaluator = RetrievalEvaluator(eval_set, ["ndcg@10", "accuracy@1"], "accuracy@1", dev_ids=["q1", "q3"])
+    scores = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.1, 0.9]])  # each query ranks its own doc first
+    result = evaluator.score(scores)
+    assert result.per_query == {"q1": 1.0, "q2": 1.0, "q3": 1.0}
+    assert result.means["accuracy@1"] == 1.0 and result.dev["accuracy@1"] == 1.0 and result.rest["accuracy@1"] == 1.0
+    scores[1] = [0.9, 0.1, 0.0]  # q2 now ranks q1's document first
+    result = evaluator.score(scores)
+    assert result.per_query["q2"] == 0.0 and result.per_query["q1"] == 1.0
+    assert result.means["accuracy@1"] == pytest.approx(2 / 3) and result.rest["accuracy@1"] == 0.0
+    assert np.mean(list(result.per_query.values())) == pytest.approx(result.means["accuracy@1"])
+
+
+def test_dev_rest_split_is_seeded_disjoint_and_complete():
+    from embedding_ft.evaluation import dev_rest_split
+
+    ids = [f"q{i}" for i in range(21)]
+    dev, rest = dev_rest_split(reversed(ids), 0.5, 0)
+    assert (dev, rest) == dev_rest_split(ids, 0.5, 0)  # order of the input does not matter
+    assert len(dev) == 10 and len(rest) == 11 and set(dev) | set(rest) == set(ids) and not set(dev) & set(rest)
+    assert dev_rest_split(ids, 0.5, 1)[0] != dev

@@ -1,36 +1,88 @@
-"""Evaluations on the held-out split: BM25, the base model and their hybrid before training, and
-any model (dense + hybrid) after it; the base model's corpus embeddings come from the mining cache."""
+"""The systems a run is compared with, and the evaluation of any model on the held-out split.
+
+Before training: BM25, the base model, and their hybrid twice — with the fixed fusion of
+``evaluation.hybrid_weight`` and with the fusion chosen on the dev queries (the fair
+comparison: a user could tune the base model's hybrid too). After training: the same rows for
+the fine-tuned model, whose chosen fusion is saved beside it. The base model's corpus
+embeddings come from the mining cache when it mined with itself.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from embedding_ft.config import TrainConfig
 from embedding_ft.data import EvalSet, Prepared
+from embedding_ft.evaluation import RetrievalEvaluator, SystemScores
 from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder
-from embshared.evaluate import evaluate_retrieval
 from embshared.files import write_json
-from embshared.search import bm25_score_fn
+from embshared.fusion_choice import FusionSetting
 
 logger = logging.getLogger(__name__)
 
+#: suffix of the hybrid row whose fusion was chosen on dev (beside the fixed-weight row)
+TUNED = "_tuned"
 
-def evaluate_bm25(eval_set: EvalSet, metrics: list[str]) -> dict[str, float] | None:
-    """BM25 on the same held-out retrieval task (None for the similarity format)."""
-    if eval_set.kind != "retrieval" or not eval_set.queries:
-        return None
-    doc_ids = list(eval_set.corpus)
-    score_fn = bm25_score_fn(doc_ids, [eval_set.corpus[d] for d in doc_ids])
-    return evaluate_retrieval(eval_set.queries, eval_set.corpus, eval_set.qrels, score_fn, metrics, doc_ids=doc_ids)
+
+@dataclass
+class Evaluated:
+    """What evaluating one model produced: its rows ({system: scores}) and the fusion chosen for it (or None)."""
+
+    systems: dict[str, SystemScores]
+    fusion: FusionSetting | None = None
+
+
+@dataclass
+class Baselines:
+    """The rows before training and the seconds one evaluation of a model takes (for the time estimate)."""
+
+    systems: dict[str, SystemScores]
+    fusion: FusionSetting | None
+    eval_seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "systems": {k: dataclasses.asdict(v) for k, v in self.systems.items()},
+            "fusion": self.fusion.to_dict() if self.fusion else None,
+            "eval_seconds": self.eval_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Baselines:
+        fusion = FusionSetting.from_dict(saved["fusion"]) if saved.get("fusion") else None
+        systems = {k: SystemScores(**v) for k, v in saved["systems"].items()}
+        return cls(systems, fusion, saved.get("eval_seconds", 0.0))
+
+
+def fixed_fusion(cfg: TrainConfig) -> FusionSetting:
+    """The fusion of the fixed-weight hybrid rows: convex, ``evaluation.hybrid_weight``, default BM25."""
+    return dataclasses.replace(FusionSetting.default(), dense_weight=cfg.evaluation.hybrid_weight)
+
+
+def evaluate_model(evaluator, eval_set: EvalSet, model, cfg: TrainConfig, label: str, doc_embeddings=None) -> Evaluated:
+    """``model``'s rows on the held-out split: ``label`` alone, and (retrieval) its hybrids with BM25."""
+    if not isinstance(evaluator, RetrievalEvaluator):
+        means = evaluator.compute(model)
+        return Evaluated({label: SystemScores(means, {}, {}, {})})
+    dense = evaluator.dense_scores(model, doc_embeddings)
+    if not cfg.evaluation.hybrid:
+        return Evaluated(evaluator.systems(label, dense))
+    chosen = evaluator.choose_fusion(dense) if cfg.evaluation.choose_fusion else None
+    fusions = {"": fixed_fusion(cfg)} | ({TUNED: chosen} if chosen is not None else {})
+    if chosen is not None:
+        logger.info("fusion for %s chosen on %d dev queries: %s", label, len(evaluator.dev_rows), chosen.describe())
+    return Evaluated(evaluator.systems(label, dense, fusions), chosen)
 
 
 def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepared, eval_set: EvalSet):
     """The base model's corpus embeddings from the mining cache, in eval-corpus order (or None)."""
     cached = cached_corpus_embeddings(
-        embedding_cache_folder(cfg.cache_dir, mining_id, prepared.corpus), prepared.corpus
+        embedding_cache_folder(cfg.cache_dir, mining_id, prepared.mining_texts), prepared.mining_texts
     )
     if cached is None:
         return None
@@ -41,19 +93,10 @@ def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepare
         return None
 
 
-def evaluate_model(evaluator, eval_set: EvalSet, model, cfg: TrainConfig, doc_embeddings=None):
-    """(dense metrics, hybrid metrics or None) of ``model`` on the held-out split."""
-    if eval_set.kind == "retrieval" and cfg.evaluation.hybrid:
-        return evaluator.compute_with_hybrid(model, cfg.evaluation.hybrid_weight, doc_embeddings)
-    if doc_embeddings is not None:
-        return evaluator.compute(model, doc_embeddings=doc_embeddings), None
-    return evaluator.compute(model), None
-
-
 def evaluate_baselines(
     cfg: TrainConfig, prepared: Prepared, model, evaluator, work: Path, mining_id: str | None
-) -> tuple[dict, float, dict]:
-    """BM25, the base model and their hybrid on the held-out split.
+) -> Baselines:
+    """BM25, the base model and its hybrids on the held-out split.
 
     Kept in the work dir so that a resumed run reuses them; any other run (e.g. one written
     in place over an earlier run) measures them again.
@@ -61,35 +104,27 @@ def evaluate_baselines(
     Args:
         mining_id: the base model's mining fingerprint when its corpus embeddings are in the
             mining cache (it mined with itself), else None.
-
-    Returns:
-        (metrics, seconds of one evaluation, per-query primary metric of each system).
     """
     eval_set = prepared.eval_set
     baseline_file = work / "baseline.json"
     if cfg.resume and baseline_file.is_file():
-        saved = json.loads(baseline_file.read_text())
-        return saved["metrics"], saved.get("eval_seconds", 0.0), saved.get("per_query", {})
-    metrics: dict[str, dict[str, float]] = {}
-    per_query: dict[str, dict[str, float]] = {}
-    if eval_set.kind == "retrieval" and eval_set.queries:
-        metrics["bm25"] = evaluator.bm25_metrics()
-        per_query["bm25"] = evaluator.last_per_query["bm25"]
+        return Baselines.from_dict(json.loads(baseline_file.read_text()))
+    systems: dict[str, SystemScores] = {}
+    if isinstance(evaluator, RetrievalEvaluator) and eval_set.queries:
+        systems["bm25"] = evaluator.bm25()
     start = time.perf_counter()
     doc_embeddings = None
     if mining_id is not None and eval_set.kind == "retrieval":
         doc_embeddings = _reuse_mining_embeddings(cfg, mining_id, prepared, eval_set)
-    metrics["base"], hybrid = evaluate_model(evaluator, eval_set, model, cfg, doc_embeddings)
-    if hybrid is not None:
-        metrics["hybrid_base"] = hybrid
-        per_query["base"] = evaluator.last_per_query["dense"]
-        per_query["hybrid_base"] = evaluator.last_per_query["hybrid"]
+    base = evaluate_model(evaluator, eval_set, model, cfg, "base", doc_embeddings)
+    systems.update(base.systems)
     seconds = time.perf_counter() - start
     if doc_embeddings is not None:  # the corpus came from the cache: time an encoding instead
         seconds = _encoding_seconds(model, eval_set, cfg.evaluation.batch_size)
-    logger.info("base model evaluated: %s", metrics["base"])
-    write_json(baseline_file, {"metrics": metrics, "eval_seconds": seconds, "per_query": per_query})
-    return metrics, seconds, per_query
+    logger.info("base model evaluated: %s", systems["base"].means)
+    result = Baselines(systems, base.fusion, seconds)
+    write_json(baseline_file, result.to_dict())
+    return result
 
 
 def _encoding_seconds(model, eval_set: EvalSet, batch_size: int) -> float:

@@ -87,12 +87,29 @@ class EvaluationConfig:
     batch_size: int = field(default=64, metadata={"help": "encoding batch size for evaluation"})
     hybrid: bool = field(default=True, metadata={"help": "add the hybrid (BM25 + dense) rows to the report"})
     hybrid_weight: float = field(
-        default=0.5, metadata={"help": "dense weight of the hybrid rows' convex fusion (fixed, not tuned on held-out)"}
+        default=0.5, metadata={"help": "dense weight of the fixed-fusion hybrid rows (convex fusion, never tuned)"}
+    )
+    dev_fraction: float = field(
+        default=0.5,
+        metadata={
+            "help": "share of the held-out queries that form dev (fusion choice, checkpoint choice); the rest is "
+            "reported, never chosen on. 0: no dev split (default fusion, selection on all held-out)"
+        },
+    )
+    dev_seed: int = field(default=0, metadata={"help": "seed of the dev / rest shuffle of the held-out queries"})
+    choose_fusion: bool = field(
+        default=True,
+        metadata={
+            "help": "choose the hybrid's fusion (convex / RRF, dense weight, BM25 variant) on dev and save it beside "
+            "the model (fusion.json), where index-embed and search-embed read it"
+        },
     )
 
     def validate(self) -> None:
         if not 0 <= self.hybrid_weight <= 1:
             raise ValueError(f"evaluation.hybrid_weight must be in [0, 1], got {self.hybrid_weight}")
+        if not 0 <= self.dev_fraction < 1:
+            raise ValueError(f"evaluation.dev_fraction must be in [0, 1), got {self.dev_fraction}")
         for name in [*self.metrics, self.primary_metric]:
             parse_metric(name)
         if self.eval_steps is not None and self.eval_steps < 1:

@@ -63,7 +63,8 @@ class Prepared:
     Attributes:
         train, test: the examples on each side of the split.
         eval_set: the held-out evaluation task built from ``test``.
-        corpus: candidate documents for hard-negative mining.
+        mining_texts: candidate document texts for hard-negative mining, without duplicates (a
+            list of texts; ``EvalSet.corpus`` is the id -> text mapping the evaluation ranks).
         positives: query text -> every known positive document text (train and test).
         documents: doc id -> {"title", "text"} of a BEIR corpus (None for other data).
     """
@@ -71,7 +72,7 @@ class Prepared:
     train: Examples
     test: Examples
     eval_set: EvalSet
-    corpus: list[str]
+    mining_texts: list[str]
     positives: dict[str, set[str]]
     documents: dict[str, dict[str, str]] | None = None
 

@@ -1,8 +1,10 @@
-"""Run reports: the before/after Markdown table and the training curve PNG."""
+"""Run reports: the summary a run writes (metrics.json), its Markdown table and the training curve PNG."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from embshared.evaluate import format_table
 
@@ -10,10 +12,68 @@ SYSTEM_NAMES = {
     "bm25": "BM25",
     "base": "base model",
     "finetuned": "fine-tuned",
-    "hybrid_base": "hybrid (BM25 + base)",
-    "hybrid_finetuned": "hybrid (BM25 + fine-tuned)",
+    "hybrid_base": "hybrid (BM25 + base), fixed fusion",
+    "hybrid_finetuned": "hybrid (BM25 + fine-tuned), fixed fusion",
+    "hybrid_base_tuned": "hybrid (BM25 + base), fusion chosen on dev",
+    "hybrid_finetuned_tuned": "hybrid (BM25 + fine-tuned), fusion chosen on dev",
 }
-ORDER = ["bm25", "base", "finetuned", "hybrid_base", "hybrid_finetuned"]
+#: hybrid rows first: what a user runs is the hybrid
+ORDER = ["hybrid_finetuned_tuned", "hybrid_base_tuned", "hybrid_finetuned", "hybrid_base", "finetuned", "base", "bm25"]
+
+
+@dataclass
+class RunFacts:
+    """Everything a run's summary is built from (one object, so the summary has one builder)."""
+
+    run: str
+    cfg: Any  # TrainConfig
+    data_format: str
+    loss: Any  # LossChoice
+    n_train_examples: int
+    n_test: int
+    n_dev: int
+    n_rest: int
+    eval_kind: str
+    primary: str | None
+    data: dict
+    train: dict
+    cost: dict
+    systems: dict  # system -> embedding_ft.evaluation.SystemScores
+    fusions: dict  # "base" / "finetuned" -> FusionSetting or None
+    config: dict
+
+
+def build_summary(facts: RunFacts) -> dict:
+    """The run summary written as metrics.json: metrics over all held-out queries, on dev and on rest,
+    the per-query primary metric of every system, the fusions chosen on dev, the cost."""
+    cfg, systems = facts.cfg, facts.systems
+    per_query = {name: s.per_query for name, s in systems.items() if s.per_query}
+    return {
+        "run": facts.run,
+        "dataset": cfg.dataset_name,
+        "format": facts.data_format,
+        "base_model": cfg.model_name,
+        "loss": facts.loss.spec.name,
+        "loss_reason": facts.loss.reason,
+        "n_train_examples": facts.n_train_examples,
+        "n_train_rows": facts.train["n_rows"],
+        "n_test": facts.n_test,
+        "n_dev": facts.n_dev,
+        "n_rest": facts.n_rest,
+        "eval_kind": facts.eval_kind,
+        "primary_metric": facts.primary,
+        "hybrid_weight": cfg.evaluation.hybrid_weight if "hybrid_base" in systems else None,
+        "merge_with_base": cfg.merge_with_base,
+        "data": facts.data,
+        "train": facts.train,
+        "cost": facts.cost,
+        "metrics": {name: s.means for name, s in systems.items()},
+        "metrics_dev": {name: s.dev for name, s in systems.items() if s.dev},
+        "metrics_rest": {name: s.rest for name, s in systems.items() if s.rest},
+        "fusion": {k: v.to_dict() for k, v in facts.fusions.items() if v is not None},
+        "per_query": {"metric": facts.primary, **per_query} if per_query else {},
+        "config": facts.config,
+    }
 
 
 def format_report(summary: dict) -> str:
@@ -32,21 +92,7 @@ def format_report(summary: dict) -> str:
         )
     lines.append("")
     if metrics:
-        keys = [k for k in ORDER if k in metrics] + [k for k in metrics if k not in ORDER]
-        rows = {SYSTEM_NAMES.get(k, k): metrics[k] for k in keys}
-        lines.append(format_table(rows))
-        if summary.get("hybrid_weight") is not None:
-            lines.append(
-                f"\nHybrid rows: convex fusion of z-scored BM25 and cosine scores, dense weight "
-                f"{summary['hybrid_weight']:g} (fixed in the config, not tuned on these queries)."
-            )
-        primary = summary.get("primary_metric")
-        if primary and "base" in metrics and "finetuned" in metrics:
-            delta = metrics["finetuned"][primary] - metrics["base"][primary]
-            lines += [
-                "",
-                f"{primary}: {metrics['base'][primary]:.4f} -> {metrics['finetuned'][primary]:.4f} ({delta:+.4f})",
-            ]
+        lines += _metric_tables(summary)
     else:
         lines.append("No held-out split (test_size=0): nothing evaluated.")
     t = summary["train"]
@@ -86,6 +132,58 @@ def format_report(summary: dict) -> str:
             line += f"; the cached calibration said {est['prior_estimate_seconds']:.0f} s ({100 * est['prior_estimate_error']:+.0f}%)"
         lines.append(line + ".")
     return "\n".join(lines) + "\n"
+
+
+def _ordered(metrics: dict) -> dict:
+    keys = [k for k in ORDER if k in metrics] + [k for k in metrics if k not in ORDER]
+    return {SYSTEM_NAMES.get(k, k): metrics[k] for k in keys}
+
+
+def _metric_tables(summary: dict) -> list[str]:
+    """The rest table first (reported, never chosen on), then dev (where the fusion was chosen), then all."""
+    lines: list[str] = []
+    rest, dev, metrics = summary.get("metrics_rest"), summary.get("metrics_dev"), summary["metrics"]
+    if rest:
+        lines += [
+            f"**Rest** ({summary['n_rest']} held-out queries, never chosen on):",
+            "",
+            format_table(_ordered(rest)),
+            "",
+            f"Dev ({summary['n_dev']} held-out queries: the fusion and the best checkpoint are chosen here):",
+            "",
+            format_table(_ordered(dev)),
+            "",
+            "All held-out queries:",
+            "",
+        ]
+    lines.append(format_table(_ordered(metrics)))
+    if summary.get("hybrid_weight") is not None:
+        lines.append(
+            f"\nFixed fusion: convex fusion of z-scored BM25 and cosine scores, dense weight "
+            f"{summary['hybrid_weight']:g} (the config's, never tuned)."
+        )
+    for system, fusion in summary.get("fusion", {}).items():
+        lines.append(f"Fusion chosen on dev for the {system} model: {_describe_fusion(fusion)}.")
+    if "finetuned" in summary.get("fusion", {}):
+        lines.append(
+            "The fine-tuned model's is saved beside it (final_model/fusion.json): index-embed and search-embed use it."
+        )
+    primary = summary.get("primary_metric")
+    table = rest or metrics
+    if primary and "base" in table and "finetuned" in table:
+        delta = table["finetuned"][primary] - table["base"][primary]
+        where = "rest" if rest else "all held-out"
+        lines += [
+            "",
+            f"{primary} ({where}): {table['base'][primary]:.4f} -> {table['finetuned'][primary]:.4f} ({delta:+.4f})",
+        ]
+    return lines
+
+
+def _describe_fusion(fusion: dict) -> str:
+    from embshared.fusion_choice import FusionSetting
+
+    return FusionSetting.from_dict(fusion).describe()
 
 
 def plot_training_curve(history: list[dict], path: Path, primary_metric: str | None = None) -> Path | None:

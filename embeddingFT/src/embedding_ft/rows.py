@@ -118,7 +118,7 @@ def training_rows(
     output_format = {"ranking": "n-tuple", "triplet": "triplet"}.get(spec.data, "labeled-pair")
     start = time.perf_counter()
     rows = mine(
-        train, prepared.corpus, prepared.positives, model, model_id, cfg.mining, output_format, cfg.cache_dir, shadow
+        train, prepared.mining_texts, prepared.positives, model, model_id, cfg.mining, output_format, cfg.cache_dir, shadow
     )
     info.update(mined=True, mining_seconds=round(time.perf_counter() - start, 2), mined_rows=len(rows))
     if cfg.mining.audit and output_format in ("n-tuple", "triplet"):
@@ -133,7 +133,7 @@ def training_rows(
 
 def run_audit(rows: list[dict], prepared: Prepared, model, model_id: str, cfg: TrainConfig, out: Path | None) -> dict:
     """The false-negative audit's counts; its suspects go to ``out/false_negative_audit.jsonl``."""
-    corpus = prepared.corpus
+    corpus = prepared.mining_texts
     cached = cached_corpus_embeddings(embedding_cache_folder(cfg.cache_dir, model_id, corpus), corpus)
     docs = None
     if cached is not None:

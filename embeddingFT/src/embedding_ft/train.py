@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedding_ft.arguments import schedule, training_arguments
-from embedding_ft.baselines import evaluate_baselines, evaluate_model
+from embedding_ft.baselines import Baselines, evaluate_baselines, evaluate_model
 from embedding_ft.config import TrainConfig
 from embedding_ft.data import Prepared, from_examples, prepare
 from embedding_ft.estimate import (
@@ -43,7 +43,7 @@ from embedding_ft.loss_choice import LossChoice, choose_loss
 from embedding_ft.losses import build_loss
 from embedding_ft.merge import merge_with_base
 from embedding_ft.mining import model_fingerprint
-from embedding_ft.report import format_report, plot_training_curve
+from embedding_ft.report import RunFacts, build_summary, format_report, plot_training_curve
 from embedding_ft.rows import training_rows, with_pseudo_queries
 from embedding_ft.runs import attach_log_file, last_checkpoint, plan_on_main_process
 from embshared.bench import peak_rss_gb
@@ -84,7 +84,7 @@ def _load_model(path: str, device: str):
 
 
 # ---------------------------------------------------------------------------------------
-# The run
+# The run: prepare rows -> baselines -> fit -> finalize
 
 
 def train(
@@ -112,8 +112,79 @@ def train(
     device = pick_device(cfg.device)
     state = PartialState(cpu=device == "cpu")  # under a multi-process launcher: gloo on CPU, NCCL on GPUs
     seed_everything(cfg.seed)
+    ctx = _prepare(cfg, train_examples, test_examples, device, state)  # every bad input fails here
 
-    # Everything that can fail on bad input fails here, before any output is written.
+    if run_dir is not None:
+        work = final = Path(run_dir)
+        in_place = True
+    else:
+        work, final = plan_on_main_process(cfg, state)
+        in_place = False
+    state.wait_for_everyone()
+    if state.is_main_process:
+        work.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, work / "config.yaml")
+    log_handler = attach_log_file(work / "train.log") if state.is_main_process else None
+    try:
+        rows = prepare_rows(ctx, work)
+        baselines = run_baselines(ctx, rows, work)
+        fitted = fit(ctx, rows, baselines, work, callbacks)
+        metrics = finalize(ctx, rows, baselines, fitted, work, final.name)
+        if state.is_main_process:
+            attach_log_file(None, log_handler)
+            log_handler = None
+            if not in_place:
+                os.replace(work, final)
+        state.wait_for_everyone()
+        return RunResult(
+            final, final / "final_model", metrics, len(ctx.prepared.train.rows), len(ctx.prepared.eval_set)
+        )
+    finally:
+        if log_handler is not None:
+            attach_log_file(None, log_handler)
+
+
+@dataclass
+class _RunContext:
+    """What every step of a run reads: the config, the data, the model and loss, the evaluator."""
+
+    cfg: TrainConfig
+    prepared: Prepared
+    choice: LossChoice
+    model: object
+    guide: object
+    model_path: str
+    mining_path: str
+    shadow: list
+    n_pseudo: int
+    device: str
+    bf16: bool
+    evaluator: object  # RetrievalEvaluator / SimilarityEvaluator, or None without a held-out split
+    primary: str | None
+    state: object  # accelerate's PartialState
+    start: float
+
+
+@dataclass
+class _Rows:
+    rows: list[dict]
+    info: dict
+    mining_id: str
+
+
+@dataclass
+class _Fitted:
+    model: object
+    facts: dict  # the summary's "train" block
+    estimate: dict  # CostEstimator.report
+    history: list[dict]
+
+
+def _prepare(cfg: TrainConfig, train_examples, test_examples, device: str, state) -> _RunContext:
+    """Resolve models and data, choose the loss, build the evaluator: everything that can fail on bad input."""
+    from embedding_ft.evaluation import dev_rest_split, make_evaluator
+
+    start = time.perf_counter()
     model_path = resolve_model(cfg.model_name)
     mining_path = resolve_model(cfg.mining_model_name) if cfg.mining_model_name else model_path
     if train_examples is not None:
@@ -144,100 +215,106 @@ def train(
         guide = _load_model(resolve_model(cfg.guide_model), device) if cfg.guide_model else copy.deepcopy(model)
         guide.max_seq_length = cfg.max_seq_length
     logger.info("loss %s (%s)", choice.spec.name, choice.reason)
-
-    if run_dir is not None:
-        work = final = Path(run_dir)
-        in_place = True
-    else:
-        work, final = plan_on_main_process(cfg, state)
-        in_place = False
-    state.wait_for_everyone()
-    if state.is_main_process:
-        work.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, work / "config.yaml")
-    log_handler = attach_log_file(work / "train.log") if state.is_main_process else None
-    try:
-        context = _RunContext(cfg, prepared, choice, model, guide, model_path, mining_path, shadow, n_pseudo)
-        result = _run(context, work, final.name, callbacks, state)
-        if state.is_main_process:
-            attach_log_file(None, log_handler)
-            log_handler = None
-            if not in_place:
-                os.replace(work, final)
-        state.wait_for_everyone()
-        return RunResult(
-            final, final / "final_model", result["metrics"], len(prepared.train.rows), len(prepared.eval_set)
-        )
-    finally:
-        if log_handler is not None:
-            attach_log_file(None, log_handler)
+    eval_set, ev = prepared.eval_set, cfg.evaluation
+    evaluator = primary = None
+    if len(eval_set):
+        dev_ids = dev_rest_split(eval_set.queries, ev.dev_fraction, ev.dev_seed)[0] if ev.dev_fraction else []
+        metric_names = list(dict.fromkeys([*ev.metrics, ev.primary_metric]))
+        evaluator = make_evaluator(eval_set, metric_names, ev.primary_metric, ev.batch_size, dev_ids)
+        primary = "spearman" if eval_set.kind == "similarity" else ev.primary_metric
+    return _RunContext(
+        cfg, prepared, choice, model, guide, model_path, mining_path, shadow, n_pseudo,
+        device, resolve_bf16(cfg.bf16, device), evaluator, primary, state, start,
+    )  # fmt: skip
 
 
-@dataclass
-class _RunContext:
-    cfg: TrainConfig
-    prepared: Prepared
-    choice: LossChoice
-    model: object
-    guide: object
-    model_path: str
-    mining_path: str
-    shadow: list
-    n_pseudo: int
+def prepare_rows(ctx: _RunContext, work: Path) -> _Rows:
+    """The rows the loss reads: pairs with pseudo-queries, mined negatives (cached) and the audit.
 
-
-def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
-    import torch
-    from datasets import Dataset
+    Mining runs on the main process first; the other processes then read its cache.
+    """
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-    from transformers import EarlyStoppingCallback
 
-    from embedding_ft.evaluation import make_evaluator
-
-    cfg, prepared, choice, model = ctx.cfg, ctx.prepared, ctx.choice, ctx.model
-    run_start = time.perf_counter()
-    device = pick_device(cfg.device)
-    bf16 = resolve_bf16(cfg.bf16, device)
-    eval_set = prepared.eval_set
-    metric_names = list(dict.fromkeys([*cfg.evaluation.metrics, cfg.evaluation.primary_metric]))
-    evaluator = (
-        make_evaluator(eval_set, metric_names, cfg.evaluation.primary_metric, cfg.evaluation.batch_size)
-        if len(eval_set)
-        else None
-    )
-    primary = (
-        None if evaluator is None else ("spearman" if eval_set.kind == "similarity" else cfg.evaluation.primary_metric)
-    )
-
-    # Training rows (mining runs on the main process first; the others then read its cache).
-    mining_model = model if ctx.mining_path == ctx.model_path else SentenceTransformer(ctx.mining_path, device=device)
+    cfg, state = ctx.cfg, ctx.state
+    same = ctx.mining_path == ctx.model_path
+    mining_model = ctx.model if same else SentenceTransformer(ctx.mining_path, device=ctx.device)
     # the length is part of the id: mined rows and cached corpus embeddings (reused for the base
     # model's evaluation) made at another max_seq_length must not be reused
     mining_id = model_fingerprint(ctx.mining_path, mining_model.max_seq_length)
     with state.main_process_first():
-        rows, data_info = training_rows(
-            prepared, choice.spec, cfg, mining_model, mining_id, ctx.shadow, work if state.is_main_process else None
-        )
-    data_info["pseudo_queries"] = ctx.n_pseudo
-    del mining_model
+        rows, info = training_rows(
+            ctx.prepared, ctx.choice.spec, cfg, mining_model, mining_id, ctx.shadow,
+            work if state.is_main_process else None,
+        )  # fmt: skip
+    info["pseudo_queries"] = ctx.n_pseudo
+    return _Rows(rows, info, mining_id)
 
-    metrics: dict[str, dict[str, float]] = {}
-    per_query: dict[str, dict[str, float]] = {}
-    eval_seconds = 0.0
-    if evaluator is not None and state.is_main_process:
-        reuse = data_info.get("mined") and ctx.mining_path == ctx.model_path
-        metrics, eval_seconds, per_query = evaluate_baselines(
-            cfg, prepared, model, evaluator, work, mining_id if reuse else None
-        )
+
+def run_baselines(ctx: _RunContext, rows: _Rows, work: Path) -> Baselines:
+    """BM25, the base model and its hybrids on the held-out split (main process; empty without one)."""
+    if ctx.evaluator is None or not ctx.state.is_main_process:
+        return Baselines({}, None, 0.0)
+    reuse = rows.info.get("mined") and ctx.mining_path == ctx.model_path
+    return evaluate_baselines(ctx.cfg, ctx.prepared, ctx.model, ctx.evaluator, work, rows.mining_id if reuse else None)
+
+
+def fit(ctx: _RunContext, rows: _Rows, baselines: Baselines, work: Path, callbacks) -> _Fitted:
+    """Train with ``SentenceTransformerTrainer`` (or WiSE-FT merge afterwards); returns the model and the facts."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+
+    cfg, model, state = ctx.cfg, ctx.model, ctx.state
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_with_base else None
-
-    train_dataset = Dataset.from_list(rows)
+    train_dataset = Dataset.from_list(rows.rows)
     logger.info("training on %d rows with columns %s", len(train_dataset), train_dataset.column_names)
+    plan = schedule(cfg, ctx.evaluator is not None)
+    args = training_arguments(cfg, work, plan, ctx.choice.spec.data == "ranking", ctx.primary, ctx.bf16, ctx.device)
+    estimator, key = _cost_estimator(ctx, rows.rows, len(train_dataset), plan, baselines.eval_seconds)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        loss=build_loss(model, ctx.choice.spec.name, cfg.loss_options(ctx.guide, ctx.choice.mini_batch_size)),
+        evaluator=ctx.evaluator if plan.eval_strategy != "no" else None,
+        callbacks=_callbacks(ctx, plan, work, [*callbacks, estimator]),
+    )
+    resume_from = last_checkpoint(work / "checkpoints") if cfg.resume else None
+    if resume_from:
+        logger.info("resuming from %s", resume_from)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    output = trainer.train(resume_from_checkpoint=resume_from)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    if estimator.seconds_per_step is not None and state.is_main_process:
+        save_calibration(cfg.cache_dir, key, estimator.seconds_per_step)
+    model = trainer.model
+    if base_state is not None:
+        merge_with_base(model, base_state, cfg.merge_with_base)
+        logger.info(
+            "merged with the base weights: %.2f base + %.2f fine-tuned", cfg.merge_with_base, 1 - cfg.merge_with_base
+        )
+    facts = {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 2),  # all threads of this process
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "train_loss": output.training_loss,
+        "train_samples_per_second": output.metrics.get("train_samples_per_second"),
+        "bf16": ctx.bf16,
+        "device": ctx.device,
+        "torch_threads": torch.get_num_threads(),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "n_rows": len(train_dataset),
+    }
+    return _Fitted(model, facts, estimator.report(seconds), trainer.state.log_history)
 
-    plan = schedule(cfg, evaluator is not None)
-    args = training_arguments(cfg, work, plan, choice.spec.data == "ranking", primary, bf16, device)
-    steps_per_epoch = math.ceil(len(train_dataset) / (cfg.batch_size * max(1, state.num_processes)))
+
+def _cost_estimator(ctx: _RunContext, rows: list[dict], n_rows: int, plan, eval_seconds: float):
+    """The time estimator (and its calibration key) for this run's training, logged before it starts."""
+    import torch
+
+    cfg, choice = ctx.cfg, ctx.choice
+    steps_per_epoch = math.ceil(n_rows / (cfg.batch_size * max(1, ctx.state.num_processes)))
     total_steps = math.ceil(steps_per_epoch * cfg.num_epochs)
     n_evals = 0
     if plan.eval_strategy == "steps":
@@ -248,8 +325,8 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
         model_fingerprint(ctx.model_path),
         choice.spec.name + str(choice.mini_batch_size),
         cfg.batch_size,
-        len(train_dataset.column_names),
-        max(column_tokens(model, rows[:256]) or [0]),
+        len(rows[0]) if rows else 0,
+        max(column_tokens(ctx.model, rows[:256]) or [0]),
         torch.get_num_threads(),
     )
     estimator = CostEstimator(total_steps, n_evals, eval_seconds, load_calibration(cfg.cache_dir, key))
@@ -258,93 +335,70 @@ def _run(ctx: _RunContext, work: Path, run_name: str, callbacks, state) -> dict:
         logger.info("the final evaluation after training: ~%.0f s", eval_seconds)
     if choice.memory:
         logger.info("estimated peak memory %.1f GB (max_memory_gb=%s)", choice.memory["chosen_gb"], cfg.max_memory_gb)
+    return estimator, key
 
-    trainer_callbacks = [*callbacks, estimator]
+
+def _callbacks(ctx: _RunContext, plan, work: Path, extra: list) -> list:
+    """The trainer's callbacks: the caller's, the estimator, early stopping and TensorBoard when asked."""
+    from transformers import EarlyStoppingCallback
+
+    out = list(extra)
+    cfg = ctx.cfg
     if cfg.evaluation.early_stopping_patience is not None and plan.eval_strategy != "no":
-        trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
-    if cfg.tensorboard and state.is_main_process:
+        out.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
+    if cfg.tensorboard and ctx.state.is_main_process:
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
-        trainer_callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work / "tensorboard"))))
-    loss = build_loss(model, choice.spec.name, cfg.loss_options(ctx.guide, choice.mini_batch_size))
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        loss=loss,
-        evaluator=evaluator if plan.eval_strategy != "no" else None,
-        callbacks=trainer_callbacks,
-    )
-    resume_from = last_checkpoint(work / "checkpoints") if cfg.resume else None
-    if resume_from:
-        logger.info("resuming from %s", resume_from)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    output = trainer.train(resume_from_checkpoint=resume_from)
-    train_seconds, train_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    if estimator.seconds_per_step is not None and state.is_main_process:
-        save_calibration(cfg.cache_dir, key, estimator.seconds_per_step)
+        out.append(TensorBoardCallback(SummaryWriter(log_dir=str(work / "tensorboard"))))
+    return out
 
-    result: dict = {"metrics": metrics}
-    if state.is_main_process:
-        model = trainer.model
-        if base_state is not None:
-            merge_with_base(model, base_state, cfg.merge_with_base)
-            logger.info(
-                "merged with the base weights: %.2f base + %.2f fine-tuned",
-                cfg.merge_with_base,
-                1 - cfg.merge_with_base,
-            )
-        if evaluator is not None:
-            metrics["finetuned"], hybrid = evaluate_model(evaluator, eval_set, model, cfg)
-            if hybrid is not None:
-                metrics["hybrid_finetuned"] = hybrid
-                per_query["finetuned"] = evaluator.last_per_query["dense"]
-                per_query["hybrid_finetuned"] = evaluator.last_per_query["hybrid"]
-        with atomic_dir(work / "final_model", overwrite=True) as tmp:
-            model.save(str(tmp))
-            save_config(cfg, tmp / "config.yaml")
-        history = trainer.state.log_history
-        summary = {
-            "run": run_name,
-            "dataset": cfg.dataset_name,
-            "format": prepared.train.format,
-            "base_model": cfg.model_name,
-            "loss": choice.spec.name,
-            "loss_reason": choice.reason,
-            "n_train_examples": len(prepared.train.rows),
-            "n_train_rows": len(train_dataset),
-            "n_test": len(eval_set),
-            "eval_kind": eval_set.kind,
-            "primary_metric": primary,
-            "hybrid_weight": cfg.evaluation.hybrid_weight if "hybrid_base" in metrics else None,
-            "merge_with_base": cfg.merge_with_base,
-            "data": data_info,
-            "train": {
-                "seconds": round(train_seconds, 2),
-                "cpu_seconds": round(train_cpu_seconds, 2),  # all threads of this process
-                "steps": trainer.state.global_step,
-                "epochs": trainer.state.epoch,
-                "train_loss": output.training_loss,
-                "train_samples_per_second": output.metrics.get("train_samples_per_second"),
-                "bf16": bf16,
-                "device": device,
-                "torch_threads": torch.get_num_threads(),
-                "best_checkpoint": trainer.state.best_model_checkpoint,
-            },
-            "cost": {
-                "run_seconds": round(time.perf_counter() - run_start, 1),
+
+def finalize(
+    ctx: _RunContext, rows: _Rows, baselines: Baselines, fitted: _Fitted, work: Path, run_name: str
+) -> dict[str, dict[str, float]]:
+    """Evaluate the trained model, save it (with its chosen fusion), write the reports; returns the metrics."""
+    if not ctx.state.is_main_process:
+        return {}
+    cfg, model = ctx.cfg, fitted.model
+    systems = dict(baselines.systems)
+    fusion = None
+    if ctx.evaluator is not None:
+        tuned = evaluate_model(ctx.evaluator, ctx.prepared.eval_set, model, cfg, "finetuned")
+        systems.update(tuned.systems)
+        fusion = tuned.fusion
+    with atomic_dir(work / "final_model", overwrite=True) as tmp:
+        model.save(str(tmp))
+        save_config(cfg, tmp / "config.yaml")
+        if fusion is not None:
+            fusion.save(tmp)
+    summary = build_summary(
+        RunFacts(
+            run=run_name,
+            cfg=cfg,
+            data_format=ctx.prepared.train.format,
+            loss=ctx.choice,
+            n_train_examples=len(ctx.prepared.train.rows),
+            n_test=len(ctx.prepared.eval_set),
+            n_dev=len(getattr(ctx.evaluator, "dev_rows", ())),
+            n_rest=len(getattr(ctx.evaluator, "rest_rows", ())),
+            eval_kind=ctx.prepared.eval_set.kind,
+            primary=ctx.primary,
+            data=rows.info,
+            train=fitted.facts,
+            cost={
+                "run_seconds": round(time.perf_counter() - ctx.start, 1),
                 "peak_rss_gb": peak_rss_gb(),
-                "estimated_peak_gb": choice.memory["chosen_gb"] if choice.memory else None,
-                "training": estimator.report(train_seconds),
+                "estimated_peak_gb": ctx.choice.memory["chosen_gb"] if ctx.choice.memory else None,
+                "training": fitted.estimate,
             },
-            "metrics": metrics,
-            "per_query": {"metric": primary, **per_query} if per_query else {},
-            "config": config_to_dict(cfg),
-        }
-        write_json(work / "metrics.json", summary)
-        write_json(work / "log_history.json", history)
-        write_text(work / "metrics.md", format_report(summary))
-        plot_training_curve(history, work / "training_curve.png", summary["primary_metric"])
-        result["summary"] = summary
-    return result
+            systems=systems,
+            fusions={"base": baselines.fusion, "finetuned": fusion},
+            config=config_to_dict(cfg),
+        )
+    )
+    write_json(work / "metrics.json", summary)
+    write_json(work / "log_history.json", fitted.history)
+    write_text(work / "metrics.md", format_report(summary))
+    plot_training_curve(fitted.history, work / "training_curve.png", summary["primary_metric"])
+    return summary["metrics"]

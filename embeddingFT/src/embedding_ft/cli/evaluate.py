@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-bm25", action="store_true", help="skip the BM25 row")
     parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid (BM25 + model) rows")
-    parser.add_argument("--hybrid-weight", type=float, default=0.5, help="dense weight of the hybrid rows (0-1)")
+    parser.add_argument(
+        "--hybrid-weight",
+        type=float,
+        default=None,
+        help="dense weight of the hybrid rows' convex fusion (0-1; default: the model folder's fusion.json, else 0.5)",
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="run the models with this back end")
     parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
@@ -44,40 +49,52 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_run()
     from embedding_ft.backends import load_encoder
-    from embedding_ft.baselines import evaluate_bm25
     from embedding_ft.data import build_eval_set, load_dataset, split_by_query
-    from embedding_ft.evaluation import make_evaluator
+    from embedding_ft.evaluation import RetrievalEvaluator, make_evaluator
 
     examples, beir = load_dataset(args.data, args.split)
     test = split_by_query(examples, args.test_size, args.seed)[1] if args.test_size else examples
     eval_set = build_eval_set(examples, test, beir)
     if not len(eval_set):
         raise UserError(f"{args.data}: nothing to evaluate")
-    rows: dict[str, dict[str, float]] = {}
-    if not args.no_bm25:
-        bm25 = evaluate_bm25(eval_set, args.metrics)
-        if bm25 is not None:
-            rows["BM25"] = bm25
-    if not 0 <= args.hybrid_weight <= 1:
+    if args.hybrid_weight is not None and not 0 <= args.hybrid_weight <= 1:
         raise UserError(f"--hybrid-weight must be in [0, 1], got {args.hybrid_weight}")
     evaluator = make_evaluator(eval_set, args.metrics, args.metrics[0], args.batch_size)
+    retrieval = isinstance(evaluator, RetrievalEvaluator)
+    rows: dict[str, dict[str, float]] = {}
+    if retrieval and not args.no_bm25:
+        rows["BM25"] = evaluator.bm25().means
     hybrid_rows = {}
     for name in args.model:
         model = load_encoder(name, args.backend, args.file_name)
         model.max_seq_length = args.max_seq_length
         label = name if args.backend == "torch" else f"{name} ({args.backend})"
-        if eval_set.kind == "retrieval" and not args.no_hybrid:
-            rows[label], hybrid_rows[f"hybrid (BM25 + {label})"] = evaluator.compute_with_hybrid(
-                model, args.hybrid_weight
-            )
-        else:
+        if not retrieval:
             rows[label] = evaluator.compute(model)
+            continue
+        dense = evaluator.dense_scores(model)
+        rows[label] = evaluator.score(dense).means
+        if not args.no_hybrid:
+            fusion = _fusion_for(name, args.hybrid_weight)
+            hybrid_rows[f"hybrid (BM25 + {label})"] = evaluator.hybrid(dense, fusion).means
     rows.update(hybrid_rows)
     print(f"{args.data}: {len(eval_set)} {'queries' if eval_set.kind == 'retrieval' else 'pairs'}\n")
     print(format_table(rows))
     if args.output:
         write_json(args.output, {"data": args.data, "n": len(eval_set), "metrics": rows})
     return 0
+
+
+def _fusion_for(model: str, weight: float | None):
+    """The hybrid's fusion: the given dense weight (convex), else the model folder's fusion.json, else the default."""
+    import dataclasses
+
+    from embshared.fusion_choice import FusionSetting
+
+    if weight is not None:
+        return dataclasses.replace(FusionSetting.default(), dense_weight=weight)
+    saved = FusionSetting.load(model) if Path(model).is_dir() else None
+    return saved or FusionSetting.default()
 
 
 if __name__ == "__main__":
