@@ -84,7 +84,7 @@ export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvin
 index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents)
 	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) --docs $(EMBED_DOCS) --index $(EMBED_INDEX)
 
-search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1] (add JSON=1 for JSON lines)
+search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says] (add JSON=1 for JSON lines)
 	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_JSON),--json)
 
 bench-export: setup ## Benchmark back ends (fp32, ONNX, int8) and search latency; writes embeddingFT/bench/results/export/

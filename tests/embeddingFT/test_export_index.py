@@ -14,6 +14,7 @@ from embedding_ft.cli import search as search_cli
 from embedding_ft.export import export_model
 from embedding_ft.index import Searcher, build_index
 from embshared.errors import UserError
+from embshared.fusion_choice import FusionSetting
 from embshared.io import Documents
 from embshared.models import resolve_model
 from embshared.search import IndexLoadError
@@ -111,6 +112,41 @@ def test_hybrid_is_the_convex_fusion_of_both_rankers(index_dir, minilm_session):
     hits = searcher.search(query, k=5, hybrid=True, weight=0.3)
     assert [h.id for h in hits] == [DOCS.ids[i] for i in np.argsort(-expected)]
     assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
+
+
+def test_an_index_built_with_a_fusion_setting_searches_with_it(tmp_path, index_dir, minilm_session, capsys):
+    minilm = "sentence-transformers/all-MiniLM-L6-v2"
+    setting = FusionSetting(dense_weight=1.0, bm25_stem=False, chosen_on="dev: 3 queries", metric="ndcg@10")
+    folder, _ = build_index(tmp_path / "fused", DOCS, minilm, encoder=minilm_session, fusion=setting)
+    assert FusionSetting.load(folder) == setting
+    assert json.loads((folder / "meta.json").read_text())["fusion"] == setting.to_dict()
+    searcher = Searcher(folder, encoder=minilm_session)
+    assert searcher.fusion == setting and searcher.bm25.stem is False
+    assert searcher.bm25.score_matrix(["regenerate"]).max() == 0 < searcher.bm25.score_matrix(["regenerates"]).max()
+    for query in ["risk of lung cancer", "fish regeneration", "heart attack prevention"]:
+        dense = [h.id for h in searcher.search(query, k=5)]
+        assert [h.id for h in searcher.search(query, k=5, hybrid=True)] == dense  # dense weight 1.0
+    assert searcher.fusion_for(0.3) == FusionSetting(dense_weight=0.3, bm25_stem=False)  # --weight: convex
+    assert Searcher(index_dir, encoder=minilm_session).fusion == FusionSetting.default()  # no fusion.json
+    assert build_index(folder, DOCS, minilm, encoder=minilm_session, fusion=setting)[1]  # same setting: reused
+    vectors = np.load(folder / "embeddings.npy")
+    other = FusionSetting(method="rrf", dense_weight=0.5)
+    assert not build_index(folder, DOCS, minilm, encoder=minilm_session, fusion=other)[1]  # another: rebuilt
+    assert FusionSetting.load(folder) == other and np.array_equal(np.load(folder / "embeddings.npy"), vectors)
+    capsys.readouterr()
+    assert search_cli.main(["--index", str(folder), "--query", "lung cancer", "--hybrid", "--top-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("fusion: rrf k=60, dense weight 0.5") and "fusion.json" in out[0] and len(out) == 3
+
+
+def test_an_index_takes_the_fusion_json_of_its_model_folder(tmp_path, minilm_session):
+    model = tmp_path / "model"  # a local "model folder" (the encoder is given): only its fusion.json matters
+    setting = FusionSetting(dense_weight=0.7, bm25_k1=0.9, bm25_b=0.4)
+    setting.save(model)
+    folder, _ = build_index(tmp_path / "index", DOCS, str(model), encoder=minilm_session)
+    assert FusionSetting.load(folder) == setting
+    searcher = Searcher(folder, encoder=minilm_session)
+    assert (searcher.bm25.k1, searcher.bm25.b, searcher.bm25.stem) == (0.9, 0.4, True)
 
 
 def test_a_second_build_reuses_the_index(index_dir, minilm_session):

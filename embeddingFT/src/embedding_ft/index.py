@@ -5,12 +5,16 @@
         docs.jsonl      {"id", "text"} per document, in index order
         embeddings.npy  (n_docs, dim) float32 unit vectors (the hybrid scores every document)
         faiss/          embshared.search.FaissIndex (exact inner product by default)
-        bm25/           embshared.search.BM25Index
+        bm25/           embshared.search.BM25Index (k1, b, stemming of the fusion setting)
+        fusion.json     the hybrid's embshared.fusion_choice.FusionSetting (absent: the default)
 
 The folder appears atomically (built beside it and renamed). Building again over the same
-documents with the same model and back end reuses it; an index is only ever searched with the
-model that built it. Hybrid search is the convex fusion of z-scored BM25 and cosine scores over
-every document (:func:`embshared.fusion.convex_fusion`, the workspace's one fusion).
+documents with the same model, back end and fusion setting reuses it (another fusion setting
+rebuilds it, reusing the vectors); an index is only ever searched with the model that built it.
+Hybrid search fuses BM25 and cosine scores over every document with the index's fusion setting
+(:func:`embshared.fusion_choice.fuse`): the one chosen on the training run's dev queries and
+saved in the model folder's ``fusion.json``, else today's default, the convex fusion
+``0.5 * z(bm25) + 0.5 * z(dense)`` with BM25 k1 1.5, b 0.75, stemmed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 from embedding_ft.mining import model_fingerprint
 from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json, write_jsonl
-from embshared.fusion import convex_fusion
+from embshared.fusion_choice import FusionSetting, fuse
 from embshared.io import Documents, read_jsonl
 from embshared.search import BM25Index, FaissIndex, IndexLoadError
 
@@ -57,6 +61,12 @@ def model_identity(model: str, backend: str, file_name: str | None) -> dict:
         "backend": backend,
         "file_name": file_name,
     }
+
+
+def model_fusion(model: str) -> FusionSetting | None:
+    """The fusion setting saved in a local model folder (``fusion.json``, written by the training run), else None."""
+    folder = Path(model).expanduser()
+    return FusionSetting.load(folder) if folder.is_dir() else None
 
 
 @dataclass
@@ -97,6 +107,7 @@ def build_index(
     faiss_kind: str = "flat",
     encoder=None,
     embeddings: np.ndarray | None = None,
+    fusion: FusionSetting | None = None,
 ) -> tuple[Path, bool]:
     """Embed ``docs`` and write the index folder; returns (folder, reused).
 
@@ -107,21 +118,28 @@ def build_index(
         faiss_kind: "flat" (exact), "hnsw" or "ivf" (approximate, for large collections).
         encoder: an already loaded encoder (else loaded here).
         embeddings: (n_docs, dim) unit vectors already computed by this model (benchmarks).
+        fusion: the hybrid's fusion setting (default: the model folder's fusion.json if any,
+            else none: the default fusion, and no fusion.json in the index).
     """
     from embedding_ft.backends import load_encoder
 
     folder = Path(folder)
     identity = model_identity(model, backend, file_name)
     digest = documents_hash(docs)
+    fusion = fusion or model_fusion(model)
+    fusion_meta = fusion.to_dict() if fusion is not None else None
     if folder.exists():
         if folder.is_dir() and not any(folder.iterdir()):
             pass
         else:
             meta = read_meta(folder)  # refuses a folder that is not an index
             same_model = all(meta.get(k) == v for k, v in identity.items() if k != "model")
-            if same_model and meta.get("docs_hash") == digest and meta.get("faiss_kind") == faiss_kind:
-                logger.info("%s is up to date (same documents, model and back end): reused", folder)
-                return folder, True
+            if same_model and meta.get("docs_hash") == digest:
+                if meta.get("faiss_kind") == faiss_kind and meta.get("fusion") == fusion_meta:
+                    logger.info("%s is up to date (same documents, model, back end and fusion): reused", folder)
+                    return folder, True
+                if embeddings is None and (folder / "embeddings.npy").is_file():
+                    embeddings = np.load(folder / "embeddings.npy")  # same model and documents: same vectors
     start = time.perf_counter()
     if embeddings is None:
         encoder = encoder or load_encoder(model, backend, file_name)
@@ -133,11 +151,14 @@ def build_index(
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(docs)} documents")
     encode_seconds = time.perf_counter() - start
     faiss = FaissIndex(embeddings.shape[1], metric="ip", kind=faiss_kind).add(docs.ids, embeddings)
-    bm25 = BM25Index().index(docs.ids, docs.texts)
+    setting = fusion or FusionSetting.default()
+    bm25 = BM25Index(k1=setting.bm25_k1, b=setting.bm25_b, stem=setting.bm25_stem).index(docs.ids, docs.texts)
     with atomic_dir(folder, overwrite=True) as tmp:
         np.save(tmp / "embeddings.npy", embeddings)
         faiss.save(tmp / "faiss")
         bm25.save(tmp / "bm25")
+        if fusion is not None:
+            fusion.save(tmp)
         write_jsonl(tmp / "docs.jsonl", ({"id": i, "text": t} for i, t in zip(docs.ids, docs.texts)))
         write_json(
             tmp / "meta.json",
@@ -150,6 +171,7 @@ def build_index(
                 "n_docs": len(docs),
                 "dim": int(embeddings.shape[1]),
                 "faiss_kind": faiss_kind,
+                "fusion": fusion_meta,
                 "encode_seconds": round(encode_seconds, 2),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
@@ -188,6 +210,9 @@ class Searcher:
         self.embeddings = np.load(self.folder / "embeddings.npy", mmap_mode=None)  # (n_docs, dim)
         self.faiss = FaissIndex.load(self.folder / "faiss")
         self.bm25 = BM25Index.load(self.folder / "bm25")
+        saved = FusionSetting.load(self.folder)
+        self.fusion = saved or FusionSetting.default()  # the hybrid's setting when no weight is given
+        self.fusion_source = "the index's fusion.json" if saved is not None else "the default"
         docs = read_jsonl(self.folder / "docs.jsonl")
         self.ids = [d["id"] for d in docs]
         self.texts = [d["text"] for d in docs]
@@ -198,8 +223,26 @@ class Searcher:
     def encode(self, queries: list[str]) -> np.ndarray:
         return np.asarray(self.encoder.encode(queries, batch_size=32, normalize_embeddings=True), dtype=np.float32)
 
-    def search(self, query: str, k: int = 10, hybrid: bool = False, weight: float = 0.5) -> list[Hit]:
-        """The top-``k`` documents for ``query``: dense (FAISS) or hybrid (convex fusion over all documents)."""
+    def fusion_for(self, weight: float | None = None) -> FusionSetting:
+        """The hybrid's setting: the index's (or the default) for ``weight=None``, else convex with that dense weight."""
+        if weight is None:
+            return self.fusion
+        return FusionSetting(
+            method="convex", dense_weight=weight, bm25_k1=self.bm25.k1, bm25_b=self.bm25.b, bm25_stem=self.bm25.stem
+        )
+
+    def describe_fusion(self, weight: float | None = None) -> str:
+        """One line naming the hybrid's fusion and where it comes from."""
+        if weight is not None:
+            return f"{self.fusion_for(weight).describe()} [the weight given]"
+        return f"{self.fusion.describe()} [{self.fusion_source}]"
+
+    def search(self, query: str, k: int = 10, hybrid: bool = False, weight: float | None = None) -> list[Hit]:
+        """The top-``k`` documents for ``query``: dense (FAISS) or hybrid (fused over all documents).
+
+        The hybrid uses the index's fusion setting (:attr:`fusion`); an explicit ``weight`` makes
+        it the convex fusion with that dense weight instead.
+        """
         if not query or not query.strip():
             raise UserError("empty query")
         q = self.encode([query])  # (1, dim)
@@ -212,7 +255,7 @@ class Searcher:
             return [Hit(r + 1, d, s, self.texts[self._row[d]]) for r, (d, s) in enumerate(zip(ids[0], scores[0]))]
         dense = q @ self.embeddings.T  # (1, n_docs)
         lexical = self.bm25.score_matrix([query])  # (1, n_docs), bm25's own doc order = index order
-        fused = convex_fusion(dense, lexical, weight)[0]
+        fused = fuse(self.fusion_for(weight), dense, lexical)[0]
         top = np.argpartition(-fused, k - 1)[:k]
         top = top[np.argsort(-fused[top], kind="stable")]
         return [Hit(r + 1, self.ids[i], float(fused[i]), self.texts[i]) for r, i in enumerate(top)]

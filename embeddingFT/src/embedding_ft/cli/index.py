@@ -4,7 +4,9 @@
     python -m embedding_ft.cli.index --model RUN/final_model --backend onnx --docs docs.txt --index idx
 
 ``--docs`` is a BEIR folder or corpus.jsonl, any JSONL/JSON/CSV/TSV with a text field
-(``--text-field``, ``--id-field``), or a .txt file with one document per line.
+(``--text-field``, ``--id-field``), or a .txt file with one document per line. A ``fusion.json``
+in the model folder (the hybrid fusion chosen on the training run's dev queries) is copied into
+the index, and its BM25 is built with that setting's k1, b and stemming.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_run()
     from embedding_ft.index import build_index
+    from embshared.fusion_choice import FusionSetting
     from embshared.io import read_documents
 
     docs = read_documents(args.docs, args.text_field, args.id_field)
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         args.index, docs, args.model, args.backend, args.file_name, args.batch_size, args.faiss
     )
     print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
+    saved = FusionSetting.load(folder)
+    print(f"hybrid fusion: {saved.describe() if saved else FusionSetting.default().describe() + ' [the default]'}")
     return 0
 
 

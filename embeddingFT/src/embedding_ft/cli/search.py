@@ -4,7 +4,10 @@
     python -m embedding_ft.cli.search --index idx --query "..." --json
 
 The query is encoded with the model (and back end) that built the index; ``--model`` /
-``--backend``, when given, must name the same model.
+``--backend``, when given, must name the same model. ``--hybrid`` fuses with the index's fusion
+setting (``fusion.json``, chosen on the training run's dev queries; else the convex fusion with
+dense weight 0.5); ``--weight W`` forces the convex fusion with dense weight W. The fusion used
+is printed first (a ``fusion:`` line; with ``--json`` a "fusion" field on every line).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--query", required=True)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--hybrid", action="store_true", help="fuse BM25 with the dense scores")
-    parser.add_argument("--weight", type=float, default=0.5, help="dense weight of the hybrid (0-1)")
+    parser.add_argument(
+        "--weight", type=float, help="convex hybrid with this dense weight (0-1; default: the index's fusion setting)"
+    )
     parser.add_argument("--model", help="must be the index's model (checked)")
     parser.add_argument("--backend", choices=BACKENDS, help="must be the index's back end (checked)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -38,16 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--query is empty")
     if args.top_k < 1:
         raise UserError(f"--top-k must be positive, got {args.top_k}")
-    if not 0 <= args.weight <= 1:
+    if args.weight is not None and not 0 <= args.weight <= 1:
         raise UserError(f"--weight must be in [0, 1], got {args.weight}")
     start_run(quiet=True)
     from embedding_ft.index import Searcher
 
-    hits = Searcher(args.index, args.model, args.backend).search(args.query, args.top_k, args.hybrid, args.weight)
+    searcher = Searcher(args.index, args.model, args.backend)
+    hits = searcher.search(args.query, args.top_k, args.hybrid, args.weight)
+    fusion = searcher.describe_fusion(args.weight) if args.hybrid else None
     if args.json:
         for hit in hits:
-            print(json.dumps(hit.as_dict(), ensure_ascii=False))
+            print(json.dumps({**hit.as_dict(), **({"fusion": fusion} if fusion else {})}, ensure_ascii=False))
         return 0
+    if fusion:
+        print(f"fusion: {fusion}")
     for hit in hits:
         text = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
         print(f"{hit.rank:3d}  {hit.score:8.4f}  {hit.id:>12}  {text}")
