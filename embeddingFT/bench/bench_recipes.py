@@ -66,6 +66,29 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "auto_seed2": (["mining.bm25_negatives=0", "training_seed=2"], "loss auto (no BM25 negative), trainer seed 2"),
     "batch16": (["batch_size=16"], "batch 16: twice the optimizer steps (42) in the same epoch"),
     REFERENCE: ([], "configs/scifact.yaml as it is: the reference of --seeds"),
+    "head": (
+        ["adapter=head"],
+        "adapter: a projection head (768 hidden) over the frozen MiniLM, 40 epochs on cached vectors",
+    ),
+    "head_r10_50": (
+        ["adapter=head", "mining.range_min=10", "mining.range_max=50", "mining.bm25_negatives=0"],
+        "adapter head with ragcun's negatives: base ranks 10-50, no BM25 negative",
+    ),
+    "head_iso": (["adapter=head", "adapter_head.isotropy_weight=1.0"], "adapter head + SIGReg isotropy term (ragcun)"),
+    "head_bm25": (
+        ["adapter=head", "bm25_aware=true"],
+        "adapter head trained on fused logits: cosine x 20 + 1.0 x z(BM25)",
+    ),
+    "head_oversample": (
+        ["adapter=head", "oversample_bm25_misses=2"],
+        "adapter head, 2 extra copies of each row whose positive BM25 misses (top 10)",
+    ),
+    "head_on_ft": (
+        ["adapter=head", "model_name={recipe_model}"],
+        "adapter head over the fine-tuned recipe model of the same seed (its training time not counted)",
+    ),
+    "hybrid_loss": (["loss=hybrid"], "full fine-tuning on fused logits: cosine x 20 + 1.0 x z(BM25), cached"),
+    "oversample": (["oversample_bm25_misses=2"], "the recipe, 2 extra copies of each row whose positive BM25 misses"),
     "keep_unmined": (
         ["mining.keep_unmined=true"],
         "the 9% of pairs no dense candidate passes the margin for kept, BM25 negatives in both slots",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from embedding_ft.config import TrainConfig
@@ -10,7 +12,17 @@ from embedding_ft.losses import LOSSES, build_loss, loss_spec
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_each_name_builds_its_class(name, minilm_session):
-    loss = build_loss(minilm_session, name, TrainConfig().loss_options(guide=minilm_session))
+    options = TrainConfig().loss_options(guide=minilm_session)
+    if LOSSES[name].needs_bm25:  # the hybrid loss: ours, over sentence-transformers' cached loss
+        from embedding_ft.hybrid_loss import BM25Lookup
+
+        rows = [{"anchor": "vitamin d bone", "positive": "vitamin d and bone density"}]
+        lookup = BM25Lookup.from_corpus(rows, ["vitamin d and bone density", "aspirin and stroke"])
+        options = dataclasses.replace(options, bm25_lookup=lookup)
+        loss = build_loss(minilm_session, name, options)
+        assert type(loss).__name__ == name and type(loss).__module__ == "embedding_ft.hybrid_loss"
+        return
+    loss = build_loss(minilm_session, name, options)
     assert type(loss).__name__ == name
     assert type(loss).__module__.startswith("sentence_transformers.sentence_transformer.losses")
 

@@ -135,6 +135,32 @@ class PseudoQueryConfig:
 
 
 @dataclass
+class AdapterHeadConfig:
+    """The adapter recipe's head (``adapter: head``): trained on cached base vectors, the base frozen."""
+
+    hidden_dim: int = field(default=768, metadata={"help": "width of the head's residual MLP (0: a linear head)"})
+    epochs: int = field(default=40, metadata={"help": "passes over the rows; the epoch is chosen on validation loss"})
+    batch_size: int = 64
+    learning_rate: float = 3.0e-3
+    weight_decay: float = 0.01
+    scale: float = field(default=20.0, metadata={"help": "cosine logit scale of the in-batch ranking loss"})
+    isotropy_weight: float = field(
+        default=0.0, metadata={"help": "weight of ragcun's SIGReg isotropy term on the head's outputs (0: off)"}
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "share of the training queries held out to choose the epoch"}
+    )
+
+    def validate(self) -> None:
+        if self.hidden_dim < 0 or self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("adapter_head: hidden_dim >= 0, epochs >= 1 and batch_size >= 2 are needed")
+        if self.learning_rate <= 0 or self.scale <= 0 or self.isotropy_weight < 0 or self.weight_decay < 0:
+            raise ValueError("adapter_head: learning_rate and scale must be > 0, isotropy_weight and weight_decay >= 0")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"adapter_head.validation_fraction must be in [0, 1), got {self.validation_fraction}")
+
+
+@dataclass
 class TrainConfig:
     """Fine-tuning a sentence-transformers model on pairs, triplets, similarity pairs or a BEIR folder."""
 
@@ -179,6 +205,31 @@ class TrainConfig:
     merge_with_base: float = field(
         default=0.0, metadata={"help": "final weights = (1 - w) * fine-tuned + w * base (WiSE-FT); 0: no merge"}
     )
+    oversample_bm25_misses: int = field(
+        default=0,
+        metadata={
+            "help": "extra copies of each training row whose positive BM25 ranks below its top 10 (the claims "
+            "the lexical side of the hybrid fails on); 0: none"
+        },
+    )
+    adapter: Literal["none", "head"] = field(
+        default="none",
+        metadata={
+            "help": "none: fine-tune the whole model; head: train a projection head over the frozen model on its "
+            "cached vectors (adapter_head.*), saved as Dense modules after it"
+        },
+    )
+    adapter_head: AdapterHeadConfig = field(default_factory=AdapterHeadConfig)
+    bm25_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "lambda of the hybrid-aware ranking: logits = scale * cosine + lambda * z(BM25), fixed BM25 "
+            "(loss=hybrid, and the adapter head when bm25_aware)"
+        },
+    )
+    bm25_aware: bool = field(
+        default=False, metadata={"help": "adapter: head: train the head on the fused (cosine + lambda * BM25) logits"}
+    )
     cache_dir: str = field(default="embeddingFT/data/cache", metadata={"help": "mined-negative cache"})
     output_dir: str = field(default="embeddingFT/outputs", metadata={"help": "runs are written to output_dir/run_name"})
     run_name: str = field(default="", metadata={"help": "run folder name (default: <dataset>-<time>)"})
@@ -201,6 +252,7 @@ class TrainConfig:
             guide=guide,
             gist_margin=self.gist_margin,
             matryoshka_dims=tuple(self.matryoshka_dims),
+            bm25_weight=self.bm25_weight,
         )
 
     def validate(self) -> None:
@@ -232,3 +284,8 @@ class TrainConfig:
         self.mining.validate()
         self.pseudo_queries.validate()
         self.evaluation.validate()
+        self.adapter_head.validate()
+        if self.oversample_bm25_misses < 0:
+            raise ValueError(f"oversample_bm25_misses must be >= 0, got {self.oversample_bm25_misses}")
+        if self.bm25_weight < 0:
+            raise ValueError(f"bm25_weight must be >= 0, got {self.bm25_weight}")

@@ -32,6 +32,12 @@ class LossOptions:
         gist_margin: GIST's margin (relative strategy): a candidate scoring above
             ``(1 - margin) *`` the positive under the guide is not used as a negative.
         matryoshka_dims: wrap the loss in MatryoshkaLoss over these dimensions.
+        bm25_lookup: the hybrid loss's :class:`embedding_ft.hybrid_loss.BM25Lookup` of the training
+            rows (which need the ``label`` row-id column of ``hybrid_loss.with_row_ids``).
+        bm25_weight: the hybrid loss's lambda: logits ``scale * cos + bm25_weight * z(bm25)``.
+        hybrid_form: "softmax" (InfoNCE over the fused logits) or "clear" (CLEAR's hinge whose
+            margin shrinks by BM25's lead of the positive over the negative).
+        clear_margin: the hinge margin of ``hybrid_form="clear"``, in logit units (scale * cosine).
     """
 
     mini_batch_size: int = 16
@@ -39,6 +45,10 @@ class LossOptions:
     guide: Any = None
     gist_margin: float = 0.05
     matryoshka_dims: tuple[int, ...] = field(default_factory=tuple)
+    bm25_lookup: Any = None
+    bm25_weight: float = 1.0
+    hybrid_form: str = "softmax"
+    clear_margin: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class LossSpec:
     build: Callable[[Any, LossOptions], Any]
     description: str
     needs_guide: bool = False
+    needs_bm25: bool = False  # the rows need a ``label`` row-id column and the options a ``bm25_lookup``
 
 
 def _losses():
@@ -69,6 +80,25 @@ def _gist(cls_name: str, model, opts: LossOptions, **extra):
     return cls(model, opts.guide, margin_strategy="relative", margin=opts.gist_margin, **extra)
 
 
+def _hybrid(model, opts: LossOptions):
+    if opts.bm25_lookup is None:
+        raise ValueError(
+            "HybridCachedMultipleNegativesRankingLoss needs a BM25 lookup of the training rows "
+            "(LossOptions.bm25_lookup, embedding_ft.hybrid_loss.BM25Lookup)"
+        )
+    from embedding_ft.hybrid_loss import HybridCachedMultipleNegativesRankingLoss
+
+    return HybridCachedMultipleNegativesRankingLoss(
+        model,
+        opts.bm25_lookup,
+        bm25_weight=opts.bm25_weight,
+        form=opts.hybrid_form,
+        clear_margin=opts.clear_margin,
+        mini_batch_size=opts.mini_batch_size,
+        directions=_directions(opts),
+    )
+
+
 LOSSES: dict[str, LossSpec] = {
     spec.name: spec
     for spec in [
@@ -85,6 +115,14 @@ LOSSES: dict[str, LossSpec] = {
                 model, mini_batch_size=o.mini_batch_size, directions=_directions(o)
             ),
             "the same loss with gradient caching: large batches in bounded memory (GradCache)",
+        ),
+        LossSpec(
+            "HybridCachedMultipleNegativesRankingLoss",
+            "ranking",
+            _hybrid,
+            "cached InfoNCE over the hybrid fused scores scale * cos + lambda * z(BM25): trains the dense "
+            "model to complement BM25 (CLEAR, Gao et al. 2021)",
+            needs_bm25=True,
         ),
         LossSpec(
             "GISTEmbedLoss",
@@ -137,6 +175,7 @@ ALIASES = {
     "mnrl": "MultipleNegativesRankingLoss",
     "cmnrl": "CachedMultipleNegativesRankingLoss",
     "cached": "CachedMultipleNegativesRankingLoss",
+    "hybrid": "HybridCachedMultipleNegativesRankingLoss",
     "gist": "GISTEmbedLoss",
     "cachedgist": "CachedGISTEmbedLoss",
     "triplet": "TripletLoss",

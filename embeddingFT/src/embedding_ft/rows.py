@@ -118,7 +118,15 @@ def training_rows(
     output_format = {"ranking": "n-tuple", "triplet": "triplet"}.get(spec.data, "labeled-pair")
     start = time.perf_counter()
     rows = mine(
-        train, prepared.mining_texts, prepared.positives, model, model_id, cfg.mining, output_format, cfg.cache_dir, shadow
+        train,
+        prepared.mining_texts,
+        prepared.positives,
+        model,
+        model_id,
+        cfg.mining,
+        output_format,
+        cfg.cache_dir,
+        shadow,
     )
     info.update(mined=True, mining_seconds=round(time.perf_counter() - start, 2), mined_rows=len(rows))
     if cfg.mining.audit and output_format in ("n-tuple", "triplet"):
@@ -157,3 +165,32 @@ def run_audit(rows: list[dict], prepared: Prepared, model, model_id: str, cfg: T
         write_jsonl(out / "false_negative_audit.jsonl", report.examples)
         summary["examples_file"] = "false_negative_audit.jsonl"
     return summary
+
+
+def oversample_bm25_misses(rows: list[dict], corpus: list[str], copies: int, depth: int = 10) -> tuple[list[dict], int]:
+    """``rows`` plus ``copies`` more of each row whose positive is not in BM25's top ``depth`` for its anchor.
+
+    The simple route to a dense model that complements BM25: show it more of the claims the
+    lexical side of the hybrid fails on. Rows are (anchor, positive, ...) dicts; BM25 ranks
+    ``corpus`` (a positive outside it counts as a miss). Returns (rows, number of missed rows).
+    """
+    from embshared.evaluate import top_k
+    from embshared.search import BM25Index
+
+    if copies <= 0 or not rows:
+        return rows, 0
+    columns = [k for k in rows[0] if k != "label"]
+    anchor, positive = columns[0], columns[1]
+    ids = [str(i) for i in range(len(corpus))]
+    index = BM25Index().index(ids, corpus)
+    anchors = list(dict.fromkeys(r[anchor] for r in rows))
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(anchors), 256):
+        batch = anchors[start : start + 256]
+        for text, ranked in zip(batch, top_k(index.score_matrix(batch), ids, depth)):
+            found[text] = {corpus[int(i)] for i in ranked}
+    missed = [r for r in rows if r[positive] not in found[r[anchor]]]
+    logger.info(
+        "oversampling %d of %d rows whose positive BM25 misses (top %d) x%d", len(missed), len(rows), depth, copies
+    )
+    return rows + [dict(r) for r in missed for _ in range(copies)], len(missed)
