@@ -4,7 +4,7 @@
 #
 # Make variables are EMBED_-prefixed (other mk files have their own MODEL, DATA, SEED, ...). The names
 # the embeddingFT guide and README document (MODEL, DATA, TEXTS, INPUT, OUTPUT, FIELD, TEST_SIZE, SEED,
-# BACKEND, QUANT, FILE_NAME, DOCS, INDEX, QUERY, TOPK, HYBRID, JSON, EXPORT_OUTPUT, NPROC, NNODES,
+# BACKEND, QUANT, FILE_NAME, DOCS, INDEX, FROM_INDEX, QUERY, TOPK, HYBRID, JSON, EXPORT_OUTPUT, NPROC, NNODES,
 # NODE_RANK, MASTER_ADDR, MASTER_PORT, TB_PORT, TB_LOGDIR, BENCH_*_ARGS) work when given on the command
 # line or in the environment and stand for EMBED_<name> (an EMBED_ name wins).
 
@@ -31,6 +31,7 @@ EMBED_QUANT ?= $(or $(call guide_name,QUANT),int8)
 EMBED_FILE_NAME ?= $(call guide_name,FILE_NAME)
 EMBED_DOCS ?= $(or $(call guide_name,DOCS),data/samples/scifact)
 EMBED_INDEX ?= $(or $(call guide_name,INDEX),$(EMBED_DIR)/indexes/latest)
+EMBED_FROM_INDEX ?= $(call guide_name,FROM_INDEX)
 EMBED_QUERY ?= $(call guide_name,QUERY)
 EMBED_TOPK ?= $(or $(call guide_name,TOPK),10)
 EMBED_HYBRID ?= $(call guide_name,HYBRID)
@@ -81,8 +82,8 @@ export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvin
 	$(PY) -m embedding_ft.cli.export --model $(EMBED_MODEL) --backend $(if $(filter torch,$(EMBED_BACKEND)),onnx,$(EMBED_BACKEND)) --quant $(EMBED_QUANT) \
 		$(if $(EMBED_EXPORT_OUTPUT),--output $(EMBED_EXPORT_OUTPUT))
 
-index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents)
-	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) --docs $(EMBED_DOCS) --index $(EMBED_INDEX)
+index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents); [FROM_INDEX=base index: an adapter MODEL reuses its vectors]
+	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX)
 
 search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says] (add JSON=1 for JSON lines)
 	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_JSON),--json)

@@ -133,6 +133,13 @@ def _read_modules(folder: Path) -> tuple[int, str, bool]:
     """(max_seq_length, pooling mode, normalize) from a sentence-transformers folder."""
     modules = json.loads((folder / "modules.json").read_text())
     kinds = [m.get("type", "") for m in modules]
+    for m in modules:  # what the runner cannot compute is refused, never silently skipped
+        kind = m.get("type", "").rsplit(".", 1)[-1]
+        if kind not in ("Transformer", "Pooling", "Normalize"):
+            raise UserError(
+                f"{folder}: the exported runner does not run the {kind} module ({m.get('path') or m.get('name')}); "
+                "use BACKEND=torch for this model"
+            )
     pooling = "mean"
     for m in modules:
         if m.get("type", "").endswith("Pooling"):
@@ -141,7 +148,25 @@ def _read_modules(folder: Path) -> tuple[int, str, bool]:
                 cfg = json.loads(cfg_path.read_text())
                 mode = cfg.get("pooling_mode")
                 if mode:
-                    pooling = {"mean": "mean", "cls": "cls", "max": "max"}.get(mode, "mean")
+                    if mode not in ("mean", "cls", "max"):
+                        raise UserError(
+                            f"{cfg_path}: the exported runner does not compute pooling mode {mode!r} "
+                            "(mean, cls, max); use BACKEND=torch for this model"
+                        )
+                    pooling = mode
+                elif unsupported := [
+                    k
+                    for k in (
+                        "pooling_mode_mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens",
+                        "pooling_mode_lasttoken",
+                    )
+                    if cfg.get(k)
+                ]:
+                    raise UserError(
+                        f"{cfg_path}: the exported runner does not compute {unsupported[0]} (mean, cls, max); "
+                        "use BACKEND=torch for this model"
+                    )
                 elif cfg.get("pooling_mode_cls_token"):
                     pooling = "cls"
                 elif cfg.get("pooling_mode_max_tokens"):

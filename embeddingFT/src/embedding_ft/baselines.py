@@ -79,14 +79,20 @@ def evaluate_model(evaluator, eval_set: EvalSet, model, cfg: TrainConfig, label:
     return Evaluated(evaluator.systems(label, dense, fusions), chosen)
 
 
-def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepared, eval_set: EvalSet):
-    """The base model's corpus embeddings from the mining cache, in eval-corpus order (or None)."""
+def cached_base_vectors(cfg: TrainConfig, mining_id: str, prepared: Prepared):
+    """(n, dim) vectors of ``prepared.mining_texts`` from the mining cache, in that order (or None)."""
     cached = cached_corpus_embeddings(
         embedding_cache_folder(cfg.cache_dir, mining_id, prepared.mining_texts), prepared.mining_texts
     )
-    if cached is None:
+    return None if cached is None else cached[0]
+
+
+def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepared, eval_set: EvalSet):
+    """The base model's corpus embeddings from the mining cache, in eval-corpus order (or None)."""
+    embeddings = cached_base_vectors(cfg, mining_id, prepared)
+    if embeddings is None:
         return None
-    embeddings, row_of = cached
+    row_of = {text: row for row, text in enumerate(prepared.mining_texts)}
     try:
         return embeddings[[row_of[eval_set.corpus[d]] for d in eval_set.corpus]]  # (n_docs, dim)
     except KeyError:

@@ -189,7 +189,10 @@ def export_model(
     if quant not in QUANTS:
         raise UserError(f"unknown quantization {quant!r} (choose one of {', '.join(QUANTS)})")
     folder = check_model_folder(model_dir)
+    from embedding_ft.backends import _read_modules
     from embshared.models import load_sentence_transformer
+
+    _read_modules(folder)  # refuses, before any file is written, a module the exported runner cannot run
 
     model = load_sentence_transformer(str(folder), device="cpu")
     raw = folder / RAW_ONNX

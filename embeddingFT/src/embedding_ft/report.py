@@ -96,11 +96,18 @@ def format_report(summary: dict) -> str:
     else:
         lines.append("No held-out split (test_size=0): nothing evaluated.")
     t = summary["train"]
-    lines += [
-        "",
-        f"Training: {t['steps']} steps, {t['seconds']:.0f} s, {t['train_samples_per_second'] or 0:.2f} samples/s, "
-        f"device {t['device']}, bf16 {t['bf16']}, {t['torch_threads']} threads.",
-    ]
+    if t.get("adapter") == "head":
+        training = (
+            f"Training: a projection head over the frozen base (adapter: head), epoch {t['best_epoch']} of "
+            f"{t['epochs']} kept by validation loss, {t['seconds']:.0f} s with {t['encode_seconds']:.0f} s of "
+            f"encoding, {t['torch_threads']} threads."
+        )
+    else:
+        training = (
+            f"Training: {t['steps']} steps, {t['seconds']:.0f} s, {t['train_samples_per_second'] or 0:.2f} "
+            f"samples/s, device {t['device']}, bf16 {t['bf16']}, {t['torch_threads']} threads."
+        )
+    lines += ["", training]
     data = summary.get("data", {})
     if data.get("pseudo_queries"):
         lines.append(f"Pseudo-queries: {data['pseudo_queries']} pairs made from documents no training query points at.")

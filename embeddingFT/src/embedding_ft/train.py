@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from embedding_ft.arguments import schedule, training_arguments
@@ -44,7 +45,7 @@ from embedding_ft.losses import build_loss
 from embedding_ft.merge import merge_with_base
 from embedding_ft.mining import model_fingerprint
 from embedding_ft.report import RunFacts, build_summary, format_report, plot_training_curve
-from embedding_ft.rows import training_rows, with_pseudo_queries
+from embedding_ft.rows import oversample_bm25_misses, training_rows, with_pseudo_queries
 from embedding_ft.runs import attach_log_file, last_checkpoint, plan_on_main_process
 from embshared.bench import peak_rss_gb
 from embshared.config import config_to_dict, save_config
@@ -128,7 +129,7 @@ def train(
     try:
         rows = prepare_rows(ctx, work)
         baselines = run_baselines(ctx, rows, work)
-        fitted = fit(ctx, rows, baselines, work, callbacks)
+        fitted = fit_head(ctx, rows) if cfg.adapter == "head" else fit(ctx, rows, baselines, work, callbacks)
         metrics = finalize(ctx, rows, baselines, fitted, work, final.name)
         if state.is_main_process:
             attach_log_file(None, log_handler)
@@ -178,6 +179,8 @@ class _Fitted:
     facts: dict  # the summary's "train" block
     estimate: dict  # CostEstimator.report
     history: list[dict]
+    doc_embeddings: object = None  # the held-out corpus's vectors when known without encoding (adapter)
+    adapter_info: object = None  # embedding_ft.adapter.AdapterInfo, saved beside an adapter's modules
 
 
 def _prepare(cfg: TrainConfig, train_examples, test_examples, device: str, state) -> _RunContext:
@@ -247,6 +250,10 @@ def prepare_rows(ctx: _RunContext, work: Path) -> _Rows:
             work if state.is_main_process else None,
         )  # fmt: skip
     info["pseudo_queries"] = ctx.n_pseudo
+    if cfg.oversample_bm25_misses and ctx.prepared.train.format != "similarity":
+        rows, info["bm25_missed_rows"] = oversample_bm25_misses(
+            rows, ctx.prepared.mining_texts, cfg.oversample_bm25_misses
+        )
     return _Rows(rows, info, mining_id)
 
 
@@ -266,7 +273,11 @@ def fit(ctx: _RunContext, rows: _Rows, baselines: Baselines, work: Path, callbac
 
     cfg, model, state = ctx.cfg, ctx.model, ctx.state
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_with_base else None
-    train_dataset = Dataset.from_list(rows.rows)
+    options = cfg.loss_options(ctx.guide, ctx.choice.mini_batch_size)
+    train_rows = rows.rows
+    if ctx.choice.spec.needs_bm25:  # the hybrid loss reads each batch's BM25 scores by row id
+        train_rows, options = _with_bm25(ctx, train_rows, options)
+    train_dataset = Dataset.from_list(train_rows)
     logger.info("training on %d rows with columns %s", len(train_dataset), train_dataset.column_names)
     plan = schedule(cfg, ctx.evaluator is not None)
     args = training_arguments(cfg, work, plan, ctx.choice.spec.data == "ranking", ctx.primary, ctx.bf16, ctx.device)
@@ -275,7 +286,7 @@ def fit(ctx: _RunContext, rows: _Rows, baselines: Baselines, work: Path, callbac
         model=model,
         args=args,
         train_dataset=train_dataset,
-        loss=build_loss(model, ctx.choice.spec.name, cfg.loss_options(ctx.guide, ctx.choice.mini_batch_size)),
+        loss=build_loss(model, ctx.choice.spec.name, options),
         evaluator=ctx.evaluator if plan.eval_strategy != "no" else None,
         callbacks=_callbacks(ctx, plan, work, [*callbacks, estimator]),
     )
@@ -307,6 +318,131 @@ def fit(ctx: _RunContext, rows: _Rows, baselines: Baselines, work: Path, callbac
         "n_rows": len(train_dataset),
     }
     return _Fitted(model, facts, estimator.report(seconds), trainer.state.log_history)
+
+
+def fit_head(ctx: _RunContext, rows: _Rows) -> _Fitted:
+    """The adapter recipe: a projection head over the frozen model, trained on its cached vectors.
+
+    The rows (anchor, positive, negatives) become indices into one table of base vectors: the
+    documents' come from the mining cache (encoded once, also for the base model's evaluation),
+    the queries are encoded here. With ``bm25_aware`` the head is trained on the fused logits
+    (cosine * scale + ``bm25_weight`` * z(BM25)). The held-out corpus's fine-tuned vectors are the
+    head applied to its base vectors: no second encoding pass.
+    """
+    from embedding_ft.adapter import HeadOptions, apply_head, attach_head, train_head
+
+    cfg, model = ctx.cfg, ctx.model
+    if ctx.prepared.train.format not in ("pairs", "triplets"):
+        raise UserError("adapter: head trains on (query, document) pairs, triplets or BEIR folders")
+    start, cpu_start = time.perf_counter(), time.process_time()
+    table = head_table(ctx, rows)
+    h = cfg.adapter_head
+    options = HeadOptions(
+        hidden_dim=h.hidden_dim, epochs=h.epochs, batch_size=h.batch_size, learning_rate=h.learning_rate,
+        weight_decay=h.weight_decay, scale=h.scale, isotropy_weight=h.isotropy_weight,
+        bm25_weight=cfg.bm25_weight if cfg.bm25_aware else 0.0, validation_fraction=h.validation_fraction,
+        seed=cfg.seed if cfg.training_seed is None else cfg.training_seed,
+    )  # fmt: skip
+    head, history = train_head(
+        table.query_vectors, table.doc_vectors, table.examples, table.positives, options, table.bm25_z
+    )
+    adapter, info = attach_head(model, head, ctx.model_path)
+    doc_embeddings = None
+    if ctx.evaluator is not None and ctx.prepared.eval_set.kind == "retrieval":
+        corpus = ctx.prepared.eval_set.corpus
+        doc_embeddings = apply_head(head, table.doc_vectors[[table.doc_row[corpus[d]] for d in corpus]])
+    seconds = time.perf_counter() - start
+    best = min(history, key=lambda r: r[2]) if history and history[-1][2] is not None else history[-1]
+    facts = {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(time.process_time() - cpu_start, 2),
+        "steps": None,
+        "epochs": options.epochs,
+        "best_epoch": best[0],
+        "train_loss": best[1],
+        "train_samples_per_second": None,
+        "bf16": False,
+        "device": ctx.device,
+        "torch_threads": __import__("torch").get_num_threads(),
+        "best_checkpoint": None,
+        "n_rows": len(table.examples),
+        "adapter": "head",
+        "encode_seconds": table.encode_seconds,
+    }
+    log = [{"epoch": e, "loss": train_loss, "eval_loss": val_loss, "step": e} for e, train_loss, val_loss in history]
+    return _Fitted(adapter, facts, {}, log, doc_embeddings, info)
+
+
+@dataclass
+class HeadTable:
+    """The adapter's training data as indices into cached base vectors."""
+
+    query_vectors: object  # (n_queries, dim)
+    doc_vectors: object  # (n_docs, dim)
+    doc_row: dict  # document text -> row of doc_vectors
+    examples: list  # (query row, positive doc row, [negative doc rows])
+    positives: dict  # query row -> every known positive doc row
+    bm25_z: object  # (query rows, doc rows) -> z-scored BM25, or None
+    encode_seconds: float
+
+
+def head_table(ctx: _RunContext, rows: _Rows) -> HeadTable:
+    """Index the rows' texts; base vectors from the mining cache where it has them, else encoded once."""
+    import numpy as np
+
+    from embedding_ft.baselines import cached_base_vectors
+
+    cfg, prepared = ctx.cfg, ctx.prepared
+    doc_texts = list(prepared.mining_texts)
+    doc_row = {t: i for i, t in enumerate(doc_texts)}
+    anchors: dict[str, int] = {}
+    examples = []
+    for row in rows.rows:
+        values = [v for k, v in row.items() if k != "label"]
+        q, docs = values[0], values[1:]
+        for d in docs:
+            if d not in doc_row:
+                doc_row[d] = len(doc_texts)
+                doc_texts.append(d)
+        examples.append((anchors.setdefault(q, len(anchors)), doc_row[docs[0]], [doc_row[d] for d in docs[1:]]))
+    start = time.perf_counter()
+    mined_with_it = rows.info.get("mined") and ctx.mining_path == ctx.model_path
+    cached = cached_base_vectors(cfg, rows.mining_id, prepared) if mined_with_it else None
+    encode = partial(ctx.model.encode, batch_size=cfg.mining.batch_size, normalize_embeddings=True)
+    if cached is not None and len(cached) == len(prepared.mining_texts):
+        extra = doc_texts[len(cached) :]
+        doc_vectors = np.concatenate([cached, encode(extra)]) if extra else cached
+    else:
+        doc_vectors = encode(doc_texts, show_progress_bar=True)
+    doc_vectors = doc_vectors / np.maximum(np.linalg.norm(doc_vectors, axis=1, keepdims=True), 1e-12)
+    query_texts = list(anchors)
+    query_vectors = encode(query_texts)
+    encode_seconds = round(time.perf_counter() - start, 2)
+    positives = {anchors[q]: {doc_row[d] for d in prepared.positives.get(q, ()) if d in doc_row} for q in query_texts}
+    bm25_z = None
+    if cfg.bm25_aware:
+        from embedding_ft.adapter import zscore_lookup
+        from embshared.search import BM25Index
+
+        bm25 = BM25Index().index([str(i) for i in range(len(doc_texts))], doc_texts)
+        bm25_z = zscore_lookup(bm25.score_matrix(query_texts))  # (n_queries, n_docs) z-scored per query
+    return HeadTable(query_vectors, doc_vectors, doc_row, examples, positives, bm25_z, encode_seconds)
+
+
+def _with_bm25(ctx: _RunContext, rows: list[dict], options):
+    """Rows with a row-id ``label`` column and loss options holding their BM25 lookup (the hybrid loss).
+
+    BM25 is indexed over the mining corpus with the default fusion's parameters, the collection
+    the search-time fusion z-scores over."""
+    import dataclasses
+
+    from embedding_ft.hybrid_loss import BM25Lookup, with_row_ids
+    from embshared.search import BM25Index
+
+    texts = ctx.prepared.mining_texts
+    index = BM25Index().index([str(i) for i in range(len(texts))], texts)
+    rows = with_row_ids(rows)
+    return rows, dataclasses.replace(options, bm25_lookup=BM25Lookup(rows, index, texts))
 
 
 def _cost_estimator(ctx: _RunContext, rows: list[dict], n_rows: int, plan, eval_seconds: float):
@@ -364,7 +500,9 @@ def finalize(
     systems = dict(baselines.systems)
     fusion = None
     if ctx.evaluator is not None:
-        tuned = evaluate_model(ctx.evaluator, ctx.prepared.eval_set, model, cfg, "finetuned")
+        tuned = evaluate_model(
+            ctx.evaluator, ctx.prepared.eval_set, model, cfg, "finetuned", doc_embeddings=fitted.doc_embeddings
+        )
         systems.update(tuned.systems)
         fusion = tuned.fusion
     with atomic_dir(work / "final_model", overwrite=True) as tmp:
@@ -372,6 +510,8 @@ def finalize(
         save_config(cfg, tmp / "config.yaml")
         if fusion is not None:
             fusion.save(tmp)
+        if fitted.adapter_info is not None:
+            fitted.adapter_info.save(tmp)
     summary = build_summary(
         RunFacts(
             run=run_name,

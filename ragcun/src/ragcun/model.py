@@ -16,7 +16,6 @@ the forgetting the public project suffered from.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from embshared.heads import ProjectionHead  # defined in embshared; re-exported here for ragcun's callers
 from embshared.models import DEFAULT_MODEL
 
 logger = logging.getLogger(__name__)
@@ -63,69 +63,6 @@ class ModelConfig:
             raise ValueError(f"num_frozen_layers must be >= 0, got {self.num_frozen_layers}")
         if self.max_seq_length is not None and self.max_seq_length <= 0:
             raise ValueError(f"max_seq_length must be positive, got {self.max_seq_length}")
-
-
-class ProjectionHead(nn.Module):
-    """A linear map (orthogonal at init) plus an optional residual MLP whose output starts at 0.
-
-    Args:
-        in_dim: base embedding size.
-        out_dim: output embedding size.
-        hidden_dim: width of the residual MLP; 0 for a purely linear head. A linear head
-            cannot create variance in more dimensions than the base has; the MLP can.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 0):
-        super().__init__()
-        if in_dim <= 0 or out_dim <= 0:
-            raise ValueError(f"head dimensions must be positive, got {in_dim} -> {out_dim}")
-        self.in_dim = in_dim
-        self.out_dim = out_dim
-        self.hidden_dim = hidden_dim
-        self.linear = nn.Linear(in_dim, out_dim)
-        self.mlp = (
-            nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
-            if hidden_dim
-            else None
-        )
-        self.reset_parameters()
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Orthogonal linear map scaled by sqrt(out_dim) (unit vectors map to norm ~ sqrt(out_dim),
-        i.e. about unit variance per dimension), zero bias, and an MLP branch that outputs 0."""
-        nn.init.orthogonal_(self.linear.weight)
-        self.linear.weight.mul_(math.sqrt(self.out_dim))
-        nn.init.zeros_(self.linear.bias)
-        if self.mlp is not None:
-            nn.init.zeros_(self.mlp[-1].weight)
-            nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.linear(x)  # (batch, out_dim)
-        if self.mlp is not None:
-            out = out + self.mlp(x)
-        return out
-
-    @torch.no_grad()
-    def calibrate(self, base_embeddings: torch.Tensor) -> dict[str, float]:
-        """Rescale and shift the linear map so that the outputs on ``base_embeddings`` (N, in_dim)
-        have zero mean and unit variance on average per dimension.
-
-        A global scale and a shift leave Euclidean rankings unchanged; they only put the
-        starting point where SIGReg and the variance term expect it.
-        """
-        x = base_embeddings.to(self.linear.weight.device, self.linear.weight.dtype)
-        z = self(x)  # (N, out_dim)
-        mean_var = float(z.var(dim=0).mean())
-        scale = 1.0 / math.sqrt(max(mean_var, 1e-12))
-        self.linear.weight.mul_(scale)
-        self.linear.bias.mul_(scale)
-        if self.mlp is not None:
-            self.mlp[-1].weight.mul_(scale)
-            self.mlp[-1].bias.mul_(scale)
-        self.linear.bias.sub_(self(x).mean(dim=0))
-        return {"scale": scale, "variance_before": mean_var, "samples": len(x)}
 
 
 def _move(features: dict, device) -> dict:

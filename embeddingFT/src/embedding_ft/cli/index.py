@@ -2,21 +2,27 @@
 
     python -m embedding_ft.cli.index --model RUN/final_model --docs corpus.jsonl --index indexes/scifact
     python -m embedding_ft.cli.index --model RUN/final_model --backend onnx --docs docs.txt --index idx
+    python -m embedding_ft.cli.index --model RUN/final_model --from-index indexes/base --index indexes/adapter
 
 ``--docs`` is a BEIR folder or corpus.jsonl, any JSONL/JSON/CSV/TSV with a text field
 (``--text-field``, ``--id-field``), or a .txt file with one document per line. A ``fusion.json``
 in the model folder (the hybrid fusion chosen on the training run's dev queries) is copied into
 the index, and its BM25 is built with that setting's k1, b and stemming.
+
+``--from-index`` (instead of ``--docs``) is for an adapter model (a head over a frozen base,
+:mod:`embedding_ft.adapter`): the documents and their vectors come from an index built with the
+adapter's base model, and each stored vector goes through the head; nothing is re-encoded.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from embedding_ft.backends import BACKENDS
 from embshared.cli import start_run
-from embshared.errors import cli_entry
+from embshared.errors import UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model folder or name")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
-    parser.add_argument("--docs", required=True, type=Path, help="the document collection")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--docs", type=Path, help="the document collection")
+    source.add_argument(
+        "--from-index",
+        type=Path,
+        help="an index built with the base model of the adapter --model: reuse its documents and vectors",
+    )
     parser.add_argument("--index", required=True, type=Path, help="the index folder to write")
     parser.add_argument("--text-field", help="the field holding the text (default: title+text, text, content, ...)")
     parser.add_argument("--id-field", help="the field holding the id (default: _id, id, doc_id, else the line)")
@@ -37,15 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_run()
+    from embedding_ft.adapter import reindex_from_base
     from embedding_ft.index import build_index
     from embshared.fusion_choice import FusionSetting
     from embshared.io import read_documents
 
-    docs = read_documents(args.docs, args.text_field, args.id_field)
-    folder, reused = build_index(
-        args.index, docs, args.model, args.backend, args.file_name, args.batch_size, args.faiss
-    )
-    print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
+    if args.from_index is not None:
+        if args.backend != "torch" or args.file_name:
+            raise UserError(
+                "--from-index builds the adapter's index with the torch back end (no --backend/--file-name)"
+            )
+        folder, reused = reindex_from_base(args.from_index, args.model, args.index, args.faiss)
+        n_docs = json.loads((folder / "meta.json").read_text(encoding="utf-8"))["n_docs"]
+        print(
+            f"{'reused' if reused else 'built'} {folder}: {n_docs} documents and their vectors from {args.from_index}"
+        )
+    else:
+        docs = read_documents(args.docs, args.text_field, args.id_field)
+        folder, reused = build_index(
+            args.index, docs, args.model, args.backend, args.file_name, args.batch_size, args.faiss
+        )
+        print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
     saved = FusionSetting.load(folder)
     print(f"hybrid fusion: {saved.describe() if saved else FusionSetting.default().describe() + ' [the default]'}")
     return 0
