@@ -7,6 +7,8 @@ Modules:
     metrics  -- pure retrieval metrics over (ranked ids, relevance dict).
     evaluate -- rank a corpus with any scoring function and compute all metrics.
     search   -- BM25 (bm25s) and FAISS indexes with save/load.
+    fusion   -- the one hybrid fusion (convex z-score, RRF); fusion_choice -- the fusion chosen on dev.
+    heads    -- the projection head over a frozen base (ragcun, embeddingFT's adapter); isotropy -- SIGReg.
     models   -- offline base-model resolution and the SmolLM2 loader.
     files    -- atomic writes of files and folders.
     runtime  -- seeding, devices, logging.

@@ -14,14 +14,13 @@ module if the model has one.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from embedding_ft.export import FILES, check_model_folder
+from embedding_ft.export import FILES, check_model_folder, read_modules
 from embshared.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class ExportedEncoder:
         if not path.is_file():
             raise UserError(f"{path}: not exported yet (make export-embed MODEL={folder} BACKEND={backend})")
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
-        self.max_seq_length, self.pooling, self.normalize = _read_modules(self.folder)
+        self.max_seq_length, self.pooling, self.normalize = read_modules(self.folder)
         if backend == "onnx":
             import onnxruntime as ort
 
@@ -127,57 +126,6 @@ def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     if mode == "max":
         return np.where(m > 0, hidden, -1e9).max(axis=1)
     return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)  # mean
-
-
-def _read_modules(folder: Path) -> tuple[int, str, bool]:
-    """(max_seq_length, pooling mode, normalize) from a sentence-transformers folder."""
-    modules = json.loads((folder / "modules.json").read_text())
-    kinds = [m.get("type", "") for m in modules]
-    for m in modules:  # what the runner cannot compute is refused, never silently skipped
-        kind = m.get("type", "").rsplit(".", 1)[-1]
-        if kind not in ("Transformer", "Pooling", "Normalize"):
-            raise UserError(
-                f"{folder}: the exported runner does not run the {kind} module ({m.get('path') or m.get('name')}); "
-                "use BACKEND=torch for this model"
-            )
-    pooling = "mean"
-    for m in modules:
-        if m.get("type", "").endswith("Pooling"):
-            cfg_path = folder / m.get("path", "") / "config.json"
-            if cfg_path.is_file():
-                cfg = json.loads(cfg_path.read_text())
-                mode = cfg.get("pooling_mode")
-                if mode:
-                    if mode not in ("mean", "cls", "max"):
-                        raise UserError(
-                            f"{cfg_path}: the exported runner does not compute pooling mode {mode!r} "
-                            "(mean, cls, max); use BACKEND=torch for this model"
-                        )
-                    pooling = mode
-                elif unsupported := [
-                    k
-                    for k in (
-                        "pooling_mode_mean_sqrt_len_tokens",
-                        "pooling_mode_weightedmean_tokens",
-                        "pooling_mode_lasttoken",
-                    )
-                    if cfg.get(k)
-                ]:
-                    raise UserError(
-                        f"{cfg_path}: the exported runner does not compute {unsupported[0]} (mean, cls, max); "
-                        "use BACKEND=torch for this model"
-                    )
-                elif cfg.get("pooling_mode_cls_token"):
-                    pooling = "cls"
-                elif cfg.get("pooling_mode_max_tokens"):
-                    pooling = "max"
-    max_len = 256
-    for name in ("sentence_bert_config.json", "0_Transformer/sentence_bert_config.json"):
-        path = folder / name
-        if path.is_file():
-            max_len = json.loads(path.read_text()).get("max_seq_length", max_len) or max_len
-            break
-    return int(max_len), pooling, any(k.endswith("Normalize") for k in kinds)
 
 
 def _optimum_available() -> bool:

@@ -22,6 +22,7 @@ reads these files where optimum is installed. :mod:`embedding_ft.backends` runs 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,10 +190,9 @@ def export_model(
     if quant not in QUANTS:
         raise UserError(f"unknown quantization {quant!r} (choose one of {', '.join(QUANTS)})")
     folder = check_model_folder(model_dir)
-    from embedding_ft.backends import _read_modules
     from embshared.models import load_sentence_transformer
 
-    _read_modules(folder)  # refuses, before any file is written, a module the exported runner cannot run
+    read_modules(folder)  # refuses, before any file is written, a module the exported runner cannot run
 
     model = load_sentence_transformer(str(folder), device="cpu")
     raw = folder / RAW_ONNX
@@ -234,3 +234,55 @@ def default_calibration_texts() -> list[str]:
         beir = load_beir(sample)
         return list(beir.queries.values())[:64] + list(beir.corpus_texts().values())[:64]
     return ["a short query about a topic", "a longer passage that explains the topic in a few sentences. " * 8] * 32
+
+
+def read_modules(folder: Path) -> tuple[int, str, bool]:
+    """(max_seq_length, pooling mode, normalize) from a sentence-transformers folder; a module or pooling mode
+    the exported runner (:class:`embedding_ft.backends.ExportedEncoder`) cannot compute is refused in one line."""
+    modules = json.loads((folder / "modules.json").read_text())
+    kinds = [m.get("type", "") for m in modules]
+    for m in modules:  # what the runner cannot compute is refused, never silently skipped
+        kind = m.get("type", "").rsplit(".", 1)[-1]
+        if kind not in ("Transformer", "Pooling", "Normalize"):
+            raise UserError(
+                f"{folder}: the exported runner does not run the {kind} module ({m.get('path') or m.get('name')}); "
+                "use BACKEND=torch for this model"
+            )
+    pooling = "mean"
+    for m in modules:
+        if m.get("type", "").endswith("Pooling"):
+            cfg_path = folder / m.get("path", "") / "config.json"
+            if cfg_path.is_file():
+                cfg = json.loads(cfg_path.read_text())
+                mode = cfg.get("pooling_mode")
+                if mode:
+                    if mode not in ("mean", "cls", "max"):
+                        raise UserError(
+                            f"{cfg_path}: the exported runner does not compute pooling mode {mode!r} "
+                            "(mean, cls, max); use BACKEND=torch for this model"
+                        )
+                    pooling = mode
+                elif unsupported := [
+                    k
+                    for k in (
+                        "pooling_mode_mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens",
+                        "pooling_mode_lasttoken",
+                    )
+                    if cfg.get(k)
+                ]:
+                    raise UserError(
+                        f"{cfg_path}: the exported runner does not compute {unsupported[0]} (mean, cls, max); "
+                        "use BACKEND=torch for this model"
+                    )
+                elif cfg.get("pooling_mode_cls_token"):
+                    pooling = "cls"
+                elif cfg.get("pooling_mode_max_tokens"):
+                    pooling = "max"
+    max_len = 256
+    for name in ("sentence_bert_config.json", "0_Transformer/sentence_bert_config.json"):
+        path = folder / name
+        if path.is_file():
+            max_len = json.loads(path.read_text()).get("max_seq_length", max_len) or max_len
+            break
+    return int(max_len), pooling, any(k.endswith("Normalize") for k in kinds)
