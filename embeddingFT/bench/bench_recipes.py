@@ -79,6 +79,10 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
         ["adapter=head", "bm25_aware=true"],
         "adapter head trained on fused logits: cosine x 20 + 1.0 x z(BM25)",
     ),
+    "head_bm25_03": (
+        ["adapter=head", "bm25_aware=true", "bm25_weight=0.3"],
+        "adapter head trained on fused logits: cosine x 20 + 0.3 x z(BM25)",
+    ),
     "head_oversample": (
         ["adapter=head", "oversample_bm25_misses=2"],
         "adapter head, 2 extra copies of each row whose positive BM25 misses (top 10)",

@@ -49,36 +49,9 @@ def _one_torch_thread():
         yield
 
 
-def _tiny_base(folder, seed: int) -> str:
-    """A 2-layer, 32-dim BERT with MiniLM's tokenizer as a sentence-transformers folder
-    (Transformer + mean Pooling + Normalize, like the real base). Random weights, fixed seed."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from embshared.models import resolve_model
-
-    torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder / "bert")
-    tokenizer.save_pretrained(folder / "bert")
-    transformer = Transformer(str(folder / "bert"), max_seq_length=64)
-    modules = [transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()]
-    SentenceTransformer(modules=modules, device="cpu").save(str(folder / "st"))
-    return str(folder / "st")
-
-
 @pytest.fixture(scope="module")
-def base_path(tmp_path_factory) -> str:
-    return _tiny_base(tmp_path_factory.mktemp("base"), seed=0)
+def base_path(tmp_path_factory, tiny_base_factory) -> str:
+    return tiny_base_factory(tmp_path_factory.mktemp("base"), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -231,11 +204,11 @@ def test_index_cli_builds_from_a_base_index(tmp_path, adapter_dir, base_index, c
 
 
 def test_reindex_refuses_an_index_of_another_base_model(
-    tmp_path, tmp_path_factory, adapter_dir, capsys, restore_logging
+    tmp_path, tmp_path_factory, tiny_base_factory, adapter_dir, capsys, restore_logging
 ):
     from embshared.models import load_sentence_transformer
 
-    other_path = _tiny_base(tmp_path_factory.mktemp("other"), seed=1)
+    other_path = tiny_base_factory(tmp_path_factory.mktemp("other"), seed=1)
     other_index = tmp_path / "other_index"
     build_index(other_index, DOCS, other_path, encoder=load_sentence_transformer(other_path, device="cpu"))
     with pytest.raises(UserError, match="was built with") as refused:

@@ -75,7 +75,7 @@ def test_similarity_format_splits_by_first_sentence(tmp_path):
 def test_beir_folder_uses_its_corpus_and_qrels(tiny_beir):
     prepared = prepare(str(tiny_beir), test_size=0.25, seed=3)
     es = prepared.eval_set
-    assert len(es.queries) == 10 and len(es.corpus) == len(prepared.corpus)
+    assert len(es.queries) == 10 and len(es.corpus) == len(prepared.mining_texts)
     train_queries = {r["query_id"] for r in prepared.train.rows}
     assert not train_queries & set(es.queries)
     for _qid, rels in es.qrels.items():

@@ -59,34 +59,13 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
+def tiny_model(tmp_path_factory, tiny_base_factory):
     """A 2-layer, 32-dim BERT with MiniLM's tokenizer and no dropout (deterministic forward passes),
     as a sentence-transformers model (Transformer + mean Pooling + Normalize). Random weights, fixed seed."""
-    import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from embshared.models import resolve_model
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("hybrid_tiny")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    BertModel(config).save_pretrained(root / "bert")
-    tokenizer.save_pretrained(root / "bert")
-    transformer = Transformer(str(root / "bert"), max_seq_length=48)
-    modules = [transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()]
-    return SentenceTransformer(modules=modules, device="cpu")
+    path = tiny_base_factory(tmp_path_factory.mktemp("hybrid_tiny"), seed=0, max_seq_length=48, dropout=0.0)
+    return SentenceTransformer(path, device="cpu")
 
 
 @pytest.fixture(scope="module")

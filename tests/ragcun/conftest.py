@@ -19,33 +19,10 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory) -> str:
+def tiny_base(tmp_path_factory, tiny_base_factory) -> str:
     """A 2-layer, 32-dim BERT with MiniLM's tokenizer, saved as a sentence-transformers model
     (Transformer + mean Pooling + Normalize, like the real base). Random weights, fixed seed."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from embshared.models import resolve_model
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny_base")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(root / "bert")
-    tokenizer.save_pretrained(root / "bert")
-    transformer = Transformer(str(root / "bert"), max_seq_length=64)
-    modules = [transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()]
-    SentenceTransformer(modules=modules, device="cpu").save(str(root / "st"))
-    return str(root / "st")
+    return tiny_base_factory(tmp_path_factory.mktemp("tiny_base"), seed=0)
 
 
 @pytest.fixture
