@@ -36,6 +36,7 @@ EMBED_QUERY ?= $(call guide_name,QUERY)
 EMBED_TOPK ?= $(or $(call guide_name,TOPK),10)
 EMBED_HYBRID ?= $(call guide_name,HYBRID)
 EMBED_JSON ?= $(call guide_name,JSON)
+EMBED_WEIGHT ?= $(call guide_name,WEIGHT)
 EMBED_EXPORT_OUTPUT ?= $(call guide_name,EXPORT_OUTPUT)
 EMBED_BENCH_EXPORT_ARGS ?= $(call guide_name,BENCH_EXPORT_ARGS)
 EMBED_BENCH_RECIPES_ARGS ?= $(call guide_name,BENCH_RECIPES_ARGS)
@@ -85,8 +86,8 @@ export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvin
 index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents); [FROM_INDEX=base index: an adapter MODEL reuses its vectors]
 	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX)
 
-search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says] (add JSON=1 for JSON lines)
-	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_JSON),--json)
+search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says; WEIGHT=w: convex, dense weight w] (JSON=1: JSON lines)
+	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_WEIGHT),--weight $(EMBED_WEIGHT)) $(if $(EMBED_JSON),--json)
 
 bench-export: setup ## Benchmark back ends (fp32, ONNX, int8) and search latency; writes embeddingFT/bench/results/export/
 	$(PY) $(EMBED_DIR)/bench/bench_export.py $(EMBED_BENCH_EXPORT_ARGS)

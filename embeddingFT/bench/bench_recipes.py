@@ -426,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the results from recipes.json and the run folders"
     )
+    parser.add_argument(
+        "--judge-only",
+        action="store_true",
+        help="train nothing: judge the finished runs not judged yet (run folders trained elsewhere, e.g. in the "
+        "background one by one), skip the others",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     import torch
@@ -474,8 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     jobs = jobs or [(n, n, candidates[n][0], None) for n in names]
     for base_name, name, overrides, _seed in jobs:
         what = candidates[base_name][1]
+        finished = (WORK / "runs" / name / "metrics.json").is_file() and (WORK / f"{name}.wall").is_file()
+        if args.judge_only and (not finished or name in report["candidates"]):
+            print(f"== {name}: {'already judged' if finished else 'not finished'}, skipped", flush=True)
+            continue
         print(f"== {name}: {' '.join(overrides) or '(scifact.yaml as it is)'}", flush=True)
-        run = run_candidate(name, overrides, args.threads, reuse=bool(seeds))
+        run = run_candidate(name, overrides, args.threads, reuse=bool(seeds) or args.judge_only)
         report["candidates"][name] = judge_run(judge, name, overrides, what, run, novel)
         summary = run["summary"]
         if summary["data"].get("false_negative_audit"):
