@@ -179,3 +179,62 @@ def test_search_bad_inputs_are_one_line(tmp_path, index_dir, capsys):
     assert "--query is empty" in capsys.readouterr().err
     with pytest.raises(IndexLoadError, match="not an index"):
         build_index(tmp_path / "foreign", DOCS, "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _object_array(path):
+    np.save(path, np.array([{"x": 1}, None], dtype=object), allow_pickle=True)
+
+
+def _wrong_shape(path):
+    np.save(path, np.zeros((3, 7), dtype=np.float32))
+
+
+def _remove(path):
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _bad_json_line(path):
+    path.write_text(path.read_text() + "{not json\n")
+
+
+@pytest.mark.parametrize(
+    ("part", "damage", "says"),
+    [
+        ("embeddings.npy", _truncate, "damaged"),
+        ("embeddings.npy", _object_array, "damaged"),
+        ("embeddings.npy", _wrong_shape, "damaged (a float32 array of shape (3, 7)"),
+        ("embeddings.npy", _remove, "missing"),
+        ("faiss", _remove, "missing"),
+        ("bm25", _remove, "missing"),
+        ("docs.jsonl", _bad_json_line, "damaged"),
+    ],
+)
+def test_a_damaged_index_is_one_line_naming_the_part_and_saying_rebuild(
+    tmp_path, index_dir, capsys, part, damage, says
+):
+    folder = tmp_path / "index"
+    shutil.copytree(index_dir, folder)
+    damage(folder / part)
+    with pytest.raises(IndexLoadError) as caught:
+        Searcher(folder, encoder=object())  # the parts are checked before any model is used
+    message = str(caught.value)
+    assert message.startswith(f"{folder / part}:") and says in message and "rebuild" in message
+    assert "\n" not in message
+    assert search_cli.main(["--index", str(folder), "--query", "lung cancer"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(folder / part) in err and "Traceback" not in err
+    assert folder.is_dir()  # nothing deleted
+
+
+def test_faiss_and_documents_that_disagree_are_an_incomplete_index(tmp_path, index_dir):
+    folder = tmp_path / "index"
+    shutil.copytree(index_dir, folder)
+    lines = (folder / "docs.jsonl").read_text().splitlines(keepends=True)
+    (folder / "docs.jsonl").write_text("".join(lines[:-1]))
+    with pytest.raises(IndexLoadError, match=r"incomplete index \(documents: meta.json 5, docs.jsonl 4"):
+        Searcher(folder, encoder=object())

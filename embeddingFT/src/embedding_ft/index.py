@@ -180,6 +180,29 @@ def build_index(
     return folder, False
 
 
+def _read_vectors(path: Path, meta: dict) -> np.ndarray:
+    """The stored (n_docs, dim) float32 vectors; never unpickles (an object array is refused)."""
+    vectors = np.load(path, allow_pickle=False)
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or vectors.shape != (meta["n_docs"], meta["dim"]):
+        raise ValueError(
+            f"a {vectors.dtype} array of shape {vectors.shape}, expected float32 ({meta['n_docs']}, {meta['dim']})"
+        )
+    return vectors
+
+
+def _load_part(path: Path, loader, *args):
+    """``loader(path, *args)``, or one line naming the part of the index that is missing or damaged."""
+    if not path.exists():
+        raise IndexLoadError(f"{path}: missing; the index is incomplete: rebuild it with make index-embed")
+    try:
+        return loader(path, *args)
+    except IndexLoadError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise IndexLoadError(f"{path}: damaged ({reason}); rebuild the index with make index-embed") from None
+
+
 class Searcher:
     """Searches an index folder with the model that built it.
 
@@ -206,19 +229,25 @@ class Searcher:
                     f"it cannot be searched with {model or self.meta['model']} ({backend or self.meta['backend']}): "
                     "rebuild it with make index-embed"
                 )
-        self.encoder = encoder or load_encoder(self.meta["model"], self.meta["backend"], self.meta.get("file_name"))
-        self.embeddings = np.load(self.folder / "embeddings.npy", mmap_mode=None)  # (n_docs, dim)
-        self.faiss = FaissIndex.load(self.folder / "faiss")
-        self.bm25 = BM25Index.load(self.folder / "bm25")
+        # every part is read and checked before the model is loaded; a damaged one is one line naming it
+        self.embeddings = _load_part(self.folder / "embeddings.npy", _read_vectors, self.meta)  # (n_docs, dim)
+        self.faiss = _load_part(self.folder / "faiss", FaissIndex.load)
+        self.bm25 = _load_part(self.folder / "bm25", BM25Index.load)
         saved = FusionSetting.load(self.folder)
         self.fusion = saved or FusionSetting.default()  # the hybrid's setting when no weight is given
         self.fusion_source = "the index's fusion.json" if saved is not None else "the default"
-        docs = read_jsonl(self.folder / "docs.jsonl")
+        docs = _load_part(self.folder / "docs.jsonl", read_jsonl)
         self.ids = [d["id"] for d in docs]
         self.texts = [d["text"] for d in docs]
         self._row = {doc_id: i for i, doc_id in enumerate(self.ids)}
-        if len(self.ids) != self.meta["n_docs"] or self.embeddings.shape[0] != len(self.ids):
-            raise IndexLoadError(f"{self.folder}: incomplete index (documents and vectors disagree); rebuild it")
+        sizes = {"meta.json": self.meta["n_docs"], "docs.jsonl": len(self.ids), "faiss": len(self.faiss)}
+        sizes |= {"bm25": len(self.bm25.doc_ids), "embeddings.npy": self.embeddings.shape[0]}
+        if len(set(sizes.values())) != 1:
+            counts = ", ".join(f"{k} {v}" for k, v in sizes.items())
+            raise IndexLoadError(
+                f"{self.folder}: incomplete index (documents: {counts}); rebuild it with make index-embed"
+            )
+        self.encoder = encoder or load_encoder(self.meta["model"], self.meta["backend"], self.meta.get("file_name"))
 
     def encode(self, queries: list[str]) -> np.ndarray:
         return np.asarray(self.encoder.encode(queries, batch_size=32, normalize_embeddings=True), dtype=np.float32)
