@@ -83,6 +83,14 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
         ["adapter=head", "bm25_aware=true", "bm25_weight=0.3"],
         "adapter head trained on fused logits: cosine x 20 + 0.3 x z(BM25)",
     ),
+    "head_merge0.3": (
+        ["adapter=head", "merge_with_base=0.3"],
+        "adapter head, WiSE-FT: 0.3 x untrained head (the base's ranking) + 0.7 x trained",
+    ),
+    "head_merge0.5": (
+        ["adapter=head", "merge_with_base=0.5"],
+        "adapter head, WiSE-FT: 0.5 x untrained head + 0.5 x trained",
+    ),
     "head_oversample": (
         ["adapter=head", "oversample_bm25_misses=2"],
         "adapter head, 2 extra copies of each row whose positive BM25 misses (top 10)",
@@ -184,10 +192,30 @@ class Judge:
             "fusion": chosen.to_dict(),
         }
 
-    def model_rows(self, model) -> dict:
-        """dense / hybrid / hybrid_tuned on dev and rest, truncated dimensions, and the guard rails."""
+    def cached_corpus(self, model_path: str) -> np.ndarray | None:
+        """The held-out corpus's vectors by ``model_path`` (at 256 tokens) from the bench's mining cache, when a
+        run mined with that model there (the base model, and a fine-tuned one a head was trained over)."""
+        from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, model_fingerprint
+        from embshared.models import resolve_model
+
+        texts = list(dict.fromkeys(self.eval_set.corpus.values()))  # the runs' mining corpus, in its order
+        folder = embedding_cache_folder(WORK / "cache", model_fingerprint(resolve_model(model_path), 256), texts)
+        cached = cached_corpus_embeddings(folder, texts)
+        if cached is None:
+            return None
+        embeddings, row_of = cached
+        docs = embeddings[[row_of[self.eval_set.corpus[d]] for d in self.evaluator.doc_ids]].astype(np.float32)
+        return docs / np.linalg.norm(docs, axis=1, keepdims=True)
+
+    def model_rows(self, model, model_path: str | None = None) -> dict:
+        """dense / hybrid / hybrid_tuned on dev and rest, truncated dimensions, and the guard rails.
+
+        The corpus is encoded unless ``model_path``'s vectors are in the bench's mining cache."""
         ev = self.evaluator
-        docs = model.encode([self.eval_set.corpus[d] for d in ev.doc_ids], batch_size=64, normalize_embeddings=True)
+        docs = self.cached_corpus(model_path) if model_path else None
+        if docs is None:
+            texts = [self.eval_set.corpus[d] for d in ev.doc_ids]
+            docs = model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=True)
         q = model.encode([self.eval_set.queries[x] for x in ev.query_ids], batch_size=64, normalize_embeddings=True)
         dense = q @ docs.T  # (n_queries, n_docs)
         truncated = {}
@@ -395,7 +423,7 @@ def judge_run(judge: Judge, name: str, overrides: list[str], what: str, run: dic
     summary = run["summary"]
     own = judge.from_run(summary)
     if own is None or any("matryoshka" in o for o in overrides):
-        scores = judge.model_rows(model)  # encodes the corpus again (also for the truncated dims)
+        scores = judge.model_rows(model, run["model_dir"])  # the corpus from the mining cache, else encoded
     else:
         scores = {**own, **judge.guard_rails(model)}
     return {
@@ -461,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     if "hybrid_tuned" not in report.get("base", {}):
         base_model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
         base_model.max_seq_length = 256
-        report["base"] = judge.model_rows(base_model)
+        report["base"] = judge.model_rows(base_model, "sentence-transformers/all-MiniLM-L6-v2")
         report["bm25"] = judge.bm25_row()
     report.update(
         data="../shared/data/scifact: 5,183 abstracts; 80% of the 809 train claims train (seed 42), the other "

@@ -272,6 +272,26 @@ def test_train_head_learns_a_map_the_base_lacks_and_keeps_the_best_epoch():
     assert not torch.equal(other.linear.weight, head.linear.weight)
 
 
+def test_merge_with_init_moves_the_head_back_towards_the_base():
+    """WiSE-FT for the head: weight 1 is the untrained head (the base's ranking), 0.5 lies between."""
+    queries, docs, positive = _nuisance_task()
+    held_out = np.arange(200, 260)
+    rng = np.random.default_rng(1)
+    examples = [(int(q), int(positive[q]), [int(rng.integers(len(docs)))]) for q in range(200)]
+    options = HeadOptions(hidden_dim=32, epochs=10, batch_size=32, learning_rate=3e-2, validation_fraction=0.2, seed=0)
+    accuracy = {}
+    for weight in (0.0, 0.5, 1.0):
+        head, _ = train_head(
+            queries, docs, examples, options=HeadOptions(**{**vars(options), "merge_with_init": weight})
+        )
+        adapted_q, adapted_d = apply_head_vectors(head, queries[held_out]), apply_head_vectors(head, docs)
+        accuracy[weight] = _accuracy_at_1(adapted_q, adapted_d, positive[held_out])
+        if weight == 1.0:
+            assert np.allclose(adapted_q @ adapted_d.T, queries[held_out] @ docs.T, atol=1e-5)
+    assert accuracy[1.0] == _accuracy_at_1(queries[held_out], docs, positive[held_out])
+    assert accuracy[0.0] > accuracy[1.0] + 0.3, accuracy
+
+
 def apply_head_vectors(head: ProjectionHead, vectors: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return _normalize(head(torch.from_numpy(vectors)).numpy())

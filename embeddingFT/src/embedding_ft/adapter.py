@@ -77,6 +77,9 @@ class HeadOptions:
             (no gradient), so the head learns what BM25 does not already rank. 0 turns it off.
         validation_fraction: share of the QUERIES held out to choose the epoch (0: keep the last).
         seed: head init, query split, batch order and SIGReg directions.
+        merge_with_init: WiSE-FT for the head: the kept head's parameters become ``(1 - w) * trained +
+            w * untrained`` (the untrained head ranks exactly like the base), trading some of the
+            gain for less forgetting outside the training domain; 0: the trained head.
         threads: torch intra-op threads while training (None: as set). The ops are tiny: on this
             2-core machine shared with other jobs, 2 threads made an epoch ~30x slower than 1.
     """
@@ -92,6 +95,7 @@ class HeadOptions:
     validation_fraction: float = 0.1
     seed: int = 0
     threads: int | None = 1
+    merge_with_init: float = 0.0
 
     def validate(self) -> None:
         if self.hidden_dim < 0:
@@ -244,6 +248,7 @@ def _train_head(query_vectors, doc_vectors, examples, positives, options: HeadOp
         # SIGReg wants about unit variance per dimension; a global scale leaves cosine rankings as they are
         with torch.no_grad():
             head.rescale(1.0 / math.sqrt(max(float(head(docs).var(dim=0).mean()), 1e-12)))
+    initial_state = copy.deepcopy(head.state_dict())
     generator = torch.Generator().manual_seed(options.seed)
     objective = _Objective(queries, docs, known, options, bm25_z, generator)
     optimizer = torch.optim.AdamW(head.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
@@ -280,6 +285,10 @@ def _train_head(query_vectors, doc_vectors, examples, positives, options: HeadOp
         history.append((epoch, float(np.mean(losses)), val_loss))
         if val_loss is None or val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
+    if options.merge_with_init:
+        from embedding_ft.merge import interpolate_state_dicts
+
+        best_state = interpolate_state_dicts(best_state, initial_state, options.merge_with_init)
     head.load_state_dict(best_state)
     head.eval()
     best = min(history, key=lambda row: row[2]) if val_examples else history[-1]

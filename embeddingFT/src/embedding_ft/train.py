@@ -341,7 +341,7 @@ def fit_head(ctx: _RunContext, rows: _Rows) -> _Fitted:
         hidden_dim=h.hidden_dim, epochs=h.epochs, batch_size=h.batch_size, learning_rate=h.learning_rate,
         weight_decay=h.weight_decay, scale=h.scale, isotropy_weight=h.isotropy_weight,
         bm25_weight=cfg.bm25_weight if cfg.bm25_aware else 0.0, validation_fraction=h.validation_fraction,
-        seed=cfg.seed if cfg.training_seed is None else cfg.training_seed,
+        seed=cfg.seed if cfg.training_seed is None else cfg.training_seed, merge_with_init=cfg.merge_with_base,
     )  # fmt: skip
     head, history = train_head(
         table.query_vectors, table.doc_vectors, table.examples, table.positives, options, table.bm25_z
