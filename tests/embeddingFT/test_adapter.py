@@ -363,17 +363,6 @@ def test_train_head_refuses_bad_input():
         train_head(queries, docs, [(0, 1, [])], options=HeadOptions(validation_fraction=1.0))
 
 
-def test_export_refuses_an_adapter_in_one_line_naming_the_dense_module(adapter_dir):
-    """The exported runner computes Transformer + Pooling + Normalize only: a head would be dropped silently."""
-    from embedding_ft.export import export_model
-
-    before = sorted(p.name for p in adapter_dir.iterdir())
-    with pytest.raises(UserError, match=r"does not run the Dense module .*use BACKEND=torch") as caught:
-        export_model(adapter_dir, "onnx", "none")
-    assert "\n" not in str(caught.value)
-    assert sorted(p.name for p in adapter_dir.iterdir()) == before  # nothing written
-
-
 # ---------------------------------------------------------------------------------------
 # Through the training run
 

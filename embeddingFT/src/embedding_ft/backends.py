@@ -7,9 +7,13 @@ search, inference and evaluation take ``--backend`` without caring which one run
 Where optimum is installed, sentence-transformers loads the exported files itself
 (``SentenceTransformer(path, backend=..., model_kwargs={"file_name": ...})``) and that is
 used; otherwise (as on the pinned stack, see :mod:`embedding_ft.export`) the file runs in
-ONNX Runtime / OpenVINO here, with the tokenizer and pooling read from the same folder:
-the tokenizer, mean/CLS pooling as in ``1_Pooling/config.json``, and the ``Normalize``
-module if the model has one.
+ONNX Runtime / OpenVINO here, and what the model's modules do around the transformer is
+computed as sentence-transformers 6.2 computes it (:func:`embedding_ft.export.read_modules`
+reads it; anything it cannot reproduce exactly is refused there, at export and at load):
+the Transformer module's tokenization (max_seq_length, do_lower_case) and the model's
+prompts, every Pooling mode (cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken,
+or several concatenated; include_prompt; left or right padding), Dense modules (torch.nn
+Identity / Tanh / GELU / ReLU / Sigmoid / SiLU, residual), Normalize, and truncate_dim.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from embedding_ft.export import FILES, check_model_folder, read_modules
+from embedding_ft.export import (
+    FILES,
+    DenseStep,
+    NormalizeStep,
+    PoolingStep,
+    Step,
+    TransformerStep,
+    TruncateStep,
+    check_model_folder,
+    read_modules,
+)
 from embshared.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -33,7 +47,7 @@ def default_file(backend: str, quant: str = "int8") -> str:
 
 
 class ExportedEncoder:
-    """An exported transformer + the folder's tokenizer and pooling, with ``encode`` like SentenceTransformer's.
+    """An exported transformer + the folder's tokenizer and modules, with ``encode`` like SentenceTransformer's.
 
     Args:
         folder: the model folder.
@@ -46,16 +60,20 @@ class ExportedEncoder:
     def __init__(
         self, folder: str | Path, backend: str, file_name: str, threads: int | None = None, precision: str = "f32"
     ):
-        from transformers import AutoTokenizer
-
         self.folder = check_model_folder(folder)
         self.backend = backend
         self.file_name = file_name
         path = self.folder / file_name
         if not path.is_file():
             raise UserError(f"{path}: not exported yet (make export-embed MODEL={folder} BACKEND={backend})")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
-        self.max_seq_length, self.pooling, self.normalize = read_modules(self.folder)
+        steps = read_modules(self.folder)
+        self.transformer: TransformerStep = steps[0]
+        self.steps: list[Step] = steps[1:]
+        self.tokenizer = _load_tokenizer(self.transformer)
+        self.max_seq_length = self.tokenizer.model_max_length
+        self.prompts = dict(self.transformer.prompts)
+        self.default_prompt_name = self.transformer.default_prompt_name
+        self._prompt_lengths: dict[str, int] = {}
         if backend == "onnx":
             import onnxruntime as ort
 
@@ -83,6 +101,30 @@ class ExportedEncoder:
     def get_embedding_dimension(self) -> int:
         return int(self.encode(["x"]).shape[1])
 
+    def _tokenize(self, texts: list[str]):
+        return self.tokenizer(
+            texts, padding=True, truncation="longest_first", max_length=self.max_seq_length, return_tensors="np"
+        )
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        """As ``SentenceTransformer.encode``: ``prompt``, else ``prompts[prompt_name]``, else the default prompt."""
+        if prompt is not None:
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise UserError(f"prompt name {prompt_name!r} is not one of the model's prompts {list(self.prompts)}")
+            return self.prompts[prompt_name]
+        if self.default_prompt_name is not None:
+            return self.prompts.get(self.default_prompt_name)
+        return None
+
+    def _prompt_length(self, prompt: str) -> int:
+        """The prompt's tokens, without a trailing special token (as the Transformer module counts them)."""
+        if prompt not in self._prompt_lengths:
+            ids = self._tokenize([prompt])["input_ids"][0]
+            self._prompt_lengths[prompt] = len(ids) - int(int(ids[-1]) in set(self.tokenizer.all_special_ids))
+        return self._prompt_lengths[prompt]
+
     def encode(
         self,
         texts,
@@ -90,42 +132,148 @@ class ExportedEncoder:
         normalize_embeddings: bool = False,
         show_progress_bar: bool = False,
         convert_to_numpy: bool = True,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         **_ignored,
     ) -> np.ndarray:
-        """(n, dim) float32 embeddings, pooled as the model's Pooling module says."""
+        """(n, dim) float32 embeddings, computed as the model's modules compute them."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
-        # sort by length so that each batch pads little (as SentenceTransformer.encode does)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        prompt_length = self._prompt_length(prompt) if prompt else None
+        # sorted by length so that each batch pads little, with SentenceTransformer.encode's own sort: the same
+        # batches, hence the same padding (which changes the vectors where the tokenizer pads on the left)
+        order = np.argsort([-len(t) for t in texts])
         out = np.zeros((len(texts), 0), dtype=np.float32)
         chunks = []
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="encoding", disable=not show_progress_bar):
             batch = [texts[i] for i in order[start : start + batch_size]]
-            enc = self.tokenizer(
-                batch, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
-            )
+            enc = self._tokenize([prompt + t for t in batch] if prompt else batch)
             feeds = {name: enc[name].astype(np.int64) for name in self._names if name in enc}
             if "token_type_ids" in self._names and "token_type_ids" not in feeds:
                 feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
             hidden = np.asarray(self._run(feeds), dtype=np.float32)  # (batch, seq, hidden)
-            chunks.append(_pool(hidden, enc["attention_mask"], self.pooling))
+            chunks.append(run_steps(self.steps, hidden, enc["attention_mask"], prompt_length))
         if chunks:
             pooled = np.concatenate(chunks)
             out = np.empty_like(pooled)
             out[order] = pooled
-        if self.normalize or normalize_embeddings:
-            out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        if normalize_embeddings:
+            out = _l2_normalize(out)
         return out[0] if single else out
 
 
-def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
-    if mode == "cls":
-        return hidden[:, 0]
-    m = mask[..., None].astype(np.float32)  # (batch, seq, 1)
-    if mode == "max":
-        return np.where(m > 0, hidden, -1e9).max(axis=1)
-    return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)  # mean
+def _load_tokenizer(step: TransformerStep):
+    """The tokenizer as the Transformer module sets it up: its kwargs, ``max_seq_length`` (else the saved
+    ``model_max_length`` capped at ``max_position_embeddings``) and ``do_lower_case``."""
+    from transformers import AutoTokenizer
+
+    kwargs = dict(step.tokenizer_kwargs)
+    if step.max_seq_length is not None and "model_max_length" not in kwargs:
+        kwargs["model_max_length"] = step.max_seq_length
+    tokenizer = AutoTokenizer.from_pretrained(str(step.path), **kwargs)
+    if "model_max_length" not in kwargs and step.max_position_embeddings is not None:
+        tokenizer.model_max_length = min(tokenizer.model_max_length, step.max_position_embeddings)
+    if step.do_lower_case:
+        if tokenizer.is_fast:
+            from tokenizers.normalizers import Lowercase
+            from tokenizers.normalizers import Sequence as NormalizerSequence
+
+            normalizer = tokenizer.backend_tokenizer.normalizer
+            members = list(normalizer) if isinstance(normalizer, NormalizerSequence) else [normalizer]
+            if not any(isinstance(n, Lowercase) for n in members):
+                tokenizer.backend_tokenizer.normalizer = NormalizerSequence(
+                    [Lowercase(), *(n for n in members if n is not None)]
+                )
+        else:
+            try:
+                tokenizer.do_lower_case = True
+            except AttributeError:
+                tokenizer.basic_tokenizer.do_lower_case = True
+    return tokenizer
+
+
+def run_steps(steps: list[Step], hidden: np.ndarray, mask: np.ndarray, prompt_length: int | None = None) -> np.ndarray:
+    """The sentence embeddings of one batch: the modules after the transformer, on its (batch, seq, hidden)
+    output and the (batch, seq) attention mask, each as sentence-transformers 6.2 computes it."""
+    features = {"token_embeddings": hidden}
+    for step in steps:
+        if isinstance(step, PoolingStep):
+            features["sentence_embedding"] = _pool(
+                features["token_embeddings"], mask, step.modes, None if step.include_prompt else prompt_length
+            )
+        elif isinstance(step, DenseStep):
+            features[step.output_name] = _dense(step, features[step.input_name])
+        elif isinstance(step, NormalizeStep):
+            if step.input_name in features:
+                features[step.output_name] = _l2_normalize(features[step.input_name])
+        elif isinstance(step, TruncateStep):
+            features["sentence_embedding"] = features["sentence_embedding"][..., : step.dim]
+        else:
+            raise TypeError(f"not a step the runner computes: {step!r}")
+    return np.ascontiguousarray(features["sentence_embedding"], dtype=np.float32)
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    """torch.nn.functional.normalize(x, dim=-1): x / max(||x||, 1e-12)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray, modes: tuple[str, ...], prompt_length: int | None) -> np.ndarray:
+    """``Pooling._forward_padded``: each mode's (batch, hidden) vectors, concatenated in ``modes``' order.
+
+    ``prompt_length`` (the prompt is excluded: include_prompt=False) zeroes the mask before each row's first
+    ``leading pads + prompt_length`` positions. With m the mask so made, T the padded length and p the row's
+    leading pads (``argmax`` of the original mask, 0 when padded on the right):
+    cls = h[argmax m]; max = max over m of h; mean = sum(m h) / max(sum m, 1e-9);
+    mean_sqrt_len_tokens = sum(m h) / sqrt(max(sum m, 1e-9)); weightedmean with w_t = m_t (t + 1 - p):
+    sum(w h) / max(sum w, 1e-9); lasttoken = m_j h_j at the last j with m_j = 1 (0 when there is none).
+    """
+    batch, seq, _ = hidden.shape
+    original = np.asarray(mask).astype(np.float32)  # (batch, seq)
+    leading = original.argmax(axis=1)  # pads before the first token (left padding), else 0
+    m = original
+    if prompt_length:
+        positions = np.arange(seq)[None, :]
+        m = np.where(positions < (leading + prompt_length)[:, None], np.float32(0), original)
+    rows = np.arange(batch)
+    out = []
+    mean_sum = count = None
+    for mode in modes:
+        if mode == "cls":
+            out.append(hidden[rows, m.argmax(axis=1)])
+        elif mode == "max":
+            out.append(np.where(m[..., None] > 0, hidden, np.float32(-np.inf)).max(axis=1))
+        elif mode in ("mean", "mean_sqrt_len_tokens"):
+            if mean_sum is None:
+                mean_sum = np.matmul(m[:, None, :], hidden)[:, 0]  # (batch, hidden)
+                count = np.maximum(m.sum(axis=1, keepdims=True), np.float32(1e-9))
+            out.append(mean_sum / (count if mode == "mean" else np.sqrt(count)))
+        elif mode == "weightedmean":
+            weights = m * (np.arange(1, seq + 1, dtype=np.float32)[None, :] - leading[:, None].astype(np.float32))
+            total = np.maximum(weights.sum(axis=1, keepdims=True), np.float32(1e-9))
+            out.append(np.matmul(weights[:, None, :], hidden)[:, 0] / total)
+        elif mode == "lasttoken":
+            flipped = m[:, ::-1]
+            index = np.where(flipped.max(axis=1) == 0, seq - 1, flipped.argmax(axis=1))
+            last = seq - index - 1
+            out.append(hidden[rows, last] * m[rows, last][:, None])
+        else:  # read_modules refuses other modes
+            raise ValueError(f"unknown pooling mode {mode!r}")
+    return out[0] if len(out) == 1 else np.concatenate(out, axis=-1)
+
+
+def _dense(step: DenseStep, x: np.ndarray) -> np.ndarray:
+    """``Dense.forward``: activation(linear(x)) [+ x, or + residual(x)], in torch as sentence-transformers runs it."""
+    import torch
+
+    with torch.inference_mode():
+        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        out = getattr(torch.nn, step.activation)()(torch.nn.functional.linear(inputs, step.weight, step.bias))
+        if step.use_residual:
+            out = out + (inputs if step.residual is None else torch.nn.functional.linear(inputs, step.residual))
+        return out.numpy()
 
 
 def _optimum_available() -> bool:
