@@ -83,11 +83,13 @@ export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvin
 	$(PY) -m embedding_ft.cli.export --model $(EMBED_MODEL) --backend $(if $(filter torch,$(EMBED_BACKEND)),onnx,$(EMBED_BACKEND)) --quant $(EMBED_QUANT) \
 		$(if $(EMBED_EXPORT_OUTPUT),--output $(EMBED_EXPORT_OUTPUT))
 
-index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents); [FROM_INDEX=base index: an adapter MODEL reuses its vectors]
-	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX)
+index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents); [FAISS=auto|flat|hnsw|ivf (auto: flat below 100k docs, else hnsw)] [VECTORS=float32|float16|int8] [FROM_INDEX=base index: an adapter MODEL reuses its vectors]
+	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX) \
+		$(if $(or $(EMBED_FAISS),$(call guide_name,FAISS)),--faiss $(or $(EMBED_FAISS),$(call guide_name,FAISS))) $(if $(or $(EMBED_VECTORS),$(call guide_name,VECTORS)),--vectors $(or $(EMBED_VECTORS),$(call guide_name,VECTORS)))
 
-search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says; WEIGHT=w: convex, dense weight w] (JSON=1: JSON lines)
-	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_WEIGHT),--weight $(EMBED_WEIGHT)) $(if $(EMBED_JSON),--json)
+search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says; WEIGHT=w: convex, dense weight w; CANDIDATES=N: fuse each ranker's top N, 0: every document] (JSON=1: JSON lines)
+	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_WEIGHT),--weight $(EMBED_WEIGHT)) $(if $(EMBED_JSON),--json) \
+		$(if $(or $(EMBED_CANDIDATES),$(call guide_name,CANDIDATES)),--candidates $(or $(EMBED_CANDIDATES),$(call guide_name,CANDIDATES)))
 
 bench-export: setup ## Benchmark back ends (fp32, ONNX, int8) and search latency; writes embeddingFT/bench/results/export/
 	$(PY) $(EMBED_DIR)/bench/bench_export.py $(EMBED_BENCH_EXPORT_ARGS)

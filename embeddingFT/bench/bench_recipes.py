@@ -146,6 +146,7 @@ class Judge:
         self.hybrid_weight = hybrid_weight
         self.pubmedqa = load_beir(shared_data_dir() / "pubmedqa", split="train")
         self.sts = read_sts(shared_data_dir() / "stsbenchmark" / "sts-dev.csv")
+        self._bases: dict[str, tuple] = {}
 
     def bm25_row(self) -> dict:
         return _parts(self.evaluator.bm25())
@@ -160,21 +161,59 @@ class Judge:
         out["fusion"] = summary.get("fusion", {}).get("finetuned")
         return out
 
-    def guard_rails(self, model) -> dict:
-        """STS-B dev Spearman and PubMedQA NDCG@10 of ``model``."""
-        a = model.encode([p.sentence1 for p in self.sts], batch_size=64, normalize_embeddings=True)
-        b = model.encode([p.sentence2 for p in self.sts], batch_size=64, normalize_embeddings=True)
+    def guard_rails(self, model, model_dir: str | None = None) -> dict:
+        """STS-B dev Spearman and PubMedQA NDCG@10 of ``model``.
+
+        For an adapter (``model_dir`` with adapter.json) the texts' vectors are its head applied to
+        its base model's vectors, encoded once per base model: the same vectors as encoding with the
+        adapter (tests/embeddingFT/test_adapter.py), in milliseconds instead of minutes."""
+        from embedding_ft.adapter import AdapterInfo, apply_head
+
+        info = AdapterInfo.load(model_dir) if model_dir else None
+        if info is not None and info.base:
+            base_encode = self._base_encoder(info.base["model"])
+
+            def encode(texts):
+                return apply_head(model_dir, base_encode(texts))
+        else:
+
+            def encode(texts):
+                return model.encode(texts, batch_size=64, normalize_embeddings=True)
+
+        a = encode([p.sentence1 for p in self.sts])
+        b = encode([p.sentence2 for p in self.sts])
         sts = similarity_correlations(np.sum(a * b, axis=1).tolist(), [p.score for p in self.sts])["spearman"]
         pm = self.pubmedqa
         pm_docs = pm.corpus_texts()
         pm_ids = list(pm_docs)
-        pm_emb = model.encode([pm_docs[d] for d in pm_ids], batch_size=64, normalize_embeddings=True)
+        pm_emb = encode([pm_docs[d] for d in pm_ids])
+        queries = list(pm.queries)
+        q_emb = dict(zip(queries, encode([pm.queries[q] for q in queries])))
 
         def pm_score(texts):
-            return model.encode(texts, batch_size=64, normalize_embeddings=True) @ pm_emb.T
+            by_text = {pm.queries[q]: q_emb[q] for q in queries}
+            return np.stack([by_text[t] for t in texts]) @ pm_emb.T
 
         pubmed = evaluate_retrieval(pm.queries, pm_docs, pm.qrels, pm_score, ["ndcg@10"], doc_ids=pm_ids)["ndcg@10"]
         return {"stsb_spearman": round(float(sts), 4), "pubmedqa_ndcg@10": round(float(pubmed), 4)}
+
+    def _base_encoder(self, base_path: str):
+        """texts -> the base model's unit vectors, memoised per text (the guard rails' texts, once per base)."""
+        from embshared.models import load_sentence_transformer
+
+        if base_path not in self._bases:
+            model = load_sentence_transformer(base_path, device="cpu")
+            model.max_seq_length = 256
+            self._bases[base_path] = (model, {})
+        model, memo = self._bases[base_path]
+
+        def encode(texts):
+            missing = [t for t in dict.fromkeys(texts) if t not in memo]
+            if missing:
+                memo.update(zip(missing, model.encode(missing, batch_size=64, normalize_embeddings=True)))
+            return np.stack([memo[t] for t in texts])
+
+        return encode
 
     def dense_rows(self, dense: np.ndarray) -> dict:
         """dense / fixed hybrid / chosen-fusion hybrid figures of one (n_queries, n_docs) cosine matrix."""
@@ -224,7 +263,7 @@ class Judge:
             d = d / np.linalg.norm(d, axis=1, keepdims=True)
             qq = qq / np.linalg.norm(qq, axis=1, keepdims=True)
             truncated[str(dim)] = _parts(ev.score(qq @ d.T))
-        return {**self.dense_rows(dense), "truncated": truncated, **self.guard_rails(model)}
+        return {**self.dense_rows(dense), "truncated": truncated, **self.guard_rails(model, model_path)}
 
 
 def run_candidate(name: str, overrides: list[str], threads: int, reuse: bool = False) -> dict:
@@ -425,7 +464,7 @@ def judge_run(judge: Judge, name: str, overrides: list[str], what: str, run: dic
     if own is None or any("matryoshka" in o for o in overrides):
         scores = judge.model_rows(model, run["model_dir"])  # the corpus from the mining cache, else encoded
     else:
-        scores = {**own, **judge.guard_rails(model)}
+        scores = {**own, **judge.guard_rails(model, run["model_dir"])}
     return {
         "overrides": overrides,
         "what": what,

@@ -231,6 +231,38 @@ class CharNgramIndex:
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 METRIC_KINDS = ("ip", "l2")
+STORAGE_KINDS = ("float32", "float16", "int8")  # how FAISS keeps the vectors (see FaissIndex)
+
+# ``kind="auto"`` (:func:`auto_faiss_kind`): exact below FLAT_MAX_DOCS documents, HNSW at or above.
+# Why 100,000: a flat search reads every vector for every query, n * dim multiply-adds (100k x 384
+# float32 is 150 MB and ~10-20 ms on one core; 1M is ~10x that, per query, and it grows with n),
+# while below 100k it is fast enough and exact, and HNSW's cost (minutes of graph building,
+# ~2 * M * 4 bytes of links per vector, recall a little under 1) buys nothing.
+# Why HNSW rather than IVF on a 2-core CPU: HNSW needs no training pass (IVF first runs k-means
+# for ~4 * sqrt(n) = 4,000 centroids at 1M, on a sample that must be at hand up front), adds
+# documents one by one, and keeps a high recall without tuning as the collection grows (IVF's
+# recall depends on nprobe / nlist and on how the data clusters); its memory is the vectors plus
+# 256 bytes of links per vector at M = 32 (+17% for 384-dim float32), and its build time, which
+# the bench measures, is small next to encoding the same million documents on the same 2 cores.
+# M = 32, efSearch = 128 (FaissIndex's defaults) gave recall@10 0.97 on 20k random 64-dim unit
+# vectors (a hard case: no cluster structure; tests/shared/test_search_scale.py asserts >= 0.9);
+# the recall at 1M real embeddings is for the bench to measure (:func:`recall_at_k`).
+FLAT_MAX_DOCS = 100_000
+AUTO_APPROXIMATE_KIND = "hnsw"
+
+
+def auto_faiss_kind(n_docs: int) -> str:
+    """The FAISS kind ``"auto"`` means for ``n_docs`` vectors: "flat" below :data:`FLAT_MAX_DOCS`, else "hnsw"."""
+    return "flat" if n_docs < FLAT_MAX_DOCS else AUTO_APPROXIMATE_KIND
+
+
+def resolve_faiss_kind(kind: str, n_docs: int) -> str:
+    """``kind`` itself ("flat", "ivf", "hnsw"), or what "auto" means for ``n_docs`` vectors."""
+    if kind == "auto":
+        return auto_faiss_kind(n_docs)
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"kind must be auto or one of {INDEX_KINDS}, got {kind!r}")
+    return kind
 
 
 class FaissIndex:
@@ -242,7 +274,13 @@ class FaissIndex:
         kind: "flat" (exact), "ivf" (inverted lists; trained on the vectors added first)
             or "hnsw" (graph); the last two are approximate, for large corpora.
         nlist: IVF cells (default about 4 * sqrt(n)); nprobe: cells searched.
-        hnsw_m: HNSW graph degree; ef_search: HNSW search breadth.
+        hnsw_m: HNSW graph degree; ef_search: HNSW search breadth (a search for k > ef_search
+            documents searches k wide).
+        storage: how the index keeps the vectors: "float32" (as given), "float16" or "int8"
+            (FAISS scalar quantizers QT_fp16 / QT_8bit: 2 or 1 byte per dimension; QT_8bit learns
+            each dimension's min and max from the first batch added, like
+            ``sentence_transformers.quantize_embeddings``' int8 ranges). Scores are then inner
+            products with the decoded vectors: approximate for int8.
     """
 
     def __init__(
@@ -254,7 +292,10 @@ class FaissIndex:
         nprobe: int = 16,
         hnsw_m: int = 32,
         ef_search: int = 128,
+        storage: str = "float32",
     ):
+        if storage not in STORAGE_KINDS:
+            raise ValueError(f"storage must be one of {STORAGE_KINDS}, got {storage!r}")
         if metric not in METRIC_KINDS:
             raise ValueError(f"metric must be one of {METRIC_KINDS}, got {metric!r}")
         if kind not in INDEX_KINDS:
@@ -268,6 +309,7 @@ class FaissIndex:
         self.nprobe = nprobe
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
+        self.storage = storage
         self.ids: list[str] = []
         self._index = None
 
@@ -275,15 +317,26 @@ class FaissIndex:
         import faiss
 
         faiss_metric = faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
+        sq = None  # the scalar quantizer of a float16 / int8 index
+        if self.storage != "float32":
+            sq = faiss.ScalarQuantizer.QT_fp16 if self.storage == "float16" else faiss.ScalarQuantizer.QT_8bit
         if self.kind == "flat":
+            if sq is not None:
+                return faiss.IndexScalarQuantizer(self.dim, sq, faiss_metric)
             return faiss.IndexFlatIP(self.dim) if self.metric == "ip" else faiss.IndexFlatL2(self.dim)
         if self.kind == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss_metric)
+            if sq is not None:
+                index = faiss.IndexHNSWSQ(self.dim, sq, self.hnsw_m, faiss_metric)
+            else:
+                index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss_metric)
             index.hnsw.efSearch = self.ef_search
             return index
         nlist = self.nlist or max(1, min(int(4 * np.sqrt(n_train)), n_train // 39 or 1))
         quantizer = faiss.IndexFlatIP(self.dim) if self.metric == "ip" else faiss.IndexFlatL2(self.dim)
-        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
+        if sq is not None:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, sq, faiss_metric)
+        else:
+            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
         index.nprobe = min(self.nprobe, nlist)
         return index
 
@@ -339,6 +392,7 @@ class FaissIndex:
                 "nprobe": self.nprobe,
                 "hnsw_m": self.hnsw_m,
                 "ef_search": self.ef_search,
+                "storage": self.storage,
                 "ids": self.ids,
             }
             write_json(tmp / "index.json", meta, indent=None)
@@ -353,9 +407,24 @@ class FaissIndex:
             raise IndexLoadError(f"{folder}: not a saved FAISS index (index.json / index.faiss missing)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         ids = meta.pop("ids")
-        index = cls(**meta)
+        index = cls(**meta)  # an index.json without "storage" (older indexes) is float32
         index._index = faiss.read_index(str(index_path))
         if index._index.ntotal != len(ids):
             raise IndexLoadError(f"{folder}: index holds {index._index.ntotal} vectors but {len(ids)} ids")
         index.ids = ids
         return index
+
+
+def recall_at_k(index: FaissIndex, exact: FaissIndex, queries: np.ndarray, k: int = 10) -> float:
+    """Mean share of ``exact``'s top-``k`` documents that ``index`` also returns in its top ``k``.
+
+    How an approximate index (HNSW, IVF, a quantized one) is measured against the exact one
+    (flat, float32) over the same documents: recall@10 = |approx top-10 & exact top-10| / 10,
+    averaged over ``queries`` (n_queries, dim). Documents are compared by id.
+    """
+    if len(index) != len(exact):
+        raise ValueError(f"the two indexes hold {len(index)} and {len(exact)} documents")
+    found, _ = index.search(queries, k)
+    truth, _ = exact.search(queries, k)
+    shares = [len(set(f) & set(t)) / len(t) for f, t in zip(found, truth) if t]
+    return float(np.mean(shares)) if shares else 0.0

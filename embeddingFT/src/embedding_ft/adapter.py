@@ -478,7 +478,7 @@ def reindex_from_base(
             fingerprint, as :class:`embedding_ft.index.Searcher` checks), another back end, or
             its stored vectors do not match the adapter's base.
     """
-    from embedding_ft.index import build_index, read_meta
+    from embedding_ft.index import build_index, load_vectors, read_meta
     from embshared.io import Documents, read_jsonl
 
     base_index_dir, model_dir = Path(base_index_dir), Path(model_dir).expanduser()
@@ -501,7 +501,7 @@ def reindex_from_base(
         raise UserError(f"{base_index_dir} holds {meta.get('dim')}-dim vectors; the head takes {info.in_dim}")
     rows = read_jsonl(base_index_dir / "docs.jsonl")
     docs = Documents([r["id"] for r in rows], [r["text"] for r in rows], meta.get("docs_source", str(base_index_dir)))
-    stored = np.load(base_index_dir / "embeddings.npy")  # (n_docs, in_dim)
+    stored = load_vectors(base_index_dir)  # (n_docs, in_dim) float32, checked like any index part
     if stored.shape[0] != len(docs):
         raise UserError(f"{base_index_dir}: incomplete index (documents and vectors disagree); rebuild it")
     _check_stored_vectors(model, info, docs.texts, stored, base_index_dir)

@@ -9,6 +9,10 @@
 in the model folder (the hybrid fusion chosen on the training run's dev queries) is copied into
 the index, and its BM25 is built with that setting's k1, b and stemming.
 
+``--faiss auto`` (the default) is exact (flat) below 100,000 documents and HNSW at or above;
+``--vectors float16|int8`` stores the vectors (and the FAISS index) in 2 or 1 byte per dimension
+instead of 4 (int8: ``sentence_transformers.quantize_embeddings`` with per-dimension ranges).
+
 ``--from-index`` (instead of ``--docs``) is for an adapter model (a head over a frozen base,
 :mod:`embedding_ft.adapter`): the documents and their vectors come from an index built with the
 adapter's base model, and each stored vector goes through the head; nothing is re-encoded.
@@ -40,7 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", required=True, type=Path, help="the index folder to write")
     parser.add_argument("--text-field", help="the field holding the text (default: title+text, text, content, ...)")
     parser.add_argument("--id-field", help="the field holding the id (default: _id, id, doc_id, else the line)")
-    parser.add_argument("--faiss", choices=["flat", "hnsw", "ivf"], default="flat", help="exact (flat) or approximate")
+    parser.add_argument(
+        "--faiss",
+        choices=["auto", "flat", "hnsw", "ivf"],
+        help="exact (flat) or approximate; default auto: flat below 100,000 documents, else hnsw "
+        "(with --from-index: the base index's kind)",
+    )
+    parser.add_argument(
+        "--vectors",
+        choices=["float32", "float16", "int8"],
+        help="precision of the stored vectors and of the FAISS index (default float32)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     return parser
 
@@ -50,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_run()
     from embedding_ft.adapter import reindex_from_base
-    from embedding_ft.index import build_index
+    from embedding_ft.index import build_index, read_meta
     from embshared.fusion_choice import FusionSetting
     from embshared.io import read_documents
 
@@ -58,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend != "torch" or args.file_name:
             raise UserError(
                 "--from-index builds the adapter's index with the torch back end (no --backend/--file-name)"
+            )
+        if args.vectors not in (None, "float32"):
+            raise UserError("--from-index builds a float32 index (no --vectors)")
+        base_vectors = read_meta(args.from_index).get("vectors", "float32")
+        if base_vectors != "float32":
+            raise UserError(
+                f"{args.from_index} stores {base_vectors} vectors; the adapter's head needs the base model's "
+                "float32 vectors: rebuild it with --vectors float32"
             )
         folder, reused = reindex_from_base(args.from_index, args.model, args.index, args.faiss)
         n_docs = json.loads((folder / "meta.json").read_text(encoding="utf-8"))["n_docs"]
@@ -67,9 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         docs = read_documents(args.docs, args.text_field, args.id_field)
         folder, reused = build_index(
-            args.index, docs, args.model, args.backend, args.file_name, args.batch_size, args.faiss
+            args.index,
+            docs,
+            args.model,
+            args.backend,
+            args.file_name,
+            args.batch_size,
+            args.faiss or "auto",
+            vectors=args.vectors or "float32",
         )
         print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
+    meta = read_meta(folder)
+    print(f"FAISS {meta.get('faiss_kind', 'flat')}, {meta.get('vectors', 'float32')} vectors")
     saved = FusionSetting.load(folder)
     print(f"hybrid fusion: {saved.describe() if saved else FusionSetting.default().describe() + ' [the default]'}")
     return 0

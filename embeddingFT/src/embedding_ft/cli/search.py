@@ -8,6 +8,10 @@ The query is encoded with the model (and back end) that built the index; ``--mod
 setting (``fusion.json``, chosen on the training run's dev queries; else the convex fusion with
 dense weight 0.5); ``--weight W`` forces the convex fusion with dense weight W. The fusion used
 is printed first (a ``fusion:`` line; with ``--json`` a "fusion" field on every line).
+
+The hybrid fuses every document below 200,000 documents, and above only the union of BM25's and
+FAISS's top 1000 (z-scored over the whole collection all the same); ``--candidates N`` fuses the
+union of each ranker's top N, ``--candidates 0`` every document.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--weight", type=float, help="convex hybrid with this dense weight (0-1; default: the index's fusion setting)"
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        help="hybrid: fuse only the union of BM25's and FAISS's top N (0: every document; "
+        "default: every document below 200,000, else 1000)",
+    )
     parser.add_argument("--model", help="must be the index's model (checked)")
     parser.add_argument("--backend", choices=BACKENDS, help="must be the index's back end (checked)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -45,12 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--top-k must be positive, got {args.top_k}")
     if args.weight is not None and not 0 <= args.weight <= 1:
         raise UserError(f"--weight must be in [0, 1], got {args.weight}")
+    if args.candidates is not None and args.candidates < 0:
+        raise UserError(f"--candidates must be >= 0 (0: every document), got {args.candidates}")
     start_run(quiet=True)
     from embedding_ft.index import Searcher
 
     searcher = Searcher(args.index, args.model, args.backend)
-    hits = searcher.search(args.query, args.top_k, args.hybrid, args.weight)
-    fusion = searcher.describe_fusion(args.weight) if args.hybrid else None
+    hits = searcher.search(args.query, args.top_k, args.hybrid, args.weight, args.candidates)
+    fusion = None
+    if args.hybrid:
+        fusion = f"{searcher.describe_fusion(args.weight)}; over {searcher.describe_candidates(args.candidates)}"
     if args.json:
         for hit in hits:
             print(json.dumps({**hit.as_dict(), **({"fusion": fusion} if fusion else {})}, ensure_ascii=False))
