@@ -393,6 +393,7 @@ def to_markdown(report: dict) -> str:
                 f"{r['pubmedqa_ndcg@10']:.4f} | {c['wall_seconds'] / 60:.1f} | {c['peak_rss_gb']:.2f} |",
             )
         )
+    lines += _seed_means_markdown(report)
     lines += _paired_markdown(report)
     lines += [
         "",
@@ -420,6 +421,68 @@ def to_markdown(report: dict) -> str:
                 f"{t['128']['dev']['ndcg@10']:.4f} | {t['128']['rest']['ndcg@10']:.4f} |"
             )
     return "\n".join(lines)
+
+
+def seed_means(report: dict) -> dict:
+    """{candidate: {"seeds": [...], figure: mean}} over the candidate's ``<name>_s<seed>`` runs."""
+    groups: dict[str, list[dict]] = {}
+    for name, c in report["candidates"].items():
+        base, _, seed = name.rpartition("_s")
+        if base and seed.isdigit():
+            groups.setdefault(base, []).append({**c, "seed": int(seed)})
+    out = {}
+    for base, runs in groups.items():
+        row: dict = {"seeds": sorted(r["seed"] for r in runs)}
+        for kind in ("hybrid_tuned", "hybrid", "dense"):
+            for part in ("dev", "rest"):
+                values = [_ndcg(r["scores"], kind, part) for r in runs]
+                row[f"{kind}_{part}"] = None if None in values else round(float(np.mean(values)), 4)
+        novel = [r.get("novel_ndcg@10") for r in runs]
+        row["novel"] = None if None in novel else round(float(np.mean(novel)), 4)
+        for rail in ("stsb_spearman", "pubmedqa_ndcg@10"):
+            values = [r["scores"][rail] for r in runs]
+            row[rail], row[f"{rail}_min"] = round(float(np.mean(values)), 4), min(values)
+        row["minutes"] = round(float(np.mean([r["wall_seconds"] for r in runs])) / 60, 1)
+        row["peak_gb"] = max(r["peak_rss_gb"] for r in runs)
+        out[base] = row
+    return out
+
+
+def _seed_means_markdown(report: dict) -> list[str]:
+    means = seed_means(report)
+    if not means:
+        return []
+    base, bm = report["base"], report["bm25"]
+    lines = [
+        "",
+        "## Means over trainer seeds (hybrid rows first)",
+        "",
+        "NDCG@10, mean over the seeds listed. Forgetting (!): a run more than 0.01 below the base model on STS-B "
+        "or PubMedQA (the worst seed is shown).",
+        "",
+        "| recipe | seeds | hybrid, chosen dev | hybrid, chosen rest | hybrid, fixed rest | model alone dev "
+        "| model alone rest | novel | STS-B (worst) | PubMedQA (worst) | run min | peak GB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| BM25 | | | | | {bm['dev']['ndcg@10']:.4f} | {bm['rest']['ndcg@10']:.4f} | "
+        f"{fmt((report.get('novel_base') or {}).get('bm25'))} | | | | |",
+        f"| base MiniLM (no training) | | {fmt(_ndcg(base, 'hybrid_tuned', 'dev'))} | "
+        f"{fmt(_ndcg(base, 'hybrid_tuned', 'rest'))} | {fmt(_ndcg(base, 'hybrid', 'rest'))} | "
+        f"{fmt(_ndcg(base, 'dense', 'dev'))} | {fmt(_ndcg(base, 'dense', 'rest'))} | "
+        f"{fmt((report.get('novel_base') or {}).get('base'))} | {base['stsb_spearman']:.4f} | "
+        f"{base['pubmedqa_ndcg@10']:.4f} | | |",
+    ]
+    order = sorted(means, key=lambda n: -(means[n]["hybrid_tuned_dev"] or 0))
+    for name in order:
+        m = means[name]
+        sts_bad = m["stsb_spearman_min"] < base["stsb_spearman"] - 0.01
+        pm_bad = m["pubmedqa_ndcg@10_min"] < base["pubmedqa_ndcg@10"] - 0.01
+        lines.append(
+            f"| {name} | {', '.join(map(str, m['seeds']))} | {fmt(m['hybrid_tuned_dev'])} | "
+            f"{fmt(m['hybrid_tuned_rest'])} | {fmt(m['hybrid_rest'])} | {fmt(m['dense_dev'])} | "
+            f"{fmt(m['dense_rest'])} | {fmt(m['novel'])} | {m['stsb_spearman_min']:.4f}{' (!)' if sts_bad else ''} | "
+            f"{m['pubmedqa_ndcg@10_min']:.4f}{' (!)' if pm_bad else ''} | {m['minutes']:.1f} | {m['peak_gb']:.2f} |"
+        )
+    return lines
 
 
 def _paired_markdown(report: dict) -> list[str]:
