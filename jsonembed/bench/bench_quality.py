@@ -10,7 +10,16 @@ the judged queries as written and misspelled by the typo track's generator
 (``common.misspelled_queries``: each word of 4+ letters gets one edit with probability 0.4,
 the edit drawn uniformly from insert / delete / transpose / substitute; seeded per query).
 Every figure is given for the dev split (a seeded 30% of the queries, the only ones
-settings were chosen on: ``bench/tune_views.py``) and for the rest separately. Writes
+settings were chosen on: ``bench/tune_views.py``) and for the rest separately.
+
+**Distillation.** The configured model (``teacher:`` set by default) is compared in the same
+run with the char model of the other training: the self-supervised one (``teacher: null``,
+``bench/runs/<dataset>.pt``, the models of the runs before distillation, reused by
+``--reuse``) when the config has a teacher, else a distilled candidate (the default teacher,
+``bench/runs/<dataset>-distilled.pt``); ``--no-comparison`` skips it. The teacher alone is a
+row too (all-MiniLM-L6-v2 is the MiniLM row; another teacher gets its own), on the whole
+record and on the part the student reads (what its targets saw). The teacher's vectors of
+the records are cached in ``bench/runs/teacher/``. Writes
 ``results/default/quality.json`` and ``quality.md`` (or ``--results-dir``) through ``embshared.bench.write_results``.
 """
 
@@ -35,14 +44,16 @@ from common import (
     TYPO_WORD_PROB,
     dev_rest_split,
     misspelled_queries,
+    run_name,
     same_training,
 )
 
-from embedding_model.config import build_config
+from embedding_model.config import DEFAULT_TEACHER, build_config
 from embedding_model.embedder import JsonEmbedder
 from embedding_model.model_file import save_model
 from embedding_model.records import plain_text, visible_segments
 from embedding_model.retrieval import fusion_settings
+from embedding_model.teacher import TeacherTargetCache
 from embedding_model.training import train
 from embshared.bench import command_line, load_average, machine_facts, write_results
 from embshared.cli import start_run
@@ -56,6 +67,8 @@ from embshared.search import BM25Index
 logger = logging.getLogger("bench_quality")
 METRICS = ["recall@10", "recall@100", "ndcg@10", "mrr@10"]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+#: the teacher's vectors of the bench records (one file per teacher, records and view seed)
+TEACHER_CACHE = RUNS_DIR / "teacher"
 QUERY_SETS = ("clean", "misspelled")
 SPLITS = ("dev", "rest")
 #: the convex weights of the char model and of the character n-grams tried on the dev queries
@@ -76,7 +89,10 @@ ROUTED_RULE = (
 
 
 def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, dict]:
-    """Train on the records (or reuse bench/runs/<name>.pt when trained with the same config, search-time keys aside)."""
+    """Train on the records (or reuse bench/runs/<name>.pt when trained with the same config, search-time keys aside).
+
+    ``name`` is the run name (:func:`common.run_name`: the dataset, ``-distilled`` with a teacher).
+    """
     path = RUNS_DIR / f"{name}.pt"
     info_path = RUNS_DIR / f"{name}.train.json"
     if reuse and path.is_file() and info_path.is_file():
@@ -85,20 +101,31 @@ def train_or_reuse(name: str, cfg, records, reuse: bool) -> tuple[JsonEmbedder, 
             logger.info("%s: reusing %s", name, path)
             return embedder, json.loads(info_path.read_text())
     seed_everything(cfg.seed)
-    embedder, result = train(cfg, records.segments, device=pick_device(cfg.device or None))
+    embedder, result = train(
+        cfg, records.segments, device=pick_device(cfg.device or None), teacher_cache=TeacherTargetCache(TEACHER_CACHE)
+    )
     info = result.summary()
     save_model(path, embedder.encoder, embedder.vocab, cfg, info)
     write_json(info_path, info)
     return embedder, info
 
 
-def minilm_embeddings(name: str, texts: list[str]) -> tuple[np.ndarray, object]:
-    """MiniLM document embeddings (cached in bench/runs by a hash of the texts) and the model."""
+def training_label(cfg) -> str:
+    """How a char model was trained, for row names."""
+    if cfg.teacher is None:
+        return "self-supervised, teacher: null"
+    return f"distilled from {Path(cfg.teacher).name}"
+
+
+def sentence_model_embeddings(name: str, texts: list[str], model_name: str = MINILM) -> tuple[np.ndarray, object]:
+    """A sentence model's document embeddings (cached in bench/runs by a hash of the model name and the texts)
+    and the model (MiniLM's cache files keep their old names)."""
     from embshared.models import load_sentence_transformer
 
-    model = load_sentence_transformer(MINILM)
+    model = load_sentence_transformer(model_name)
     digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
-    path = RUNS_DIR / f"minilm-{name}-{digest}.npy"
+    prefix = "minilm" if model_name == MINILM else "st-" + hashlib.sha256(model_name.encode()).hexdigest()[:8]
+    path = RUNS_DIR / f"{prefix}-{name}-{digest}.npy"
     if path.is_file():
         return np.load(path), model
     matrix = model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=True)
@@ -107,12 +134,20 @@ def minilm_embeddings(name: str, texts: list[str]) -> tuple[np.ndarray, object]:
     return matrix, model
 
 
+def sentence_model_fn(name: str, model_name: str, doc_texts: list[str], query_texts: list[str], row_of: dict):
+    """Cosine scores of a sentence model over ``doc_texts`` for every query text, as a score function."""
+    matrix, model = sentence_model_embeddings(name, doc_texts, model_name)
+    queries = sentence_transformer_encoder(model)(query_texts)
+    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return lookup_fn(queries @ (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).T, row_of)
+
+
 def lookup_fn(matrix: np.ndarray, row_of: dict[str, int]):
     """A score function over precomputed (n_queries, n_docs) scores, found by query text."""
     return lambda texts: matrix[[row_of[t] for t in texts]]
 
 
-def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
+def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool, compare: bool = True) -> dict:
     records, queries, qrels = DATASETS[name](folder)
     judged = {q: t for q, t in queries.items() if q in qrels}
     dev, rest = dev_rest_split(judged)
@@ -120,7 +155,7 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     logger.info(
         "%s: %d records, %d judged queries (%d dev, %d rest)", name, len(records), len(judged), len(dev), len(rest)
     )
-    embedder, train_info = train_or_reuse(name, cfg, records, reuse)
+    embedder, train_info = train_or_reuse(run_name(name, cfg), cfg, records, reuse)
     started = time.perf_counter()
     doc_vectors = embedder.embed_segments(records.segments, show_progress=True)
     embed_seconds = time.perf_counter() - started
@@ -136,10 +171,15 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
     char_fn = lookup_fn(embedder.embed_queries(all_texts) @ doc_vectors.T, row_of)  # (n_queries, n_docs) cosine
     hybrid = fusion_settings(cfg)
     ngram_fn = lookup_fn(hybrid.ngram_index(doc_ids, texts).score_matrix(all_texts), row_of)
+    roles = {
+        "bm25": "BM25",
+        "char": f"char model (jsonembed, {training_label(cfg)})",
+        "hybrid": f"hybrid ({hybrid.label()}, the default)",
+    }
     systems = {
-        "BM25": bm25_fn,
-        "char model (jsonembed)": char_fn,
-        f"hybrid ({hybrid.label()}, the default)": hybrid.score_fn(char_fn, bm25_fn, ngram_fn, known_fn),
+        roles["bm25"]: bm25_fn,
+        roles["char"]: char_fn,
+        roles["hybrid"]: hybrid.score_fn(char_fn, bm25_fn, ngram_fn, known_fn),
     }
     if hybrid.routes_queries:  # what routing buys: every query fused with the unknown route's weights
         unrouted = dataclasses.replace(hybrid, convex_known_dense_weight=None, convex_known_ngram_weight=None)
@@ -160,15 +200,41 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         BM25Index().index(doc_ids, window).score_matrix(all_texts), row_of
     )
     systems["character 3-5-gram TF-IDF, whole record, alone (reference, not learned)"] = ngram_fn
+    # the char model of the other training, in the same run: what distillation buys
+    other_info = None
+    other_cfg = dataclasses.replace(cfg, teacher=None if cfg.teacher is not None else DEFAULT_TEACHER)
+    distilled = roles["char"] if cfg.teacher is not None else None
+    if compare:
+        other, other_info = train_or_reuse(run_name(name, other_cfg), other_cfg, records, reuse)
+        other_docs = other.embed_segments(records.segments, show_progress=True)
+        other_fn = lookup_fn(other.embed_queries(all_texts) @ other_docs.T, row_of)
+        label = training_label(other_cfg)
+        systems[f"char model ({label}; comparison)"] = other_fn
+        systems[f"hybrid with the {label} char model (same fusion; comparison)"] = hybrid.score_fn(
+            other_fn, bm25_fn, ngram_fn, known_fn
+        )
+        if other_cfg.teacher is not None:
+            distilled = f"char model ({label}; comparison)"
+    teacher_name = next((c.teacher for c in (cfg, other_cfg) if c.teacher is not None), None) if distilled else None
+    teacher_is_minilm = teacher_name is not None and Path(teacher_name).name == Path(MINILM).name
     if with_minilm:
-        matrix, model = minilm_embeddings(name, texts)
-        minilm_q = sentence_transformer_encoder(model)(all_texts)
-        minilm_q = minilm_q / np.linalg.norm(minilm_q, axis=1, keepdims=True)
-        minilm_fn = lookup_fn(minilm_q @ (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).T, row_of)
-        systems["all-MiniLM-L6-v2 (pretrained reference)"] = minilm_fn
+        minilm_fn = sentence_model_fn(name, MINILM, texts, all_texts, row_of)
+        minilm_row = f"all-MiniLM-L6-v2 ({'the teacher; ' if teacher_is_minilm else ''}pretrained reference)"
+        systems[minilm_row] = minilm_fn
+        if teacher_is_minilm:
+            roles["teacher"] = minilm_row
         systems["MiniLM in the char model's place (same fusion)"] = hybrid.score_fn(
             minilm_fn, bm25_fn, ngram_fn, known_fn
         )
+    if teacher_name is not None and (with_minilm or not teacher_is_minilm):
+        if "teacher" not in roles:
+            roles["teacher"] = f"teacher ({Path(teacher_name).name}) alone"
+            systems[roles["teacher"]] = sentence_model_fn(name, teacher_name, texts, all_texts, row_of)
+        # the teacher on the text its targets were built from (the part the student reads)
+        systems[f"teacher on the first {cfg.max_chars} characters only (what the student's targets saw; reference)"] = (
+            sentence_model_fn(f"{name}-window", teacher_name, window, all_texts, row_of)
+        )
+        roles["distilled"] = distilled
 
     def evaluate(fn, query_set: str, ids: list[str]) -> dict[str, float]:
         qs = {q: query_sets[query_set][q] for q in ids}
@@ -217,7 +283,9 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
         "rest_queries": len(rest),
         "mean_record_chars": round(float(np.mean([len(t) for t in records.texts()])), 1),
         "train": train_info,
+        **({"train_comparison": other_info} if other_info is not None else {}),
         "embed_records_per_second": round(len(records) / embed_seconds, 1),
+        "roles": roles,
         "systems": results,
         "dev_weight_grid": grid,
         "known_queries": {
@@ -230,9 +298,11 @@ def run_dataset(name: str, folder, cfg, reuse: bool, with_minilm: bool) -> dict:
 
 
 def goals(data: dict) -> list[str]:
-    """The issue's three quality goals, checked on dev and rest separately."""
+    """The issues' quality goals, checked on dev and rest separately: the typo track's three, and with a
+    teacher row, distillation's two (the distilled char model against its teacher on misspelled queries)."""
     names = list(data["systems"])
-    bm25, char, hybrid = (data["systems"][n] for n in names[:3])
+    roles = data.get("roles") or dict(zip(("bm25", "char", "hybrid"), names[:3]))  # results from before roles
+    bm25, char, hybrid = (data["systems"][roles[r]] for r in ("bm25", "char", "hybrid"))
     lines = []
     for split in SPLITS:
 
@@ -244,6 +314,20 @@ def goals(data: dict) -> list[str]:
             ("misspelled: hybrid >= BM25 + 0.05", ndcg(hybrid, "misspelled"), ndcg(bm25, "misspelled") + 0.05),
             ("clean: hybrid >= BM25", ndcg(hybrid, "clean"), ndcg(bm25, "clean")),
         ]
+        if "distilled" in roles and "teacher" in roles:
+            student, teacher = data["systems"][roles["distilled"]], data["systems"][roles["teacher"]]
+            checks += [
+                (
+                    "misspelled: distilled char model >= teacher",
+                    ndcg(student, "misspelled"),
+                    ndcg(teacher, "misspelled"),
+                ),
+                (  # "reads typos better than its teacher": loses less to them
+                    "misspelled - clean: distilled char model >= teacher",
+                    ndcg(student, "misspelled") - ndcg(student, "clean"),
+                    ndcg(teacher, "misspelled") - ndcg(teacher, "clean"),
+                ),
+            ]
         lines.append(
             f"- {split}: "
             + "; ".join(
@@ -388,6 +472,18 @@ def markdown(report: dict) -> str:
             f"{data['embed_records_per_second']:.0f} records/s.",
             "",
         ]
+        for label, info in (("configured", train_info), ("comparison", data.get("train_comparison"))):
+            teacher = (info or {}).get("teacher")
+            if teacher:
+                final = info.get("final_validation", {})
+                source = "read from the cache" if teacher["from_cache"] else f"embedded in {teacher['seconds']:.0f} s"
+                lines += [
+                    f"Distillation ({label} model): teacher {teacher['name']}, {teacher['texts']} texts "
+                    f"({source}), {teacher['dim']}-dim{', through a projection' if teacher['projection'] else ''}; the whole "
+                    f"training took {info['seconds']:.0f} s (goal for 5k records: 600 s, teacher included); held-out "
+                    f"cosine to the teacher {final.get('teacher_cosine', float('nan')):.3f}.",
+                    "",
+                ]
         if name == "cranfield":
             lines += [
                 "Cranfield qrels: graded relevance = 5 - code (code 1 'complete answer' -> 4 ... code 4 -> 1); the "
@@ -443,6 +539,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="config file (default: jsonembed/config/default.yaml)")
     parser.add_argument("--reuse", action="store_true", help="reuse models in bench/runs trained with the same config")
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM reference")
+    parser.add_argument(
+        "--no-comparison",
+        action="store_true",
+        help="skip the char model of the other training (self-supervised with a teacher, distilled without)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
     parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where quality.{json,md} go")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite quality.md from quality.json")
@@ -462,7 +563,9 @@ def main(argv: list[str] | None = None) -> int:
         if not folder.is_dir():
             logger.warning("%s not found, skipping %s", folder, name)
             continue
-        report["datasets"][name] = run_dataset(name, folder, cfg, args.reuse, not args.no_minilm)
+        report["datasets"][name] = run_dataset(
+            name, folder, cfg, args.reuse, not args.no_minilm, compare=not args.no_comparison
+        )
         print(f"\n{name}\n" + "\n".join(goals(report["datasets"][name])), flush=True)
     if not report["datasets"]:
         logger.warning("no dataset found under %s; nothing written", data)

@@ -57,9 +57,22 @@ SEARCH_KEYS = frozenset(
 )
 
 
+#: config keys read only when distilling: without a teacher, configs differing only in these train the same model
+DISTILL_KEYS = frozenset(
+    {"teacher_views", "distill_loss", "distill_weight", "nt_xent_weight", "noise_case_prob", "noise_space_prob"}
+)
+
+
 def same_training(a: dict, b: dict) -> bool:
-    """True if two resolved configs (as dicts) train the same model (they may differ in search-time keys)."""
-    return {k: v for k, v in a.items() if k not in SEARCH_KEYS} == {k: v for k, v in b.items() if k not in SEARCH_KEYS}
+    """True if two resolved configs (as dicts) train the same model (they may differ in search-time keys,
+    and, when neither has a teacher, in the distillation keys)."""
+    ignored = SEARCH_KEYS | (DISTILL_KEYS if a.get("teacher") is None and b.get("teacher") is None else frozenset())
+    return {k: v for k, v in a.items() if k not in ignored} == {k: v for k, v in b.items() if k not in ignored}
+
+
+def run_name(dataset: str, cfg) -> str:
+    """The bench's model file stem: ``scifact`` (no teacher, as before distillation) or ``scifact-distilled``."""
+    return dataset if cfg.teacher is None else f"{dataset}-distilled"
 
 
 #: the typo track: each query word of TYPO_MIN_LETTERS+ letters gets one edit with TYPO_WORD_PROB

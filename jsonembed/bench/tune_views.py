@@ -8,7 +8,8 @@ and scored on the *dev* queries (a seeded 30% of the judged queries, ``common.de
 clean and misspelled: the char model alone and the default hybrid, beside BM25. The rest
 of the queries is never looked at here; ``bench_quality.py`` reports dev and rest
 separately for the chosen defaults. Each model is kept as ``bench/runs/tune-<dataset>-<variant>.pt``
-(ignored by git) for later analysis. Appends to ``results/default/tuning.jsonl`` (one line per
+(ignored by git) for later analysis; with a teacher (the default), its vectors are cached in
+``bench/runs/teacher/`` and shared by the variants that draw the same views. Appends to ``results/default/tuning.jsonl`` (one line per
 variant and dataset) and rewrites ``tuning.md`` beside it (or in ``--results-dir``).
 """
 
@@ -27,6 +28,7 @@ from common import DATASETS, RESULTS_DIR, RUNS_DIR, dev_rest_split, misspelled_q
 from embedding_model.config import build_config
 from embedding_model.model_file import save_model
 from embedding_model.retrieval import fusion_settings
+from embedding_model.teacher import TeacherTargetCache
 from embedding_model.training import train
 from embshared.bench import command_line, load_average
 from embshared.cli import start_run
@@ -53,7 +55,9 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
     cfg = build_config(None, overrides)
     seed_everything(cfg.seed)
     started = time.perf_counter()
-    embedder, result = train(cfg, records.segments, show_progress=False)
+    embedder, result = train(
+        cfg, records.segments, show_progress=False, teacher_cache=TeacherTargetCache(RUNS_DIR / "teacher")
+    )
     seconds = time.perf_counter() - started
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     info = {**result.summary(), "overrides": overrides}

@@ -24,6 +24,7 @@ TINY = [
     "lr=0.005",
     "log_every=5",
     "val_fraction=0.1",
+    "teacher=null",  # the self-supervised model; tests/jsonembed/test_distill.py trains with a tiny teacher
 ]
 
 SAMPLE_SIZE = 240

@@ -26,6 +26,7 @@ def tiny_overrides():
         "kernel_sizes=[3]",
         "projection_dim=16",
         "val_fraction=0.1",
+        "teacher=null",  # the CLI with a teacher: test_distill.py
     ]
 
 

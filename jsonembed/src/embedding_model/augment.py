@@ -23,6 +23,14 @@ record against the full record text (what search embeds), else two record views:
 3. ``mask_digits`` replaces each digit by ``#`` with ``digit_mask_prob`` (prices, SKUs and
    years then cannot be matched by their digits alone).
 
+With a teacher (distillation, :mod:`embedding_model.teacher`), the query-shaped pairs are
+built from views the teacher embedded once: :meth:`Augmenter.clean_query_views` draws a
+record's clean views (the teacher's inputs), and :meth:`Augmenter.distill_pair` pairs a noisy
+copy of one of them with a noisy copy of the record (:meth:`Augmenter.student_noise`: typos,
+case, missing / extra spaces, digit masking; field order for the record). Record-view pairs
+stay as above. Without a teacher none of this runs, so the draws (and the trained weights)
+are those of the self-supervised training.
+
 All randomness comes from the ``random.Random`` passed in, so views are reproducible.
 """
 
@@ -34,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from embedding_model.records import Segment, segments_to_text, visible_segments
-from embedding_model.typos import CharNoise, noisy_words
+from embedding_model.typos import CharNoise, case_noise, noisy_words, space_noise
 from embedding_model.vocab import MASK_CHAR
 
 QUERY_KINDS = ("field", "span", "code", "words")
@@ -134,6 +142,8 @@ class Augmenter:
     query_min_words: int = 2
     query_max_words: int = 8
     noise: CharNoise = field(default_factory=CharNoise)
+    case_prob: float = 0.0  # distillation views only
+    space_prob: float = 0.0  # distillation views only
 
     @classmethod
     def from_config(cls, cfg) -> Augmenter:
@@ -156,6 +166,8 @@ class Augmenter:
             query_min_words=cfg.query_min_words,
             query_max_words=cfg.query_max_words,
             noise=CharNoise.from_config(cfg),
+            case_prob=cfg.noise_case_prob,
+            space_prob=cfg.noise_space_prob,
         )
 
     def view(self, segments: Sequence[Segment], rng: random.Random) -> str:
@@ -175,6 +187,12 @@ class Augmenter:
 
         A kind with nothing to offer (no digit in the record for ``code``) falls back to a span.
         """
+        text = self.clean_query_view(segments, rng, kind)
+        text = noisy_words(text, self.noise, rng)
+        return mask_digits(text, self.digit_mask_prob, rng)
+
+    def clean_query_view(self, segments: Sequence[Segment], rng: random.Random, kind: str | None = None) -> str:
+        """:meth:`query_view` before its noise: the text a query of that kind would be, spelt as in the record."""
         source = visible_segments(segments, self.max_chars) if self.max_chars else list(segments)
         if kind is None:
             kind = rng.choices(QUERY_KINDS, weights=self.query_weights, k=1)[0]
@@ -190,8 +208,50 @@ class Augmenter:
             raise ValueError(f"unknown query view {kind!r} (choose from {', '.join(QUERY_KINDS)})")
         if not text:
             text = crop_span(source, self.query_min_words, self.query_max_words, rng)
+        return text
+
+    def clean_query_views(self, segments: Sequence[Segment], count: int, rng: random.Random) -> list[str]:
+        """Up to ``count`` distinct clean query-shaped views of a record (fewer when draws repeat), in draw order.
+
+        These are what a teacher embeds once; the student later sees noisy copies of them.
+        """
+        views: dict[str, None] = {}
+        for _ in range(count):
+            text = " ".join(self.clean_query_view(segments, rng).split())
+            if text:
+                views.setdefault(text)
+        return list(views)
+
+    def student_noise(self, text: str, rng: random.Random) -> str:
+        """The student's copy of a text the teacher sees clean: typos, missing / extra spaces, case, digit masks."""
         text = noisy_words(text, self.noise, rng)
+        text = space_noise(text, self.space_prob, rng, self.noise.min_letters)
+        text = case_noise(text, self.case_prob, rng)
         return mask_digits(text, self.digit_mask_prob, rng)
+
+    def noisy_record(self, segments: Sequence[Segment], rng: random.Random) -> str:
+        """The student's copy of the record the teacher embeds: the part the model reads, fields shuffled
+        with ``field_shuffle_prob``, each value noised (keys stay as written: records' keys carry no typos)."""
+        source = visible_segments(segments, self.max_chars) if self.max_chars else list(segments)
+        shuffled = shuffle_fields(source, self.field_shuffle_prob, rng)
+        text = segments_to_text([(key, self.student_noise(value, rng)) for key, value in shuffled])
+        return text[: self.max_chars] if self.max_chars else text
+
+    def distill_pair(
+        self, segments: Sequence[Segment], views: Sequence[str], rng: random.Random
+    ) -> tuple[str, str, int | None]:
+        """A training pair with a teacher: (noisy copy of one of ``views``, noisy copy of the record, its index)
+        with ``query_view_prob``, else two record views and None (a pair without teacher targets).
+
+        Args:
+            segments: the record.
+            views: its clean query-shaped views that the teacher embedded.
+            rng: the source of randomness.
+        """
+        if views and rng.random() < self.query_view_prob:
+            index = rng.randrange(len(views))
+            return self.student_noise(views[index], rng), self.noisy_record(segments, rng), index
+        return self.view(segments, rng), self.view(segments, rng), None
 
     def pair(self, segments: Sequence[Segment], rng: random.Random) -> tuple[str, str]:
         """A training pair: (query-shaped view, full record text) with ``query_view_prob``, else two record views."""

@@ -5,6 +5,9 @@ made of the data file's name and the SHA-256 of the model file and of the data f
 editing either makes a new entry and a stale matrix is never used. When the data folder is
 read-only, the cache goes to ``~/.cache/jsonembed`` instead; ``cache_dir`` (``--cache-dir``)
 puts it elsewhere on purpose.
+
+A distilling ``train`` keeps its teacher's vectors the same way, in the ``teacher/`` folder of
+the same place (:class:`embedding_model.teacher.TeacherTargetCache`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _writable_dir(folder: Path) -> bool:
+def writable_dir(folder: Path) -> bool:
+    """Create ``folder`` if needed; True if files can be written in it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -56,7 +60,7 @@ def cache_path(
     if cache_dir is not None:
         return Path(cache_dir) / name
     folder = data_path.resolve().parent / CACHE_DIR_NAME
-    if not _writable_dir(folder):
+    if not writable_dir(folder):
         folder = Path.home() / ".cache" / "jsonembed"
     return folder / name
 

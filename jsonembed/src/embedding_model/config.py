@@ -19,6 +19,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: (the CLI also finds it from any cwd).
 PROJECT_DIR = PACKAGE_DIR.parents[1]
 DEFAULT_CONFIG = "config/default.yaml"
+#: the workspace's packaged all-MiniLM-L6-v2 (``embshared.models``), the default teacher
+DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def _help(text: str) -> dict:
@@ -97,6 +99,31 @@ class JsonEmbedConfig:
     noise_substitute_prob: float = field(default=0.05, metadata=_help("query views: per word, replace a letter"))
     noise_min_letters: int = field(default=4, metadata=_help("words shorter than this get no character noise"))
 
+    # --- distillation from a teacher (a local sentence-transformers model; null: self-supervised only)
+    teacher: str | None = field(
+        default=DEFAULT_TEACHER,
+        metadata=_help(
+            "local sentence-transformers model whose vectors of your records (and of query-shaped views of them) "
+            "the char model learns to reproduce; a path or a packaged name, never downloaded; null: no teacher"
+        ),
+    )
+    teacher_views: int = field(
+        default=4, metadata=_help("query-shaped views per record the teacher embeds once (cached)")
+    )
+    distill_loss: Literal["cosine", "mse"] = field(
+        default="cosine",
+        metadata=_help("distillation loss to the teacher's unit vector: cosine (1 - cos) or mse (squared distance)"),
+    )
+    distill_weight: float = field(default=1.0, metadata=_help("weight of the distillation loss"))
+    nt_xent_weight: float = field(default=1.0, metadata=_help("weight of the NT-Xent loss (with a teacher)"))
+    noise_case_prob: float = field(
+        default=0.05, metadata=_help("distillation views: per word, change its case (upper or capitalised)")
+    )
+    noise_space_prob: float = field(
+        default=0.02,
+        metadata=_help("distillation views: per space, drop it; per word of 4+ letters, split it in two"),
+    )
+
     # --- embedding and search
     embed_batch_size: int = field(default=256, metadata=_help("records per forward pass when embedding"))
     fusion: Literal["rrf", "convex"] = field(
@@ -163,6 +190,8 @@ class JsonEmbedConfig:
             "noise_delete_prob",
             "noise_transpose_prob",
             "noise_substitute_prob",
+            "noise_case_prob",
+            "noise_space_prob",
             "warmup_ratio",
             "convex_dense_weight",
             "convex_ngram_weight",
@@ -209,6 +238,22 @@ class JsonEmbedConfig:
             raise ValueError(f"keys {', '.join(noise)} must sum to at most 1 (at most one edit per word)")
         if self.noise_min_letters < 2:
             raise ValueError(f"key 'noise_min_letters' must be at least 2, got {self.noise_min_letters}")
+        if self.teacher is not None and not self.teacher.strip():
+            raise ValueError("key 'teacher' must name a model or be null (no teacher), got an empty string")
+        if self.teacher_views <= 0:
+            raise ValueError(f"key 'teacher_views' must be positive, got {self.teacher_views}")
+        if self.distill_weight < 0 or self.nt_xent_weight < 0:
+            raise ValueError(
+                f"keys 'distill_weight' / 'nt_xent_weight' must not be negative, got "
+                f"{self.distill_weight} / {self.nt_xent_weight}"
+            )
+        if self.teacher is not None and self.distill_weight + self.nt_xent_weight == 0:
+            raise ValueError("keys 'distill_weight' and 'nt_xent_weight' are both 0: there is nothing to train")
+        if self.teacher is not None and self.distill_weight > 0 and self.query_view_prob == 0:
+            raise ValueError(
+                "key 'query_view_prob' must be positive with a teacher: the teacher's targets are learnt on the "
+                "query-shaped pairs (or set teacher: null)"
+            )
         if self.weight_decay < 0 or self.grad_clip < 0 or self.val_max < 0:
             raise ValueError("keys 'weight_decay', 'grad_clip' and 'val_max' must not be negative")
 

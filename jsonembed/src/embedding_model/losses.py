@@ -1,9 +1,12 @@
-"""The contrastive loss: NT-Xent (InfoNCE over both views, as in SimCLR)."""
+"""The losses: NT-Xent (InfoNCE over both views, as in SimCLR) and distillation to a teacher's vectors."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+DISTILL_LOSSES = ("cosine", "mse")
 
 
 def nt_xent_loss(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -25,3 +28,42 @@ def nt_xent_loss(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float)
     logits = logits.masked_fill(self_mask, float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(views.device)  # (2n,)
     return F.cross_entropy(logits, targets)
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """Distance of the student's vectors to the teacher's, averaged over the rows.
+
+    Args:
+        student: (n, dim) the student's vectors, already in the teacher's space (see
+            :class:`DistillationHead`); need not be unit length.
+        teacher: (n, dim) the teacher's unit vectors.
+        kind: ``cosine``: ``1 - cos``, blind to the student's length; ``mse``: the squared
+            Euclidean distance (summed over dimensions, so that for unit vectors it is
+            ``2 - 2 cos`` and its weight is on the same scale as the cosine loss's).
+
+    Returns:
+        A scalar.
+    """
+    if kind == "cosine":
+        return (1.0 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+    if kind == "mse":
+        return (student - teacher).pow(2).sum(dim=-1).mean()
+    raise ValueError(f"unknown distillation loss {kind!r} (choose from {', '.join(DISTILL_LOSSES)})")
+
+
+class DistillationHead(nn.Module):
+    """Maps the student's vectors into the teacher's space for the loss, and only for the loss.
+
+    With equal sizes it is the identity (no weights): the student's own space is pulled onto
+    the teacher's. Otherwise it is a learned linear map ``student_dim -> teacher_dim``
+    (no bias) trained with the student. It is never saved with the model: search uses the
+    student's vectors as they are, and the model file stays the character CNN alone.
+    """
+
+    def __init__(self, student_dim: int, teacher_dim: int):
+        super().__init__()
+        self.projection = nn.Linear(student_dim, teacher_dim, bias=False) if student_dim != teacher_dim else None
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(n, student_dim) -> (n, teacher_dim)."""
+        return vectors if self.projection is None else self.projection(vectors)

@@ -10,6 +10,13 @@ Two formats, chosen by the file name:
 
 Both carry ``format: jsonembed-char-cnn`` and a version, so a file from another program is
 recognised and refused with a clear message.
+
+The tensors are the character CNN's alone (``CharCNNEncoder.state_dict()``), also when it was
+distilled from a teacher: the teacher's weights never enter the file, nor does the projection
+that compared the two during training (:class:`~embedding_model.losses.DistillationHead`). The
+config names the teacher (a path or a packaged model's name) as a record of how the model was
+trained; a file written before distillation existed has no ``teacher`` key and reads as
+``teacher: null``, which is how it was trained.
 """
 
 from __future__ import annotations
@@ -119,7 +126,10 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[CharCNNEnc
             f"{path}: jsonembed model format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}"
         )
     try:
-        cfg = load_config(JsonEmbedConfig, data=json.loads(meta["config"]))
+        stored = json.loads(meta["config"])
+        if isinstance(stored, dict):
+            stored.setdefault("teacher", None)  # written before distillation: trained without a teacher
+        cfg = load_config(JsonEmbedConfig, data=stored)
         vocab = CharVocab.from_dict(json.loads(meta["vocab"]))
         info: dict[str, Any] = json.loads(meta.get("info") or "{}")
     except (KeyError, ValueError, ConfigError) as exc:

@@ -31,7 +31,7 @@ def plot_history(result: TrainResult, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     if result.history:
         left.plot([h["step"] for h in result.history], [h["loss"] for h in result.history], marker=".")
-    left.set(xlabel="step", ylabel="NT-Xent loss", title="training loss")
+    left.set(xlabel="step", ylabel="loss" if result.teacher else "NT-Xent loss", title="training loss")
     epochs = [v["epoch"] for v in result.validation if "accuracy@1" in v]
     if epochs:
         right.plot(epochs, [v["accuracy@1"] for v in result.validation if "accuracy@1" in v], label="accuracy@1")
@@ -62,6 +62,8 @@ def write_training_outputs(
         "train_records_per_second": round(result.records_per_second, 1),
         "final_validation": result.validation[-1] if result.validation else {},
     }
+    if result.teacher:
+        info["teacher"] = result.teacher  # its name and how many texts it embedded; no weights, no vectors
     save_model(output, embedder.encoder, embedder.vocab, cfg, info)
     save_config(cfg, sidecar(output, ".config.yaml"))
     write_json(
@@ -75,6 +77,8 @@ def write_training_outputs(
 def training_summary(output: str | os.PathLike, info: dict, result: TrainResult) -> str:
     """``wrote my_model.pt (N records, S steps, T s, held-out self-retrieval accuracy@1 A)``."""
     summary = f"wrote {output} ({info['records']} records, {result.steps} steps, {result.seconds:.0f} s"
+    if result.teacher:
+        summary += f", distilled from {result.teacher['name']}"
     final = info["final_validation"]
     if "accuracy@1" in final:
         summary += f", held-out self-retrieval accuracy@1 {final['accuracy@1']:.3f}"

@@ -3,6 +3,14 @@
 ``train`` is a plain function of (config, records): it builds the vocabulary from the
 training slice, trains, checks self-retrieval on a held-out slice after every epoch and
 returns the embedder plus a history. The CLI does the I/O around it.
+
+With ``teacher:`` set it also distils (:mod:`embedding_model.teacher`): before the first
+step the teacher's vectors of the records and of their clean query-shaped views are built
+(or read from the cache); each query-shaped pair is then a noisy copy of one of those views
+and a noisy copy of the record, and both of its vectors are pulled towards the teacher's
+(through :class:`~embedding_model.losses.DistillationHead`). The loss of a step is
+``nt_xent_weight * NT-Xent(all pairs) + distill_weight * distillation(the views with a
+teacher vector)``. The head is trained with the model and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from embedding_model.augment import Augmenter
 from embedding_model.config import JsonEmbedConfig
 from embedding_model.embedder import JsonEmbedder
-from embedding_model.losses import nt_xent_loss
+from embedding_model.losses import DistillationHead, distill_loss, nt_xent_loss
 from embedding_model.model import build_encoder
 from embedding_model.records import Segment, segments_to_text
+from embedding_model.teacher import Teacher, TeacherTargetCache, TeacherTargets, build_targets
 from embedding_model.vocab import CharVocab
 from embshared.evaluate import dense_score_fn, evaluate_retrieval
 
@@ -43,8 +52,9 @@ class TrainResult:
     val_records: int = 0
     steps: int = 0
     records_seen: int = 0
-    seconds: float = 0.0  # wall time, validation included
+    seconds: float = 0.0  # wall time, validation and the teacher's encoding included
     train_seconds: float = 0.0  # the optimisation steps only
+    teacher: dict = field(default_factory=dict)  # with a teacher: its name and its targets' summary
 
     @property
     def records_per_second(self) -> float:
@@ -61,6 +71,7 @@ class TrainResult:
             "train_records_per_second": round(self.records_per_second, 1),
             "final_validation": self.validation[-1],
             "validation": self.validation,
+            **({"teacher": self.teacher} if self.teacher else {}),
         }
 
 
@@ -131,19 +142,57 @@ def self_retrieval(
     return evaluate_retrieval(queries, corpus, qrels, score_fn, names=VAL_METRICS)
 
 
+@torch.no_grad()
+def teacher_cosine(
+    embedder: JsonEmbedder, head: DistillationHead, segments: Sequence[Sequence[Segment]], targets: np.ndarray
+) -> float:
+    """Mean cosine between the teacher's vectors of records and the student's (through the head) of their text."""
+    head.eval()
+    vectors = torch.from_numpy(embedder.embed_segments(segments)).to(embedder.device)
+    student = head(vectors)
+    head.train()
+    teacher = torch.from_numpy(targets).to(student.device)
+    return float(torch.nn.functional.cosine_similarity(student, teacher, dim=-1).mean())
+
+
+def distill_batch(
+    augmenter: Augmenter,
+    segments: Sequence[Sequence[Segment]],
+    rows: Sequence[int],
+    targets: TeacherTargets,
+    rng: random.Random,
+) -> tuple[list[str], list[str], list[int], list[int]]:
+    """One batch of pairs with a teacher: (views a, views b, positions among the 2n views that have a
+    teacher vector, those vectors' rows in ``targets.vectors``)."""
+    views_a, views_b, positions, target_rows = [], [], [], []
+    n = len(rows)
+    for k, i in enumerate(rows):
+        a, b, view = augmenter.distill_pair(segments[i], targets.view_texts[i], rng)
+        views_a.append(a)
+        views_b.append(b)
+        if view is not None:
+            positions += [k, n + k]
+            target_rows += [targets.view_rows[i][view], targets.record_rows[i]]
+    return views_a, views_b, positions, target_rows
+
+
 def train(
     cfg: JsonEmbedConfig,
     segments: Sequence[Sequence[Segment]],
     device: str = "cpu",
     show_progress: bool = True,
+    teacher_cache: TeacherTargetCache | None = None,
+    teacher: Teacher | None = None,
 ) -> tuple[JsonEmbedder, TrainResult]:
-    """Train a character CNN from scratch on flattened records.
+    """Train a character CNN from scratch on flattened records (distilling from ``cfg.teacher`` when set).
 
     Args:
-        cfg: the resolved config (seed, model sizes, optimiser, augmentation).
+        cfg: the resolved config (seed, model sizes, optimiser, augmentation, teacher).
         segments: the flattened records (see :func:`embedding_model.records.flatten_record`).
         device: torch device.
         show_progress: show a tqdm bar per epoch.
+        teacher_cache: where the teacher's vectors are kept between runs (None: embed every time).
+        teacher: the teacher to use instead of loading ``cfg.teacher`` (e.g. one already loaded).
 
     Returns:
         (the trained embedder in eval mode, the training history).
@@ -163,22 +212,55 @@ def train(
         len(vocab),
     )
 
+    started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg, len(vocab)).to(device)
     embedder = JsonEmbedder(encoder, vocab, cfg, device)
     augmenter = Augmenter.from_config(cfg)
+    targets: TeacherTargets | None = None
+    head: DistillationHead | None = None
+    parameters = list(encoder.parameters())
+    if cfg.teacher is not None:
+        # loading a model draws from torch's generator; forking it keeps the student's dropout the
+        # same whether the teacher ran or its vectors came from the cache
+        with torch.random.fork_rng(devices=[]):
+            targets = build_targets(
+                teacher or Teacher(cfg.teacher, device),
+                augmenter,
+                train_segments,
+                val_segments,
+                cfg.max_chars,
+                cfg.teacher_views,
+                cfg.seed,
+                teacher_cache,
+                show_progress,
+            )
+        target_vectors = torch.from_numpy(targets.vectors).to(device)  # (n_texts, teacher_dim)
+        head = DistillationHead(encoder.projection.out_features, targets.dim).to(device)
+        parameters += list(head.parameters())  # none when the sizes agree
+        logger.info(
+            "distilling from %s (%d-dim vectors of %d texts, %s); loss %g * NT-Xent + %g * %s",
+            cfg.teacher,
+            targets.dim,
+            len(targets.vectors),
+            "from the cache" if not targets.encoded else f"embedded in {targets.seconds:.0f} s",
+            cfg.nt_xent_weight,
+            cfg.distill_weight,
+            cfg.distill_loss,
+        )
     batch_size = min(cfg.batch_size, len(train_segments))
     steps_per_epoch = len(train_segments) // batch_size  # the last partial batch is dropped
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = torch.optim.AdamW(encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total_steps, cfg.warmup_ratio))
     logger.info("%d epochs x %d steps of %d records on %s", cfg.epochs, steps_per_epoch, batch_size, device)
 
     result = TrainResult(train_records=len(train_segments), val_records=len(val_segments))
+    if targets is not None:
+        result.teacher = {"name": cfg.teacher, **targets.summary(), "projection": head.projection is not None}
     order_rng = np.random.default_rng(cfg.seed)
     view_rng = random.Random(cfg.seed)
     step = 0
-    started = time.perf_counter()
     with logging_redirect_tqdm():
         for epoch in range(1, cfg.epochs + 1):
             encoder.train()
@@ -186,30 +268,60 @@ def train(
             bar = tqdm(
                 range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=not show_progress
             )
-            epoch_loss = 0.0
+            epoch_loss = epoch_distill = 0.0
             epoch_started = time.perf_counter()
             for b in bar:
                 rows = order[b * batch_size : (b + 1) * batch_size]
-                views_a, views_b = zip(*(augmenter.pair(train_segments[i], view_rng) for i in rows))
-                vectors = encode_views(encoder, vocab, views_a + views_b, cfg.max_chars)  # (2 * batch, dim)
+                if targets is None:
+                    views_a, views_b = zip(*(augmenter.pair(train_segments[i], view_rng) for i in rows))
+                    positions = []
+                else:
+                    views_a, views_b, positions, target_rows = distill_batch(
+                        augmenter, train_segments, rows, targets, view_rng
+                    )
+                vectors = encode_views(encoder, vocab, [*views_a, *views_b], cfg.max_chars)  # (2 * batch, dim)
                 loss = nt_xent_loss(vectors[: len(rows)], vectors[len(rows) :], cfg.temperature)
+                distill = None
+                if targets is not None:
+                    loss = cfg.nt_xent_weight * loss
+                    if positions:
+                        student = head(vectors[torch.tensor(positions, device=vectors.device)])
+                        distill = distill_loss(student, target_vectors[target_rows], cfg.distill_loss)
+                        loss = loss + cfg.distill_weight * distill
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 step += 1
                 result.records_seen += len(rows)
                 value = float(loss.detach())
                 epoch_loss += value
+                if distill is not None:
+                    epoch_distill += float(distill.detach())
                 bar.set_postfix(loss=f"{value:.4f}")
                 if step % cfg.log_every == 0 or step == total_steps:
                     lr = scheduler.get_last_lr()[0]
                     logger.info("step %d/%d  epoch %d  loss %.4f  lr %.2e", step, total_steps, epoch, value, lr)
-                    result.history.append({"step": step, "epoch": epoch, "loss": value, "lr": lr})
+                    point = {"step": step, "epoch": epoch, "loss": value, "lr": lr}
+                    if distill is not None:
+                        point["distill_loss"] = float(distill.detach())
+                    result.history.append(point)
             result.train_seconds += time.perf_counter() - epoch_started
             entry = {"epoch": epoch, "step": step, "mean_loss": epoch_loss / max(1, steps_per_epoch)}
+            if targets is not None:
+                entry["mean_distill_loss"] = epoch_distill / max(1, steps_per_epoch)
+                if val_segments:
+                    entry["teacher_cosine"] = teacher_cosine(
+                        embedder, head, val_segments, targets.vectors[targets.val_rows]
+                    )
+                logger.info(
+                    "epoch %d: mean distillation loss %.4f, held-out records' cosine to the teacher %s",
+                    epoch,
+                    entry["mean_distill_loss"],
+                    f"{entry['teacher_cosine']:.3f}" if "teacher_cosine" in entry else "(no validation slice)",
+                )
             if val_segments:
                 entry.update(self_retrieval(embedder, val_segments, augmenter, cfg.seed))
                 logger.info(

@@ -11,6 +11,10 @@ callers that use them differently:
   one edit with probability ``word_prob`` (0.4 in the bench), the kind drawn uniformly
   from the four. It returns the edits it made, so a reader (and a test) can check them.
 
+Two more kinds of noise serve distillation only (the student's copies of the views the
+teacher embeds clean): :func:`case_noise` (a word in upper case or capitalised) and
+:func:`space_noise` (a missing space between two words, or a word split in two).
+
 Every edit changes the word: an insertion adds a lower-case ASCII letter at a uniform
 position (0 .. len), a deletion removes one letter, a transposition swaps two adjacent
 *different* letters (a word with none, such as ``"aaaa"``, gets a substitution instead),
@@ -147,3 +151,46 @@ def noisy_words(text: str, noise: CharNoise, rng: random.Random) -> str:
         return word
 
     return WORD.sub(replace, text)
+
+
+def case_noise(text: str, prob: float, rng: random.Random) -> str:
+    """Each word upper-cased or capitalised (half each) with probability ``prob``.
+
+    A model that lower-cases its input (``lowercase: true``, the default) reads the same
+    characters either way; the noise matters for one that keeps case.
+    """
+    if prob <= 0.0:
+        return text
+
+    def replace(match: re.Match) -> str:
+        word = match.group()
+        if rng.random() >= prob:
+            return word
+        return word.upper() if rng.random() < 0.5 else word.capitalize()
+
+    return WORD.sub(replace, text)
+
+
+_GAP = re.compile(r"(?<=\S) (?=\S)")
+
+
+def space_noise(text: str, prob: float, rng: random.Random, min_letters: int = 4) -> str:
+    """Missing and extra spaces: each single space between two non-spaces is dropped with
+    probability ``prob`` (``vitamin d`` -> ``vitamind``), then each word of ``min_letters``+
+    letters is split in two at an inner position with ``prob`` (``fracture`` -> ``frac ture``).
+
+    These survive search's whitespace normalisation (a doubled space would not), so they are
+    the whitespace errors a query can really carry.
+    """
+    if prob <= 0.0:
+        return text
+    text = _GAP.sub(lambda m: "" if rng.random() < prob else " ", text)
+
+    def split(match: re.Match) -> str:
+        word = match.group()
+        if len(word) < min_letters or rng.random() >= prob:
+            return word
+        i = rng.randint(1, len(word) - 1)
+        return word[:i] + " " + word[i:]
+
+    return WORD.sub(split, text)
