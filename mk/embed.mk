@@ -99,3 +99,23 @@ bench-recipes: setup ## Benchmark training recipes on SciFact (dev / rest, guard
 
 bench-embed: setup ## Benchmark: train-embed vs a plain SentenceTransformerTrainer script, mining, encoding; SciFact quality
 	$(PY) $(EMBED_DIR)/bench/bench_embed.py $(EMBED_BENCH_EMBED_ARGS) $(OVERRIDES)
+
+# Serving (embedding_ft.serve): OpenAI-compatible embeddings, search and a search page for INDEX.
+# MODEL / BACKEND are passed only when given (the index's own otherwise). HOST is taken from the
+# command line only (shells set HOST to the machine's name); API_KEY reaches the server through
+# the environment (EMBED_SERVE_API_KEY), never its command line, which `ps` shows.
+EMBED_SERVE_MODEL ?= $(or $(call guide_name,EMBED_MODEL),$(call guide_name,MODEL))
+EMBED_SERVE_BACKEND ?= $(or $(call guide_name,EMBED_BACKEND),$(call guide_name,BACKEND))
+EMBED_HOST ?= $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
+EMBED_PORT ?= $(or $(call guide_name,PORT),8080)
+EMBED_API_KEY ?= $(call guide_name,API_KEY)
+EMBED_BENCH_SERVE_ARGS ?= $(call guide_name,BENCH_SERVE_ARGS)
+
+.PHONY: serve-embed bench-serve
+serve-embed: setup ## Serve INDEX over HTTP on HOST:PORT (127.0.0.1:8080): OpenAI /v1/embeddings, /search, page at /; [MODEL=] [BACKEND=] [API_KEY=: needed for HOST other than loopback]; SIGHUP reloads
+	$(PY) -m embedding_ft.cli.serve --index $(EMBED_INDEX) $(if $(EMBED_SERVE_MODEL),--model $(EMBED_SERVE_MODEL)) \
+		$(if $(EMBED_SERVE_BACKEND),--backend $(EMBED_SERVE_BACKEND)) --host $(EMBED_HOST) --port $(EMBED_PORT)
+serve-embed: export EMBED_SERVE_API_KEY := $(or $(EMBED_API_KEY),$(EMBED_SERVE_API_KEY))
+
+bench-serve: setup ## Benchmark the server vs a naive endpoint and infinity-emb, /search, 10-min soak; writes bench/results/serve/ (BENCH_SERVE_ARGS=)
+	$(PY) $(EMBED_DIR)/bench/bench_serve.py $(EMBED_BENCH_SERVE_ARGS)

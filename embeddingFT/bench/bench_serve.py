@@ -1,0 +1,508 @@
+"""embeddingFT's server (make serve-embed) under load, next to a naive endpoint and infinity-emb.
+
+    python embeddingFT/bench/bench_serve.py [--model M] [--backend torch|onnx|openvino] [--requests 300]
+        [--seconds 60] [--concurrency 1 8 32] [--soak-seconds 600] [--skip-infinity] [--skip-naive] [--skip-soak]
+
+Every server runs in a process of its own on 127.0.0.1 (one at a time, so none shares the
+cores with another), driven from this process over loopback by an asyncio httpx client; every
+load loop stops at ``--requests`` requests or ``--seconds`` seconds, whichever comes first.
+
+1. **Embeddings**: requests of one text each, ~16-token queries (SciFact claims of the bundled
+   sample) and ~256-token documents (its abstracts cut to 254 tokens), at concurrency 1, 8
+   and 32: texts/s and p50 / p95 / p99 latency, for
+   - ``serve``: ``python -m embedding_ft.cli.serve`` (batching across requests on one worker);
+   - ``naive``: a FastAPI endpoint calling ``encode`` once per request on the same model and
+     back end (``def`` route: FastAPI runs it on its thread pool), started from this file;
+   - ``infinity``: infinity-emb 0.0.78 in its own venv under ``embeddingFT/bench/work/``
+     (sharing this workspace's CPU torch through symlinks: PyPI's own torch wheel for Linux
+     pulls the CUDA libraries, gigabytes this CPU machine cannot use). If it does not install
+     or run, the results say why, in its own words.
+2. **Search**: ``POST /search`` p50 / p95 / p99 at concurrency 8 over an index of the sample's
+   2,000 abstracts, dense and hybrid (the index's fusion setting).
+3. **Soak**: ``--soak-seconds`` (600) at concurrency 16 of mixed requests (7 query embeddings,
+   1 search in 8), with one hot reload (``POST /admin/reload`` to an index of half the
+   abstracts) halfway: 5xx count (the target is zero), failed requests, the server's RSS
+   every 10 s and its growth from the first minute to the end.
+
+Writes ``embeddingFT/bench/results/serve/serve.{json,md}``. The client shares the 2 cores with
+the server it drives: the ratios between systems are the figures to read, absolute rates are low.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "serve"
+WORK = HERE / "work" / "serve"
+INFINITY_VENV = HERE / "work" / "infinity-venv"
+INFINITY_SPEC = "infinity-emb[server,torch]==0.0.78"
+SAMPLE = "data/samples/scifact"
+DOC_TOKENS = 254  # + [CLS] and [SEP]: 256
+
+
+# ---------------------------------------------------------------------------------------
+# texts and indexes
+
+
+def bench_texts(model: str, n: int = 400) -> tuple[list[str], list[str], list[str], dict]:
+    """(~16-token queries, ~256-token documents, every query, their mean token counts) from the SciFact sample."""
+    from transformers import AutoTokenizer
+
+    from embshared.io import load_beir
+    from embshared.models import resolve_model
+    from embshared.runtime import repo_root
+
+    data = load_beir(repo_root() / SAMPLE)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
+    count = lambda text: len(tokenizer(text)["input_ids"])  # noqa: E731
+    claims = [q for q in data.queries.values() if 12 <= count(q) <= 22][:n]
+    docs = []
+    for text in data.corpus_texts().values():
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= DOC_TOKENS:
+            docs.append(tokenizer.decode(ids[:DOC_TOKENS]))
+        if len(docs) == n:
+            break
+    sizes = {"query_tokens_mean": float(np.mean([count(q) for q in claims])), "queries": len(claims)}
+    sizes |= {"doc_tokens_mean": float(np.mean([count(d) for d in docs[:50]])), "docs": len(docs)}
+    return claims, docs, list(data.queries.values()), sizes
+
+
+def build_indexes(model: str, backend: str, file_name: str | None) -> tuple[Path, Path]:
+    """(the sample's 2,000 abstracts, the first 1,000 for the reload) indexed with the model; reused once built."""
+    from embedding_ft.index import build_index, load_vectors
+    from embshared.io import Documents, read_documents
+    from embshared.runtime import repo_root
+
+    docs = read_documents(repo_root() / SAMPLE)
+    full, half = WORK / "index-full", WORK / "index-half"
+    build_index(full, docs, model, backend, file_name)
+    n = len(docs) // 2
+    subset = Documents(docs.ids[:n], docs.texts[:n], docs.source + " (first half)")
+    build_index(half, subset, model, backend, file_name, embeddings=load_vectors(full)[:n])
+    return full, half
+
+
+# ---------------------------------------------------------------------------------------
+# servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class Server:
+    """A server process on 127.0.0.1: started, waited for (``health`` answers 200), stopped."""
+
+    def __init__(self, name: str, cmd: list[str], port: int, health: str, env: dict | None = None, key=None):
+        self.name, self.cmd, self.port, self.health, self.key = name, cmd, port, health, key
+        self.env = {**os.environ, **(env or {})}
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = WORK / "logs" / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def start(self, timeout: float = 600.0) -> Server:
+        import httpx
+
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + self.health, timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"{self.name} not healthy after {timeout:.0f} s: {self.tail()}")
+
+    def tail(self, lines: int = 6) -> str:
+        text = self.log.read_text(errors="replace") if self.log.is_file() else ""
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+    def peak_rss_mb(self) -> float | None:
+        return rss_mb(self.proc.pid, "VmHWM") if self.proc else None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+def serve_server(index: Path, threads: int | None) -> Server:
+    key = secrets.token_hex(16)
+    port = free_port()
+    cmd = [sys.executable, "-m", "embedding_ft.cli.serve", "--index", str(index), "--port", str(port)]
+    cmd += ["--threads", str(threads)] if threads else []
+    return Server("serve", cmd, port, "/health", {"EMBED_SERVE_API_KEY": key}, key)
+
+
+def naive_server(model: str, backend: str, file_name: str | None, threads: int | None) -> Server:
+    port = free_port()
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-server", str(port), "--model", model]
+    cmd += ["--backend", backend] + (["--file-name", file_name] if file_name else [])
+    cmd += ["--threads", str(threads)] if threads else []
+    return Server("naive", cmd, port, "/health")
+
+
+def run_naive_server(port: int, model: str, backend: str, file_name: str | None, threads: int | None) -> None:
+    """The naive peer: one ``encode`` per request, FastAPI's thread pool, no batching, no queue."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from embedding_ft.backends import load_encoder
+    from embshared.cli import start_run
+
+    start_run(threads=threads, quiet=True)
+    encoder = load_encoder(model, backend, file_name)
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"ready": True}
+
+    @app.post("/v1/embeddings")
+    def embeddings(body: dict) -> dict:
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        vectors = encoder.encode(texts, normalize_embeddings=True)
+        data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+        return {"object": "list", "data": data, "model": body.get("model", model)}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def infinity_server(model: str) -> tuple[Server | None, str | None]:
+    """(infinity-emb's server, None), or (None, why it could not be had: the tool's own last words)."""
+    try:
+        python, reason = install_infinity()
+    except Exception as exc:  # a step of the install itself broke: its words are the reason
+        python, reason = None, f"install of {INFINITY_SPEC} failed: {type(exc).__name__}: {str(exc)[:300]}"
+    if python is None:
+        return None, reason
+    from embshared.models import resolve_model
+
+    port = free_port()
+    cmd = [str(INFINITY_VENV / "bin" / "infinity_emb"), "v2", "--model-id", resolve_model(model)]
+    cmd += ["--served-model-name", "bench-model", "--engine", "torch", "--device", "cpu"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    # BetterTransformer (on by default) needs optimum, not installed: off, through infinity's own variable
+    env = {"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+    env["INFINITY_BETTERTRANSFORMER"] = "false"
+    return Server("infinity", cmd, port, "/health", env), None
+
+
+def install_infinity() -> tuple[Path | None, str | None]:
+    """infinity-emb in its own venv (once), this workspace's torch linked in; (its python, None) or (None, reason)."""
+    import importlib.util
+
+    python = INFINITY_VENV / "bin" / "python"
+    stamp = INFINITY_VENV / ".installed"
+    if stamp.is_file():
+        return python, None
+    shutil.rmtree(INFINITY_VENV, ignore_errors=True)
+    made = subprocess.run([sys.executable, "-m", "venv", str(INFINITY_VENV)], capture_output=True, text=True)
+    if made.returncode != 0:
+        return None, f"python -m venv failed: {_last_error(made.stderr)}"
+    site = Path(
+        subprocess.check_output([str(python), "-c", "import site; print(site.getsitepackages()[0])"], text=True).strip()
+    )
+    ours = Path(importlib.util.find_spec("torch").submodule_search_locations[0]).parent
+    for entry in ours.iterdir():  # torch, its dist-info and its sibling packages: seen as installed by pip
+        if entry.name.startswith(("torch", "functorch")) and not (site / entry.name).exists():
+            (site / entry.name).symlink_to(entry)
+    log = WORK / "logs" / "infinity-install.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", INFINITY_SPEC],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"pip install {INFINITY_SPEC} did not finish in 30 minutes"
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        return None, f"pip install {INFINITY_SPEC} failed: {_last_error(done.stderr)}"
+    stamp.write_text(INFINITY_SPEC + "\n")
+    return python, None
+
+
+def _last_error(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR", "error", "Error"))]
+    return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:400]
+
+
+# ---------------------------------------------------------------------------------------
+# load
+
+
+async def drive(url, requests, concurrency, max_requests, max_seconds, headers=None, on_tick=None) -> dict:
+    """Send ``requests`` ((path, body) pairs, cycled) with ``concurrency`` workers; bounded in count and time."""
+    import httpx
+
+    latencies, statuses, failures = [], Counter(), Counter()
+    order = itertools.count()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    start = time.perf_counter()
+    deadline = start + max_seconds
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client:
+
+        async def worker():
+            while time.perf_counter() < deadline:
+                i = next(order)
+                if i >= max_requests:
+                    return
+                path, body = requests[i % len(requests)]
+                sent = time.perf_counter()
+                try:
+                    reply = await client.post(path, json=body)
+                except httpx.HTTPError as exc:
+                    failures[type(exc).__name__] += 1
+                    continue
+                statuses[reply.status_code] += 1
+                if reply.status_code == 200:
+                    latencies.append((time.perf_counter() - sent) * 1000)
+
+        tasks = [worker() for _ in range(concurrency)] + ([on_tick(client, deadline)] if on_tick else [])
+        await asyncio.gather(*tasks)
+    wall = time.perf_counter() - start
+    return summarize(latencies, statuses, failures, wall)
+
+
+def summarize(latencies: list[float], statuses: Counter, failures: Counter, wall: float) -> dict:
+    ms = np.asarray(latencies) if latencies else np.zeros(1)
+    out = {"ok": len(latencies), "per_s": round(len(latencies) / wall, 2), "seconds": round(wall, 2)}
+    out |= {f"p{p}_ms": round(float(np.percentile(ms, p)), 2) for p in (50, 95, 99)}
+    out["status"] = {str(k): v for k, v in sorted(statuses.items())}
+    out["status_5xx"] = sum(v for k, v in statuses.items() if k >= 500)
+    out["failed"] = dict(failures)
+    return out
+
+
+def model_id(server: Server, path: str) -> str:
+    import httpx
+
+    with contextlib.suppress(Exception):
+        return httpx.get(server.url + path, headers=server.headers, timeout=10).json()["data"][0]["id"]
+    return "bench-model"
+
+
+def embeddings_part(server: Server, path: str, name: str, texts: dict, args) -> dict:
+    """texts/s and latency percentiles of one-text requests, per text kind and concurrency."""
+    out = {}
+    for kind, items in texts.items():
+        bodies = [(path, {"model": name, "input": t}) for t in items]
+        asyncio.run(drive(server.url, bodies, 4, 20, 60, server.headers))  # warm-up
+        for concurrency in args.concurrency:
+            result = asyncio.run(drive(server.url, bodies, concurrency, args.requests, args.seconds, server.headers))
+            out.setdefault(kind, {})[str(concurrency)] = result
+            print(f"{server.name:9s} {kind:8s} c={concurrency:<3d} {result['per_s']:8.1f}/s p95 {result['p95_ms']} ms")
+    out["peak_rss_mb"] = server.peak_rss_mb()
+    return out
+
+
+def search_part(server: Server, queries: list[str], args) -> dict:
+    out = {}
+    for mode, hybrid in (("dense", False), ("hybrid", True)):
+        bodies = [("/search", {"query": q, "top_k": 10, "hybrid": hybrid}) for q in queries]
+        out[mode] = asyncio.run(drive(server.url, bodies, 8, args.requests, args.seconds, server.headers))
+        print(f"search    {mode:8s} c=8   {out[mode]['per_s']:8.1f}/s p95 {out[mode]['p95_ms']} ms")
+    return out
+
+
+def soak_part(server: Server, name: str, queries: list[str], reload_index: Path, seconds: float) -> dict:
+    """``seconds`` at concurrency 16 with one hot reload halfway; 5xx, failures, RSS over time."""
+    requests = [
+        ("/search", {"query": q, "top_k": 10, "hybrid": True})
+        if i % 8 == 7
+        else ("/v1/embeddings", {"model": name, "input": q})
+        for i, q in enumerate(queries)
+    ]
+    samples: list[tuple[float, float | None]] = []
+    reload: dict = {}
+
+    async def tick(client, deadline):
+        start, halfway = time.perf_counter(), time.perf_counter() + seconds / 2
+        while time.perf_counter() < deadline:
+            samples.append((round(time.perf_counter() - start, 1), rss_mb(server.proc.pid)))
+            if not reload and time.perf_counter() >= halfway:
+                sent = time.perf_counter()
+                reply = await client.post("/admin/reload", json={"index": str(reload_index)})
+                reload.update(
+                    status=reply.status_code, seconds=round(time.perf_counter() - sent, 3), at_s=samples[-1][0]
+                )
+                reload["reply"] = reply.json()
+            wake = min(time.perf_counter() + 10.0, deadline, halfway if not reload else deadline)
+            await asyncio.sleep(max(0.05, wake - time.perf_counter()))
+
+    result = asyncio.run(drive(server.url, requests, 16, 10_000_000, seconds, server.headers, on_tick=tick))
+    after_warmup = [rss for t, rss in samples if t >= 60 and rss is not None] or [rss for _, rss in samples if rss]
+    growth = round(after_warmup[-1] - after_warmup[0], 1) if after_warmup else None
+    extra = {"concurrency": 16, "reload": reload, "rss_mb": samples, "rss_growth_mb": growth}
+    return {**result, **extra, "zero_5xx": result["status_5xx"] == 0}
+
+
+# ---------------------------------------------------------------------------------------
+# report
+
+
+def to_markdown(report: dict) -> str:
+    lines = ["# embeddingFT serving: throughput, latency, soak", ""]
+    sizes = report["texts"]
+    lines.append(
+        f"Model `{report['model']}` ({report['backend']}); one text per request: queries of "
+        f"{sizes['query_tokens_mean']:.1f} tokens, documents of {sizes['doc_tokens_mean']:.1f} tokens (means)."
+    )
+    lines += [
+        "",
+        "| system | texts | concurrency | texts/s | p50 ms | p95 ms | p99 ms | non-200 | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for system, parts in report["embeddings"].items():
+        if "error" in parts:
+            lines.append(f"| {system} | — | — | — | — | — | — | — | {parts['error']} |")
+            continue
+        for kind in ("queries", "documents"):
+            for conc, r in parts.get(kind, {}).items():
+                bad = sum(v for k, v in r["status"].items() if k != "200")
+                lines.append(
+                    f"| {system} | {kind} | {conc} | {r['per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {bad} | {sum(r['failed'].values())} |"
+                )
+    if report.get("search"):
+        lines += [
+            "",
+            "**/search** at concurrency 8, top 10:",
+            "",
+            "| mode | per s | p50 ms | p95 ms | p99 ms |",
+            "|---|---|---|---|---|",
+        ]
+        for mode, r in report["search"].items():
+            lines.append(f"| {mode} | {r['per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |")
+    soak = report.get("soak")
+    if soak:
+        lines += [
+            "",
+            f"**Soak**: {soak['seconds']} s at concurrency 16, {soak['ok']} requests answered 200, "
+            f"{soak['status_5xx']} 5xx ({'none' if soak['zero_5xx'] else 'NOT zero'}), failed {soak['failed'] or 'none'}, "
+            f"p95 {soak['p95_ms']} ms; RSS growth after the first minute {soak['rss_growth_mb']} MB; "
+            f"hot reload at {soak['reload'].get('at_s')} s: HTTP {soak['reload'].get('status')} in {soak['reload'].get('seconds')} s.",
+        ]
+    lines += ["", f"**infinity-emb**: {report['infinity']}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"])
+    parser.add_argument("--file-name", help="the exported file (onnx / openvino; default: the int8 one)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of each server (default: torch's)")
+    parser.add_argument("--requests", type=int, default=300, help="requests per measured point at most")
+    parser.add_argument("--seconds", type=float, default=60, help="seconds per measured point at most")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--skip-soak", action="store_true")
+    parser.add_argument("--naive-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.naive_server:
+        run_naive_server(args.naive_server, args.model, args.backend, args.file_name, args.threads)
+        return 0
+    from embshared.bench import machine_facts, write_results
+    from embshared.runtime import setup_logging
+
+    setup_logging()
+    facts = machine_facts()
+    WORK.mkdir(parents=True, exist_ok=True)
+    queries, docs, all_queries, sizes = bench_texts(args.model)
+    full, half = build_indexes(args.model, args.backend, args.file_name)
+    texts = {"queries": queries, "documents": docs}
+    report = {"model": args.model, "backend": args.backend, "texts": sizes, "embeddings": {}, "infinity": "skipped"}
+    report |= {"requests_per_point": args.requests, "seconds_per_point": args.seconds, "concurrency": args.concurrency}
+
+    def save():
+        write_results(RESULTS, "serve", report, to_markdown(report), facts=facts)
+
+    server = serve_server(full, args.threads).start()
+    try:
+        name = model_id(server, "/v1/models")
+        report["embeddings"]["serve"] = embeddings_part(server, "/v1/embeddings", name, texts, args)
+        report["search"] = search_part(server, all_queries, args)
+        save()
+        if not args.skip_soak:
+            report["soak"] = soak_part(server, name, all_queries, half, args.soak_seconds)
+            save()
+    finally:
+        server.stop()
+    if not args.skip_naive:
+        peer = naive_server(args.model, args.backend, args.file_name, args.threads).start()
+        try:
+            report["embeddings"]["naive"] = embeddings_part(peer, "/v1/embeddings", args.model, texts, args)
+        finally:
+            peer.stop()
+        save()
+    if not args.skip_infinity:
+        peer, reason = infinity_server(args.model)
+        try:
+            if peer is not None:
+                peer.start()
+                name = model_id(peer, "/models")
+                report["embeddings"]["infinity"] = embeddings_part(peer, "/embeddings", name, texts, args)
+                report["infinity"] = f"ran ({INFINITY_SPEC}, torch engine on CPU, its own batching)"
+        except Exception as exc:  # it installed but did not serve: record its words
+            reason = f"installed, but did not serve: {str(exc)[:400]}"
+        finally:
+            if peer is not None:
+                peer.stop()
+        if reason:
+            report["infinity"] = reason
+            report["embeddings"]["infinity"] = {"error": reason}
+        save()
+    save()
+    print(f"wrote {RESULTS / 'serve.json'} and serve.md; infinity-emb: {report['infinity']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

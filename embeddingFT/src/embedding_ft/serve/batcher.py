@@ -1,0 +1,178 @@
+"""Batching across requests: one worker thread owns the model and runs every forward pass.
+
+Requests put their texts (with each text's token count) on a bounded queue and wait on a
+future. The worker takes the first waiting request, waits up to ``wait_ms`` after it arrived
+for more to come, then takes requests in arrival order while the batch's padded size
+(texts x longest text, in tokens) stays within ``budget_tokens``, and encodes them in one
+``encode`` call (one forward pass: a request larger than the budget alone runs alone, cut by
+``encode`` into passes within the budget). The results are split back to each request's future.
+
+A request is only batched with requests for the same encoder: after a hot swap the requests
+queued for the old model still run on it, the new ones on the new model.
+
+The queue holds at most ``max_queue`` texts; a request that does not fit gets :class:`QueueFull`
+(answered 429, Retry-After from the worker's recent rate) instead of waiting without bound.
+
+Why our own and not infinity-emb's: its batch handler is woven into its own engine, model
+loading and server, and infinity-emb 0.0.78 requires sentence-transformers < 4 and numpy < 2
+where this workspace pins sentence-transformers 6.2, so it cannot even be a dependency here.
+This is ~100 lines, needs nothing installed, and runs the workspace's own encoders (PyTorch,
+ONNX Runtime, OpenVINO through :func:`embedding_ft.backends.load_encoder`) unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+logger = logging.getLogger("embedding_ft.serve")
+
+
+class QueueFull(Exception):
+    """The queue has no room for the request: answer 429 and retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"the server is busy ({retry_after} s estimated wait): retry later")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Request:
+    encoder: object
+    texts: list[str]
+    lengths: list[int]  # tokens of each text
+    arrived: float = field(default_factory=time.monotonic)
+    future: Future = field(default_factory=Future)
+
+
+#: (texts, padded tokens, seconds) of each forward pass
+BatchHook = Callable[[int, int, float], None]
+
+
+class Batcher:
+    """Groups concurrent requests into forward passes on one worker thread.
+
+    Args:
+        budget_tokens: a batch's padded tokens (texts x longest) at most.
+        wait_ms: how long to wait after a batch's first request for more requests.
+        max_queue: texts waiting at most (more: :class:`QueueFull`).
+        on_batch: called after each forward pass with (texts, padded tokens, seconds).
+    """
+
+    def __init__(self, budget_tokens: int = 8192, wait_ms: float = 5.0, max_queue: int = 1024, on_batch=None):
+        self.budget, self.wait, self.max_queue = budget_tokens, wait_ms / 1000.0, max_queue
+        self.on_batch: BatchHook | None = on_batch
+        self._queue: deque[_Request] = deque()
+        self._queued = 0  # texts in the queue
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._seconds_per_text = 0.01  # running estimate, for Retry-After
+        self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
+
+    @property
+    def depth(self) -> int:
+        """Texts waiting for the model."""
+        return self._queued
+
+    def start(self) -> Batcher:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch running, fail the requests still queued, and end the worker."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with self._cond:
+            while self._queue:
+                self._queue.popleft().future.set_exception(RuntimeError("the server is shutting down"))
+            self._queued = 0
+
+    def submit(self, encoder, texts: list[str], lengths: list[int]) -> Future:
+        """Queue ``texts`` for ``encoder``; the future gives their (n, dim) float32 unit vectors."""
+        if not texts or len(texts) != len(lengths):
+            raise ValueError("submit needs one token count per text, and at least one text")
+        request = _Request(encoder, list(texts), [max(1, int(n)) for n in lengths])
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the server is shutting down")
+            if self._queued + len(texts) > self.max_queue:
+                raise QueueFull(max(1, math.ceil((self._queued + len(texts)) * self._seconds_per_text)))
+            self._queue.append(request)
+            self._queued += len(texts)
+            self._cond.notify_all()
+        return request.future
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._encode(batch)
+
+    def _ready(self) -> bool:
+        """The queue's head batch is full (its budget reached) or its first request has waited long enough."""
+        head = self._queue[0]
+        texts, longest = 0, 0
+        for request in self._queue:
+            if request.encoder is not head.encoder:
+                return True
+            texts, longest = texts + len(request.texts), max(longest, *request.lengths)
+            if texts * longest >= self.budget:
+                return True
+        return time.monotonic() >= head.arrived + self.wait
+
+    def _next_batch(self) -> list[_Request] | None:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait(timeout=1.0)
+            while self._queue and not self._stopping and not self._ready():
+                self._cond.wait(timeout=max(0.0, self._queue[0].arrived + self.wait - time.monotonic()))
+            if not self._queue:
+                return None
+            batch = [self._queue.popleft()]
+            texts, longest = len(batch[0].texts), max(batch[0].lengths)
+            while self._queue and self._queue[0].encoder is batch[0].encoder:
+                nxt = self._queue[0]
+                if (texts + len(nxt.texts)) * max(longest, *nxt.lengths) > self.budget:
+                    break
+                batch.append(self._queue.popleft())
+                texts, longest = texts + len(nxt.texts), max(longest, *nxt.lengths)
+            self._queued -= texts
+            return batch
+
+    def _encode(self, batch: list[_Request]) -> None:
+        live = [r for r in batch if r.future.set_running_or_notify_cancel()]  # skips cancelled requests
+        texts = [t for r in live for t in r.texts]
+        if not texts:
+            return
+        longest = max(n for r in live for n in r.lengths)
+        start = time.perf_counter()
+        try:
+            vectors = live[0].encoder.encode(
+                texts, batch_size=max(1, self.budget // longest), normalize_embeddings=True
+            )
+            vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        except Exception as exc:  # the requests fail, the worker goes on
+            logger.error("a batch of %d texts failed", len(texts), exc_info=exc)
+            for request in live:
+                request.future.set_exception(exc)
+            return
+        seconds = time.perf_counter() - start
+        self._seconds_per_text = 0.8 * self._seconds_per_text + 0.2 * seconds / len(texts)
+        offset = 0
+        for request in live:
+            request.future.set_result(vectors[offset : offset + len(request.texts)])
+            offset += len(request.texts)
+        if self.on_batch is not None:
+            self.on_batch(len(texts), len(texts) * longest, seconds)
