@@ -2,7 +2,8 @@
 
     python embeddingFT/bench/bench_recipes.py [--only NAME ...] [--tag TAG]
 
-Every candidate is ``configs/scifact.yaml`` plus a few overrides, trained by
+Every candidate is ``configs/scifact_finetune.yaml`` (the full fine-tuning recipe; ``configs/scifact.yaml`` is
+now its ``head_merge0.3`` row) plus a few overrides, trained by
 ``python -m embedding_ft.cli.train`` in its own process (so its peak memory is its own) on the
 same 80% of the SciFact train claims (seed 42). The other 20% are split once more, by a
 seeded shuffle, into **dev** (to choose the recipe on) and **rest** (reported, never
@@ -35,7 +36,7 @@ from embshared.runtime import repo_root, setup_logging, shared_data_dir
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "recipes"
 WORK = HERE / "work" / "recipes"
-CONFIG = "embeddingFT/configs/scifact.yaml"
+CONFIG = "embeddingFT/configs/scifact_finetune.yaml"
 METRICS = ["ndcg@10", "mrr@10", "recall@100"]
 
 #: trainer seeds of ``--seeds N``: the recipe's own seed (42) first
@@ -65,7 +66,7 @@ CANDIDATES: dict[str, tuple[list[str], str]] = {
     "auto_seed1": (["mining.bm25_negatives=0", "training_seed=1"], "loss auto (no BM25 negative), trainer seed 1"),
     "auto_seed2": (["mining.bm25_negatives=0", "training_seed=2"], "loss auto (no BM25 negative), trainer seed 2"),
     "batch16": (["batch_size=16"], "batch 16: twice the optimizer steps (42) in the same epoch"),
-    REFERENCE: ([], "configs/scifact.yaml as it is: the reference of --seeds"),
+    REFERENCE: ([], "full fine-tuning, configs/scifact_finetune.yaml as it is: the reference of --seeds"),
     "head": (
         ["adapter=head"],
         "adapter: a projection head (768 hidden) over the frozen MiniLM, 40 epochs on cached vectors",
@@ -491,7 +492,7 @@ def _paired_markdown(report: dict) -> list[str]:
         return []
     lines = [
         "",
-        f"## Paired by trainer seed, against `{REFERENCE}` (configs/scifact.yaml as it is)",
+        f"## Paired by trainer seed, against `{REFERENCE}` (configs/scifact_finetune.yaml as it is)",
         "",
         "Candidate minus reference, NDCG@10, mean ± sd over the seeds (each seed's difference in brackets). "
         "A candidate is adopted only if its paired mean on dev (hybrid, chosen fusion) beats the reference by "
@@ -614,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.judge_only and (not finished or name in report["candidates"]):
             print(f"== {name}: {'already judged' if finished else 'not finished'}, skipped", flush=True)
             continue
-        print(f"== {name}: {' '.join(overrides) or '(scifact.yaml as it is)'}", flush=True)
+        print(f"== {name}: {' '.join(overrides) or '(scifact_finetune.yaml as it is)'}", flush=True)
         run = run_candidate(name, overrides, args.threads, reuse=bool(seeds) or args.judge_only)
         report["candidates"][name] = judge_run(judge, name, overrides, what, run, novel)
         summary = run["summary"]
