@@ -341,7 +341,11 @@ def paired(report: dict, name: str, seeds: list[int]) -> dict | None:
             }
     reference_dev = [_ndcg(r["scores"], "hybrid_tuned", "dev") for _, r in pairs]
     out["reference_spread_dev"] = round(max(reference_dev) - min(reference_dev), 4)
-    out["adopted"] = out["hybrid_tuned_dev"]["mean"] > out["reference_spread_dev"]
+    base = report["base"]
+    out["forgets"] = any(
+        c["scores"][rail] < base[rail] - 0.01 for c, _ in pairs for rail in ("stsb_spearman", "pubmedqa_ndcg@10")
+    )
+    out["adopted"] = out["hybrid_tuned_dev"]["mean"] > out["reference_spread_dev"] and not out["forgets"]
     return out
 
 
@@ -496,7 +500,8 @@ def _paired_markdown(report: dict) -> list[str]:
         "",
         "Candidate minus reference, NDCG@10, mean ± sd over the seeds (each seed's difference in brackets). "
         "A candidate is adopted only if its paired mean on dev (hybrid, chosen fusion) beats the reference by "
-        "more than the reference's own spread (max - min) over the same seeds. Rest is reported, never chosen on.",
+        "more than the reference's own spread (max - min) over the same seeds, and no seed forgets (more than 0.01 "
+        "below the base model on STS-B or PubMedQA). Rest is reported, never chosen on.",
         "",
         "| candidate | seeds | Δ hybrid chosen, dev | Δ hybrid chosen, rest | Δ model alone, dev | Δ model alone, rest "
         "| candidate hybrid chosen rest (mean) | reference spread dev | adopted |",
@@ -512,7 +517,7 @@ def _paired_markdown(report: dict) -> list[str]:
             f"| {name} | {', '.join(map(str, p['seeds']))} | {cell(p['hybrid_tuned_dev'])} | "
             f"{cell(p['hybrid_tuned_rest'])} | {cell(p['dense_dev'])} | {cell(p['dense_rest'])} | "
             f"{p['hybrid_tuned_rest']['candidate_mean']:.4f} | {p['reference_spread_dev']:.4f} | "
-            f"{'yes' if p['adopted'] else 'no'} |"
+            f"{'yes' if p['adopted'] else 'no (forgets)' if p.get('forgets') else 'no'} |"
         )
     return lines
 
