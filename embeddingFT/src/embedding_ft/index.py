@@ -141,6 +141,8 @@ def build_index(
     embeddings: np.ndarray | None = None,
     fusion: FusionSetting | None = None,
     vectors: str = "float32",
+    cache_dir: str | Path | None = None,
+    gate: str = "exact",
 ) -> tuple[Path, bool]:
     """Embed ``docs`` and write the index folder; returns (folder, reused).
 
@@ -155,12 +157,23 @@ def build_index(
         fusion: the hybrid's fusion setting (default: the model folder's fusion.json if any,
             else none: the default fusion, and no fusion.json in the index).
         vectors: the stored vectors' precision, "float32", "float16" or "int8" (:data:`VECTOR_PRECISIONS`).
+        cache_dir: the :class:`embedding_ft.corpus_encoder.EmbeddingCache` the documents are encoded
+            through (length-sorted token-budget batches of about ``batch_size`` texts of 256 tokens,
+            resumable shards, vectors reused across builds); default ``<index>.cache`` beside the index.
+        gate: the parity gate of ``backend="auto"`` ("exact" or "approximate"): the fastest exported
+            file in the model folder whose vectors match PyTorch's on a sample, else torch; the
+            index records the back end chosen.
     """
-    from embedding_ft.backends import load_encoder
-
     if vectors not in VECTOR_PRECISIONS:
         raise ValueError(f"vectors must be one of {VECTOR_PRECISIONS}, got {vectors!r}")
+    from embedding_ft.corpus_encoder import CorpusEncoder, EmbeddingCache
+
     folder = Path(folder)
+    cache = EmbeddingCache(cache_dir if cache_dir is not None else folder.with_name(f"{folder.name}.cache"))
+    corpus = CorpusEncoder(
+        model, backend, file_name, cache=cache, token_budget=max(batch_size, 1) * 256, gate=gate, encoder=encoder
+    )
+    backend, file_name = corpus.resolve_backend(docs.texts)  # "auto": the back end chosen on a sample
     identity = model_identity(model, backend, file_name)
     digest = documents_hash(docs)
     kind = resolve_faiss_kind(faiss_kind, len(docs))
@@ -189,10 +202,7 @@ def build_index(
                         stored = arrays if old_precision == vectors else None
     start = time.perf_counter()
     if embeddings is None:
-        encoder = encoder or load_encoder(model, backend, file_name)
-        embeddings = encoder.encode(
-            docs.texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=True
-        )
+        embeddings = corpus.encode(docs.texts)  # memory-mapped from the cache
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)  # (n_docs, dim)
     if embeddings.shape[0] != len(docs):
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(docs)} documents")

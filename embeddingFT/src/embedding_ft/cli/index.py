@@ -9,6 +9,12 @@
 in the model folder (the hybrid fusion chosen on the training run's dev queries) is copied into
 the index, and its BM25 is built with that setting's k1, b and stemming.
 
+Documents are encoded through an embedding cache (``--cache-dir``, default ``<index>.cache``):
+sorted by token length in token-budget batches, written in shards so a killed run resumes, and
+reused by the next build over the same texts with the same model. ``--backend auto`` uses the
+fastest file already exported in the model folder (nothing is exported here) whose vectors pass
+``--gate`` against PyTorch on a sample of the documents, else PyTorch; the index records the choice.
+
 ``--faiss auto`` (the default) is exact (flat) below 100,000 documents and HNSW at or above;
 ``--vectors float16|int8`` stores the vectors (and the FAISS index) in 2 or 1 byte per dimension
 instead of 4 (int8: ``sentence_transformers.quantize_embeddings`` with per-dimension ranges).
@@ -32,7 +38,19 @@ from embshared.errors import UserError, cli_entry
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m embedding_ft.cli.index", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model folder or name")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument(
+        "--backend",
+        choices=[*BACKENDS, "auto"],
+        default="torch",
+        help="auto: the fastest file already exported in the model folder whose vectors match PyTorch's "
+        "on a sample of the documents (--gate), else torch",
+    )
+    parser.add_argument(
+        "--gate",
+        choices=["exact", "approximate"],
+        default="exact",
+        help="--backend auto's parity gate: cosine >= 0.9999 for every sample text, or mean cosine >= 0.99",
+    )
     parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--docs", type=Path, help="the document collection")
@@ -55,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["float32", "float16", "int8"],
         help="precision of the stored vectors and of the FAISS index (default float32)",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="token budget per batch: this many texts of 256 tokens"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="the embedding cache (resumable shards, vectors reused across builds); default <index>.cache",
+    )
     return parser
 
 
@@ -69,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from embshared.io import read_documents
 
     if args.from_index is not None:
-        if args.backend != "torch" or args.file_name:
+        if args.backend not in ("torch", "auto") or args.file_name:
             raise UserError(
                 "--from-index builds the adapter's index with the torch back end (no --backend/--file-name)"
             )
@@ -97,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             args.faiss or "auto",
             vectors=args.vectors or "float32",
+            cache_dir=args.cache_dir,
+            gate=args.gate,
         )
         print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
     meta = read_meta(folder)

@@ -1,0 +1,464 @@
+"""One pass over a document collection: length-sorted token-budget batches, streamed to disk, resumable, cached.
+
+:class:`CorpusEncoder` embeds a collection as unit float32 vectors, in the collection's order:
+
+- the texts are sorted by tokenized length (longest first, the encoder's own tokenizer and
+  ``max_seq_length``) and cut into batches by a token budget: a batch takes as many texts as fit
+  ``token_budget // (its longest text's length)``, at least one, so short texts go in large
+  batches and long ones in small batches, with little padding either way;
+- the vectors are streamed to disk in shards of ``shard_size`` texts (in sorted order), each
+  written atomically; a rerun after a kill skips the shards already written;
+- the result, ``vectors.npy`` in the :class:`EmbeddingCache` folder of the key (model
+  fingerprint, back end + file, max_seq_length, collection hash), is assembled shard by shard
+  into a memory-mapped file in the original order (memory stays bounded), renamed into place,
+  and returned memory-mapped; the shards are then removed. ``meta.json``, written last, marks
+  it complete: a second pass over the same texts with the same model is read, not encoded;
+- an adapter model (:mod:`embedding_ft.adapter`) whose base model's vectors of the same texts
+  are in the cache gets its vectors from them through its head (:func:`embedding_ft.adapter.apply_head`),
+  with no transformer pass;
+- ``backend="auto"`` tries the exported files already in the model folder (:data:`embedding_ft.export.FILES`;
+  nothing is exported here) on a sample of the collection, keeps those whose vectors pass a parity
+  gate against PyTorch (``gate="exact"``: cosine >= 0.9999 for every sample text; ``"approximate"``:
+  mean cosine >= 0.99), and uses the fastest of them and PyTorch; PyTorch when none passes.
+
+Nothing is pickled: arrays are ``.npy`` read with ``allow_pickle=False``, metadata is JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from embedding_ft import backends
+from embshared.files import atomic_write, write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GATES", "CacheKey", "CorpusEncoder", "EmbeddingCache", "collection_hash"]
+
+VECTORS = "vectors.npy"
+META = "meta.json"
+SHARDS = "shards"
+DEFAULT_SHARD_SIZE = 8192
+DEFAULT_TOKEN_BUDGET = 16384  # tokens per batch: e.g. 64 texts of 256 tokens, 128 of 128
+SAMPLE_SIZE = 64  # texts the parity gate of backend="auto" compares on
+#: gate -> (minimum cosine of every sample text, minimum mean cosine)
+GATES = {"exact": (0.9999, 0.9999), "approximate": (-1.0, 0.99)}
+_HEAD_CHUNK = 65_536  # rows through an adapter's head at a time
+
+
+def collection_hash(texts) -> str:
+    """A short hash of the texts in their order."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What determines a collection's vectors: the model's weights, the back end and file, the token length, the texts."""
+
+    model_fingerprint: str
+    backend: str
+    file_name: str | None
+    max_seq_length: int | None
+    collection: str
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
+
+
+def model_key(model: str, backend: str, file_name: str | None, max_seq_length: int | None, texts_hash: str) -> CacheKey:
+    """The key of ``model``'s vectors (its fingerprint as :func:`embedding_ft.index.model_identity` computes it)."""
+    from embedding_ft.index import model_identity
+
+    fingerprint = model_identity(str(model), backend, file_name)["model_fingerprint"]
+    return CacheKey(fingerprint, backend, file_name, max_seq_length, texts_hash)
+
+
+class EmbeddingCache:
+    """Completed vectors of collections, one folder per :class:`CacheKey`: ``vectors.npy`` + ``meta.json``.
+
+    A folder without ``meta.json`` is a pass in progress (its ``shards/``).
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    def folder(self, key: CacheKey) -> Path:
+        return self.root / key.digest()
+
+    def load(self, key: CacheKey) -> np.ndarray | None:
+        """The completed (n, dim) float32 vectors of ``key``, memory-mapped, else None."""
+        folder = self.folder(key)
+        try:
+            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+            if meta.get("key") != asdict(key):
+                return None
+            vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape != (meta["n"], meta["dim"]):
+            logger.warning("%s: damaged cached vectors, encoding again", folder)
+            return None
+        return vectors
+
+    def __contains__(self, key: CacheKey) -> bool:
+        return self.load(key) is not None
+
+
+class CorpusEncoder:
+    """Encodes a collection (see the module docstring).
+
+    Args:
+        model: the model folder or name (:func:`embedding_ft.backends.load_encoder`).
+        backend: "torch", "onnx", "openvino" or "auto".
+        file_name: the exported file (onnx / openvino; default the int8 export).
+        cache: where vectors and shards go; None: a temporary folder removed after the pass (no resume,
+            and the vectors are returned in memory, not memory-mapped).
+        shard_size: texts per shard (in sorted order).
+        token_budget: tokens per batch.
+        gate: the parity gate of ``backend="auto"``, "exact" or "approximate".
+        encoder: an already loaded encoder for ``model`` (with ``backend``); without a
+            ``tokenizer`` attribute each shard is handed to its ``encode`` whole.
+        sample_size: the texts the parity gate compares on.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        backend: str = "torch",
+        file_name: str | None = None,
+        cache: EmbeddingCache | None = None,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        gate: str = "exact",
+        encoder=None,
+        sample_size: int = SAMPLE_SIZE,
+    ):
+        if shard_size < 1 or token_budget < 1:
+            raise ValueError("shard_size and token_budget must be >= 1")
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {sorted(GATES)}, got {gate!r}")
+        self.model = str(model)
+        self.backend = backend
+        self.file_name = file_name
+        self.cache = cache
+        self.shard_size = shard_size
+        self.token_budget = token_budget
+        self.gate = gate
+        self.sample_size = sample_size
+        self._encoder = encoder
+        self.choice: dict | None = None  # backend="auto": what was measured and chosen
+        self.batches: list[int] = []  # the last pass's batch sizes (texts per call)
+        self.encoded_shards: list[int] = []  # the last pass's shards encoded (not resumed)
+
+    # -- the encoder --------------------------------------------------------------------------
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            if self.backend == "auto":
+                raise RuntimeError("backend 'auto' is resolved by encode()")
+            self._encoder = backends.load_encoder(self.model, self.backend, self.file_name)
+        return self._encoder
+
+    def _resolve_auto(self, texts: list[str]) -> None:
+        """backend="auto": the fastest back end whose vectors pass the gate on a sample; torch when none does."""
+        from embedding_ft.export import FILES
+
+        folder = Path(self.model).expanduser()
+        candidates = [(b, f) for (b, _), f in FILES.items() if folder.is_dir() and (folder / f).is_file()]
+        rows = np.linspace(0, len(texts) - 1, min(self.sample_size, len(texts))).round().astype(int)
+        sample = [texts[i] for i in dict.fromkeys(rows.tolist())]
+        torch_encoder = self._encoder or backends.load_encoder(self.model, "torch", None)
+        reference, torch_seconds = _timed(torch_encoder, sample)
+        measured = [{"backend": "torch", "file_name": None, "seconds": torch_seconds, "passed": True}]
+        min_each, min_mean = GATES[self.gate]
+        encoders = {("torch", None): torch_encoder}
+        for backend, file_name in candidates:
+            try:
+                candidate = backends.load_encoder(self.model, backend, file_name)
+                vectors, seconds = _timed(candidate, sample)
+            except Exception as exc:  # a file that does not load or run is not a candidate
+                logger.warning("backend auto: %s %s not usable (%s)", backend, file_name, exc)
+                continue
+            if vectors.shape != reference.shape:
+                cosines = np.full(len(sample), -1.0)
+            else:
+                cosines = np.sum(_unit(vectors) * _unit(reference), axis=1)
+            passed = bool(cosines.min() >= min_each and cosines.mean() >= min_mean)
+            measured.append(
+                {
+                    "backend": backend,
+                    "file_name": file_name,
+                    "seconds": seconds,
+                    "passed": passed,
+                    "min_cosine": float(cosines.min()),
+                    "mean_cosine": float(cosines.mean()),
+                }
+            )
+            encoders[(backend, file_name)] = candidate
+        best = min((m for m in measured if m["passed"]), key=lambda m: m["seconds"])
+        for m in measured:
+            logger.info(
+                "backend auto (gate %s, %d texts): %s %s %.3f s%s%s",
+                self.gate,
+                len(sample),
+                m["backend"],
+                m["file_name"] or "",
+                m["seconds"],
+                f", cosine min {m['min_cosine']:.6f} mean {m['mean_cosine']:.6f}" if "min_cosine" in m else "",
+                "" if m["passed"] else " (fails the gate)",
+            )
+        logger.info("backend auto: using %s %s", best["backend"], best["file_name"] or "")
+        self.backend, self.file_name = best["backend"], best["file_name"]
+        self._encoder = encoders[(self.backend, self.file_name)]
+        self.choice = {"gate": self.gate, "sample": len(sample), "measured": measured, "chosen": best}
+
+    def resolve_backend(self, texts) -> tuple[str, str | None]:
+        """(backend, file_name) that will encode ``texts``: "auto" is resolved here (once), others are kept."""
+        if self.backend == "auto":
+            texts = texts if isinstance(texts, list) else list(texts)
+            if not texts or self._adapter_key(texts) is not None:
+                # nothing to measure on, or an adapter over cached base vectors (no forward pass at all)
+                self.backend, self.file_name = "torch", None
+            else:
+                self._resolve_auto(texts)
+        return self.backend, self.file_name
+
+    # -- the pass -----------------------------------------------------------------------------
+
+    def key(self, texts_hash: str) -> CacheKey:
+        return model_key(
+            self.model, self.backend, self.file_name, getattr(self.encoder, "max_seq_length", None), texts_hash
+        )
+
+    def encode(self, texts, show_progress: bool = True) -> np.ndarray:
+        """(n, dim) unit float32 vectors of ``texts`` in their order, memory-mapped from the cache folder."""
+        texts = list(texts)
+        self.batches, self.encoded_shards = [], []
+        self.resolve_backend(texts)
+        if not texts:
+            return np.zeros((0, _dimension(self.encoder)), dtype=np.float32)
+        texts_hash = collection_hash(texts)
+        key = self.key(texts_hash)
+        if self.cache is None:
+            with _scratch() as root:
+                vectors = self._run(EmbeddingCache(root), key, texts, show_progress)
+                return np.array(vectors)  # the scratch folder goes: a copy in memory
+        return self._run(self.cache, key, texts, show_progress)
+
+    def _run(self, cache: EmbeddingCache, key: CacheKey, texts: list[str], show_progress: bool) -> np.ndarray:
+        done = cache.load(key)
+        if done is not None:
+            logger.info("%d vectors read from the cache %s", len(texts), cache.folder(key))
+            return done
+        folder = cache.folder(key)
+        base = self._adapter_base(cache, key, texts) if self.backend == "torch" else None
+        if base is not None:
+            return self._from_base(folder, key, base, show_progress)
+        order, lengths = self._sorted(texts)
+        shard_dir = folder / f"{SHARDS}-{self.shard_size}"
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        n_shards = -(-len(texts) // self.shard_size)
+        done_shards = {i for i in range(n_shards) if _shard_ok(shard_dir, i, self._shard_len(i, len(texts)))}
+        if done_shards:
+            logger.info("%s: resuming, %d of %d shards already encoded", folder, len(done_shards), n_shards)
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        with tqdm(
+            total=len(texts),
+            unit="doc",
+            desc="encoding",
+            disable=not show_progress,
+            initial=sum(self._shard_len(i, len(texts)) for i in done_shards),
+        ) as bar:
+            for shard in range(n_shards):
+                if shard in done_shards:
+                    continue
+                start = shard * self.shard_size
+                rows = order[start : start + self.shard_size]
+                if tokenizer is None:  # the encoder batches itself
+                    spans = [(0, len(rows))]
+                else:
+                    spans = _budget_batches(lengths[rows], self.token_budget)
+                parts = []
+                for lo, hi in spans:
+                    batch = [texts[i] for i in rows[lo:hi]]
+                    self.batches.append(len(batch))
+                    vectors = self.encoder.encode(
+                        batch, batch_size=len(batch), normalize_embeddings=True, show_progress_bar=False
+                    )
+                    parts.append(np.asarray(vectors, dtype=np.float32))
+                    bar.update(len(batch))
+                _save_npy(shard_dir / _shard_name(shard), np.concatenate(parts))  # as the encoder gave them
+                self.encoded_shards.append(shard)
+        # assembled in the original order, a shard at a time, into a memory-mapped file
+        dim = int(np.load(shard_dir / _shard_name(0), mmap_mode="r", allow_pickle=False).shape[1])
+        tmp = folder / f".{VECTORS}.tmp"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+        for shard in range(n_shards):
+            start = shard * self.shard_size
+            out[order[start : start + self.shard_size]] = np.load(shard_dir / _shard_name(shard), allow_pickle=False)
+        out.flush()
+        del out
+        return self._finish(folder, key, tmp, len(texts), dim, shard_dir)
+
+    def _finish(self, folder: Path, key: CacheKey, tmp: Path, n: int, dim: int, shard_dir: Path | None) -> np.ndarray:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / VECTORS)
+        meta = {"key": asdict(key), "model": self.model, "n": n, "dim": dim, "format": 1}
+        write_json(folder / META, meta)
+        if shard_dir is not None:
+            shutil.rmtree(shard_dir, ignore_errors=True)
+        return np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
+
+    def _shard_len(self, shard: int, n: int) -> int:
+        return min(self.shard_size, n - shard * self.shard_size)
+
+    def _sorted(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(order, lengths): positions longest first (stable) and each text's length in tokens (truncated)."""
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        if tokenizer is None:
+            lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        else:
+            limit = getattr(self.encoder, "max_seq_length", None)
+            lengths = np.empty(len(texts), dtype=np.int64)
+            for start in range(0, len(texts), 4096):  # tokenized a chunk at a time: bounded memory
+                chunk = texts[start : start + 4096]
+                ids = tokenizer(chunk, add_special_tokens=True, truncation=limit is not None, max_length=limit)
+                lengths[start : start + len(chunk)] = [len(x) for x in ids["input_ids"]]
+        return np.argsort(-lengths, kind="stable"), lengths
+
+    # -- adapters -----------------------------------------------------------------------------
+
+    def _adapter_base_key(self, texts_hash: str, max_seq_length: int | None) -> CacheKey | None:
+        from embedding_ft.adapter import AdapterInfo, is_adapter
+
+        if not is_adapter(self.model):
+            return None
+        info = AdapterInfo.load(self.model)
+        if info is None or not info.base or not info.base.get("model"):
+            return None
+        try:
+            base = model_key(info.base["model"], "torch", None, max_seq_length, texts_hash)
+        except Exception as exc:  # the base is gone: no shortcut
+            logger.info("%s: the adapter's base %s is not available (%s)", self.model, info.base["model"], exc)
+            return None
+        if info.base.get("model_fingerprint") not in (None, base.model_fingerprint):
+            logger.info("%s: its base %s has changed since training: no shortcut", self.model, info.base["model"])
+            return None
+        return base
+
+    def _adapter_key(self, texts: list[str]) -> CacheKey | None:
+        """backend="auto": the cached base vectors' key when the adapter shortcut applies (torch encoder loaded)."""
+        from embedding_ft.adapter import is_adapter
+
+        if self.cache is None or not is_adapter(self.model):
+            return None
+        if self._encoder is None:
+            self._encoder = backends.load_encoder(self.model, "torch", None)
+        max_len = getattr(self._encoder, "max_seq_length", None)
+        base = self._adapter_base_key(collection_hash(texts), max_len)
+        return base if base is not None and base in self.cache else None
+
+    def _adapter_base(self, cache: EmbeddingCache, key: CacheKey, texts: list[str]) -> np.ndarray | None:
+        base = self._adapter_base_key(key.collection, key.max_seq_length)
+        return None if base is None else cache.load(base)
+
+    def _from_base(self, folder: Path, key: CacheKey, base: np.ndarray, show_progress: bool) -> np.ndarray:
+        """The adapter's vectors: its head on the cached base vectors, a chunk at a time."""
+        from embedding_ft.adapter import apply_head
+
+        logger.info("%s: adapter vectors from its base model's cached vectors (no transformer pass)", self.model)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{VECTORS}.tmp"
+        out = None
+        with tqdm(total=len(base), unit="doc", desc="adapter head", disable=not show_progress) as bar:
+            for start in range(0, len(base), _HEAD_CHUNK):
+                vectors = apply_head(self.model, np.array(base[start : start + _HEAD_CHUNK]))  # a writable copy
+                if out is None:
+                    out = np.lib.format.open_memmap(
+                        tmp, mode="w+", dtype=np.float32, shape=(len(base), vectors.shape[1])
+                    )
+                out[start : start + len(vectors)] = vectors
+                bar.update(len(vectors))
+        dim = out.shape[1]
+        out.flush()
+        del out
+        return self._finish(folder, key, tmp, len(base), dim, None)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _budget_batches(lengths: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """(start, end) spans over ``lengths`` (longest first): each as long as budget // its longest length allows, >= 1."""
+    spans, start = [], 0
+    while start < len(lengths):
+        size = max(1, budget // max(int(lengths[start]), 1))
+        spans.append((start, min(start + size, len(lengths))))
+        start += size
+    return spans
+
+
+def _shard_name(shard: int) -> str:
+    return f"shard_{shard:06d}.npy"
+
+
+def _shard_ok(shard_dir: Path, shard: int, rows: int) -> bool:
+    try:
+        array = np.load(shard_dir / _shard_name(shard), mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    return array.dtype == np.float32 and array.ndim == 2 and array.shape[0] == rows
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` atomically (a temporary file renamed over ``path``)."""
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), np.float32(1e-12))
+
+
+def _timed(encoder, texts: list[str]) -> tuple[np.ndarray, float]:
+    """(vectors, seconds) of ``texts``, after a short warm-up."""
+    encoder.encode(texts[:4], batch_size=4, normalize_embeddings=True, show_progress_bar=False)
+    start = time.perf_counter()
+    vectors = encoder.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    return np.asarray(vectors, dtype=np.float32), time.perf_counter() - start
+
+
+def _dimension(encoder) -> int:
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        if hasattr(encoder, name):
+            return int(getattr(encoder, name)())
+    return 0
+
+
+@contextlib.contextmanager
+def _scratch():
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="corpus_encoder.")
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,202 @@
+"""The corpus encoder: length-sorted token-budget batches, resumable shards, the embedding cache, adapters, backend auto."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedding_ft import backends
+from embedding_ft import corpus_encoder as ce
+from embedding_ft.corpus_encoder import CorpusEncoder, EmbeddingCache
+from embedding_ft.export import FILES
+
+
+def _texts(n: int = 22) -> list[str]:
+    """Texts of very different lengths, in no length order."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    sizes = rng.permutation([1, 2, 3, 5, 8, 13, 21, 34, 55, 60, 4, 40, 7, 30, 2, 50, 11, 25, 9, 45, 6, 18])[:n]
+    return [" ".join(rng.choice(words, size=int(k))) + f" doc{i}" for i, k in enumerate(sizes)]
+
+
+class Counting:
+    """A SentenceTransformer that counts its encode calls (and can be killed after ``fail_after`` calls)."""
+
+    def __init__(self, model, fail_after: int | None = None):
+        self.model = model
+        self.fail_after = fail_after
+        self.calls = 0
+        self.batches: list[list[str]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def encode(self, texts, **kwargs):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise RuntimeError("killed")
+        self.calls += 1
+        self.batches.append(list(texts))
+        return self.model.encode(texts, **kwargs)
+
+
+@pytest.fixture
+def tiny(tmp_path, tiny_base_factory):
+    from embshared.models import load_sentence_transformer
+
+    folder = tiny_base_factory(tmp_path / "tiny", seed=0)
+    return folder, load_sentence_transformer(folder, device="cpu")
+
+
+def test_vectors_match_the_model_in_the_original_order(tmp_path, tiny):
+    folder, model = tiny
+    texts = _texts()
+    counting = Counting(model)
+    encoder = CorpusEncoder(folder, cache=EmbeddingCache(tmp_path / "cache"), token_budget=120, encoder=counting)
+    vectors = encoder.encode(texts, show_progress=False)
+    expected = model.encode(texts, normalize_embeddings=True)
+    assert isinstance(vectors, np.memmap) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    sent = [t for batch in counting.batches for t in batch]
+    assert sorted(sent) == sorted(texts) and sent != texts  # length sorting reordered them
+    assert len(sent[0]) > len(sent[-1])  # longest first
+    assert len(set(encoder.batches)) > 1  # the token budget makes short texts' batches larger
+    assert encoder.batches[0] < encoder.batches[-1]
+
+
+def test_a_killed_pass_resumes_from_its_shards(tmp_path, tiny):
+    folder, model = tiny
+    texts = _texts()  # 22 texts: 6 shards of 4, one batch each (a large budget)
+    cache = EmbeddingCache(tmp_path / "cache")
+    killed = Counting(model, fail_after=2)
+    with pytest.raises(RuntimeError, match="killed"):
+        CorpusEncoder(folder, cache=cache, shard_size=4, token_budget=10**6, encoder=killed).encode(texts, False)
+    (work,) = list(cache.root.iterdir())
+    assert sorted(p.name for p in (work / "shards-4").glob("*.npy")) == ["shard_000000.npy", "shard_000001.npy"]
+    assert not (work / "meta.json").exists()
+    rerun = Counting(model)
+    encoder = CorpusEncoder(folder, cache=cache, shard_size=4, token_budget=10**6, encoder=rerun)
+    vectors = encoder.encode(texts, show_progress=False)
+    assert rerun.calls == 4 and encoder.encoded_shards == [2, 3, 4, 5]  # only the missing shards
+    whole = CorpusEncoder(folder, shard_size=4, token_budget=10**6, encoder=model).encode(texts, False)  # no cache
+    np.testing.assert_allclose(vectors, whole, atol=1e-6)
+    np.testing.assert_allclose(vectors, model.encode(texts, normalize_embeddings=True), atol=1e-5)
+    assert not (work / "shards-4").exists() and (work / "meta.json").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["meta.json", "vectors.npy"]
+
+
+def test_the_cache_skips_a_second_pass_and_misses_on_any_change(tmp_path, tiny, tiny_base_factory):
+    from embshared.models import load_sentence_transformer
+
+    folder, model = tiny
+    texts = _texts()
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = CorpusEncoder(folder, cache=cache, encoder=Counting(model)).encode(texts, False)
+    again = Counting(model)
+    np.testing.assert_array_equal(CorpusEncoder(folder, cache=cache, encoder=again).encode(texts, False), first)
+    assert again.calls == 0
+
+    changed = Counting(model)
+    CorpusEncoder(folder, cache=cache, encoder=changed).encode([*texts[:-1], texts[-1] + " more"], False)
+    assert changed.calls > 0
+    reordered = Counting(model)
+    CorpusEncoder(folder, cache=cache, encoder=reordered).encode(texts[::-1], False)
+    assert reordered.calls > 0
+
+    other_folder = tiny_base_factory(tmp_path / "other", seed=1)
+    other = Counting(load_sentence_transformer(other_folder, device="cpu"))
+    CorpusEncoder(other_folder, cache=cache, encoder=other).encode(texts, False)
+    assert other.calls > 0
+
+    shorter = load_sentence_transformer(folder, device="cpu")
+    shorter.max_seq_length = 16
+    short = Counting(shorter)
+    vectors = CorpusEncoder(folder, cache=cache, encoder=short).encode(texts, False)
+    assert short.calls > 0 and not np.allclose(vectors, first, atol=1e-4)
+    assert len(list(cache.root.iterdir())) == 5
+
+
+def test_an_adapter_reuses_its_base_models_cached_vectors(tmp_path, tiny):
+    import torch
+
+    from embedding_ft.adapter import attach_head
+    from embshared.heads import ProjectionHead
+    from embshared.models import load_sentence_transformer
+
+    folder, base = tiny
+    torch.manual_seed(0)
+    head = ProjectionHead(32, 16, hidden_dim=24)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # not the identity-like start
+    adapter, info = attach_head(base, head, base_name=folder)
+    adapter_dir = tmp_path / "adapter"
+    adapter.save(str(adapter_dir))
+    info.save(adapter_dir)
+    adapter = load_sentence_transformer(str(adapter_dir), device="cpu")
+    texts = _texts()
+    cache = EmbeddingCache(tmp_path / "cache")
+
+    no_base = Counting(adapter)  # nothing cached yet: encoded normally
+    direct = CorpusEncoder(str(adapter_dir), cache=EmbeddingCache(tmp_path / "other"), encoder=no_base)
+    expected = direct.encode(texts, False)
+    assert no_base.calls > 0
+
+    CorpusEncoder(folder, cache=cache, encoder=base).encode(texts, False)  # the base's vectors, cached
+    counting = Counting(adapter)
+    vectors = CorpusEncoder(str(adapter_dir), cache=cache, encoder=counting).encode(texts, False)
+    assert counting.calls == 0  # no transformer pass
+    assert vectors.shape == (len(texts), 16)
+    np.testing.assert_allclose(vectors, adapter.encode(texts, normalize_embeddings=True), atol=1e-5)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+
+
+class Noise:
+    """A fake exported encoder whose vectors are noise."""
+
+    tokenizer = None
+    max_seq_length = 64
+
+    def encode(self, texts, **kwargs):
+        rng = np.random.default_rng(len(texts))
+        return rng.standard_normal((len(texts), 32)).astype(np.float32)
+
+
+def test_backend_auto_falls_back_to_torch_when_no_export_passes_the_gate(tmp_path, tiny, monkeypatch):
+    folder, model = tiny
+    for file_name in (FILES[("onnx", "int8")], FILES[("openvino", "none")]):
+        (tmp_path / "tiny" / "st" / file_name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tiny" / "st" / file_name).write_text("fake")
+    loaded = []
+
+    def fake_load(name, backend="torch", file_name=None, device=None):
+        loaded.append((backend, file_name))
+        return Counting(model) if backend == "torch" else Noise()
+
+    monkeypatch.setattr(backends, "load_encoder", fake_load)
+    texts = _texts()
+    for gate in ce.GATES:
+        encoder = CorpusEncoder(folder, backend="auto", gate=gate, cache=EmbeddingCache(tmp_path / gate))
+        vectors = encoder.encode(texts, show_progress=False)
+        assert (encoder.backend, encoder.file_name) == ("torch", None)
+        measured = {m["backend"]: m for m in encoder.choice["measured"]}
+        assert set(measured) == {"torch", "onnx", "openvino"}
+        assert not measured["onnx"]["passed"] and measured["onnx"]["mean_cosine"] < 0.5
+        np.testing.assert_allclose(vectors, model.encode(texts, normalize_embeddings=True), atol=1e-5)
+    assert ("onnx", FILES[("onnx", "int8")]) in loaded
+
+
+def test_build_index_encodes_through_the_cache(tmp_path, tiny):
+    from embedding_ft.index import build_index, load_vectors, read_meta
+    from embshared.io import Documents
+
+    folder, model = tiny
+    texts = _texts()
+    docs = Documents([f"d{i}" for i in range(len(texts))], texts, "test")
+    counting = Counting(model)
+    index, reused = build_index(tmp_path / "idx", docs, folder, encoder=counting)
+    assert not reused and counting.calls > 0
+    np.testing.assert_allclose(load_vectors(index), model.encode(texts, normalize_embeddings=True), atol=1e-6)
+    assert (tmp_path / "idx.cache").is_dir()
+    again = Counting(model)  # another index over the same documents: the vectors come from the cache
+    build_index(tmp_path / "idx2", docs, folder, encoder=again, cache_dir=tmp_path / "idx.cache")
+    assert again.calls == 0 and read_meta(tmp_path / "idx2")["backend"] == "torch"
