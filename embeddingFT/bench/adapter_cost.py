@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from embedding_ft.adapter import reindex_from_base
     from embedding_ft.index import build_index
+    from embedding_ft.reindex import reindex_from_base
     from embshared.io import Documents, load_beir
 
     run_dir = WORK / "runs" / args.run

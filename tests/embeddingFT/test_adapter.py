@@ -18,12 +18,12 @@ from embedding_ft.adapter import (
     attach_head,
     is_adapter,
     load_adapter,
-    reindex_from_base,
     train_head,
     zscore_lookup,
 )
 from embedding_ft.cli import index as index_cli
 from embedding_ft.index import Searcher, build_index
+from embedding_ft.reindex import reindex_from_base
 from embshared.errors import UserError
 from embshared.heads import ProjectionHead
 from embshared.io import Documents

@@ -13,10 +13,8 @@ import base64
 import contextlib
 import json
 import os
-import select
 import signal
 import socket
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -380,88 +378,12 @@ def test_binding_a_non_loopback_address_without_a_key_is_refused(indexes, capsys
 # the page, in headless Chromium (the DevTools protocol on a pipe, as tests/gapfill's page test)
 
 
-class DevTools:
-    """A minimal DevTools-protocol client over Chromium's debugging pipe (fds 3 and 4)."""
-
-    def __init__(self, profile_dir: str):
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        def wire_fds() -> None:
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
-
-        self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe",
-             "--window-size=1000,800", f"--user-data-dir={profile_dir}", "--no-first-run", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=wire_fds,
-        )  # fmt: skip
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._buffer, self._next_id, self.session = b"", 0, None
-
-    def _read_message(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._from_chrome], [], [], left)[0]:
-                raise TimeoutError("no message from chromium")
-            chunk = os.read(self._from_chrome, 1 << 16)
-            if not chunk:
-                raise RuntimeError("chromium closed the pipe")
-            self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)
-
-    def send(self, method: str, timeout: float = 30.0, **params) -> dict:
-        self._next_id += 1
-        msg = {"id": self._next_id, "method": method, "params": params}
-        if self.session and not method.startswith("Target."):
-            msg["sessionId"] = self.session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
-        for _ in range(10_000):  # bounded: events before the reply are skipped
-            reply = self._read_message(timeout)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-        raise TimeoutError(f"{method}: no reply")
-
-    def open(self, url: str) -> None:
-        target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.send("Page.enable")
-        self.send("Page.navigate", url=url)
-
-    def evaluate(self, expression: str):
-        return self.send("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")
-
-    def wait_for(self, expression: str, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {expression}")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.send("Browser.close", timeout=5)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        os.close(self._to_chrome)
-        os.close(self._from_chrome)
-
-
 @pytest.mark.slow  # a browser, as tests/gapfill's page test
 @pytest.mark.skipif(not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)), reason=f"{CHROMIUM} not installed")
-def test_page_shows_hits_for_a_typed_query(indexes, encoder, tmp_path):
+def test_page_shows_hits_for_a_typed_query(indexes, encoder, tmp_path, devtools):
     app = make_app(indexes["a"], encoder, api_key=KEY)
     with served(app) as url:
-        browser = DevTools(str(tmp_path / "profile"))
+        browser = devtools(str(tmp_path / "profile"), window_size="1000,800")
         try:
             browser.open(url + "/")
             browser.wait_for("document.readyState === 'complete' && !!document.getElementById('query')")

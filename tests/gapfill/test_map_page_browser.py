@@ -8,14 +8,11 @@ mouse event and waits for the generated text. Skipped when /usr/bin/chromium is 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import select
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
@@ -30,97 +27,6 @@ pytestmark = [
         not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)), reason=f"{CHROMIUM} not installed"
     ),
 ]
-
-
-class DevTools:
-    """A minimal DevTools-protocol client over Chromium's debugging pipe."""
-
-    def __init__(self, profile_dir: str):
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        # In the child the protocol wants the pipe on fds 3 and 4; dup2 makes them inheritable,
-        # and close_fds=False keeps them (Python's own fds are non-inheritable, so nothing else leaks).
-        def wire_fds() -> None:
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
-
-        self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe",
-             "--window-size=1100,760", f"--user-data-dir={profile_dir}", "--no-first-run", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=wire_fds,
-        )  # fmt: skip
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._buffer = b""
-        self._next_id = 0
-        self.session: str | None = None
-
-    def _read_message(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._from_chrome], [], [], left)[0]:
-                raise TimeoutError("no message from chromium")
-            chunk = os.read(self._from_chrome, 1 << 16)
-            if not chunk:
-                raise RuntimeError("chromium closed the pipe")
-            self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)
-
-    def send(self, method: str, timeout: float = 30.0, **params) -> dict:
-        self._next_id += 1
-        msg = {"id": self._next_id, "method": method, "params": params}
-        if self.session and not method.startswith("Target."):
-            msg["sessionId"] = self.session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
-        while True:
-            reply = self._read_message(timeout)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    def open(self, url: str) -> None:
-        target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.send("Page.enable")
-        self.send("Page.navigate", url=url)
-
-    def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result.get("result", {}).get("value")
-
-    def wait_for(self, expression: str, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {expression}")
-
-    def click(self, x: float, y: float) -> None:
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-
-    def screenshot(self, path) -> None:
-        import base64
-
-        data = self.send("Page.captureScreenshot", format="png")["data"]
-        with open(path, "wb") as handle:
-            handle.write(base64.b64decode(data))
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.send("Browser.close", timeout=5)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        os.close(self._to_chrome)
-        os.close(self._from_chrome)
 
 
 def free_port() -> int:
@@ -173,8 +79,8 @@ def served_app(tmp_path, tiny_lm_session, embed_fn, knn_graph, wait_job):
         thread.join(timeout=10)
 
 
-def test_fit_progress_and_text_landing_in_a_gap(served_app, tmp_path):
-    browser = DevTools(str(tmp_path / "profile"))
+def test_fit_progress_and_text_landing_in_a_gap(served_app, tmp_path, devtools):
+    browser = devtools(str(tmp_path / "profile"))
     try:
         browser.open(served_app)
         n_points = browser.wait_for("document.querySelectorAll('circle.doc').length")

@@ -82,7 +82,7 @@ class CacheKey:
 
 def model_key(model: str, backend: str, file_name: str | None, max_seq_length: int | None, texts_hash: str) -> CacheKey:
     """The key of ``model``'s vectors (its fingerprint as :func:`embedding_ft.index.model_identity` computes it)."""
-    from embedding_ft.index import model_identity
+    from embedding_ft.identity import model_identity
 
     fingerprint = model_identity(str(model), backend, file_name)["model_fingerprint"]
     return CacheKey(fingerprint, backend, file_name, max_seq_length, texts_hash)

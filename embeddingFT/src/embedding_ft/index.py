@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding_ft.mining import model_fingerprint
+from embedding_ft.identity import model_identity
 from embshared.errors import UserError
 from embshared.files import atomic_dir, write_json, write_jsonl
 from embshared.fusion_choice import RRF_DEPTH, FusionSetting, fuse
@@ -81,18 +81,6 @@ def documents_hash(docs: Documents) -> str:
         digest.update(text.encode())
         digest.update(b"\x01")
     return digest.hexdigest()[:16]
-
-
-def model_identity(model: str, backend: str, file_name: str | None) -> dict:
-    """What an index remembers of its model: the name given, a fingerprint of its weights, the back end."""
-    from embshared.models import resolve_model
-
-    return {
-        "model": model,
-        "model_fingerprint": hashlib.sha256(model_fingerprint(resolve_model(model)).encode()).hexdigest()[:16],
-        "backend": backend,
-        "file_name": file_name,
-    }
 
 
 def model_fusion(model: str) -> FusionSetting | None:

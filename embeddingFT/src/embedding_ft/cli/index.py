@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_run()
-    from embedding_ft.adapter import reindex_from_base
     from embedding_ft.index import build_index, read_meta
+    from embedding_ft.reindex import reindex_from_base
     from embshared.fusion_choice import FusionSetting
     from embshared.io import read_documents
 
