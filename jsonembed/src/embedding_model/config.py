@@ -101,7 +101,7 @@ class JsonEmbedConfig:
 
     # --- distillation from a teacher (a local sentence-transformers model; null: self-supervised only)
     teacher: str | None = field(
-        default=DEFAULT_TEACHER,
+        default=None,  # measured on SciFact dev (bench/results/distill_scifact): distilled did not beat self-supervised
         metadata=_help(
             "local sentence-transformers model whose vectors of your records (and of query-shaped views of them) "
             "the char model learns to reproduce; a path or a packaged name, never downloaded; null: no teacher"
