@@ -83,8 +83,8 @@ export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvin
 	$(PY) -m embedding_ft.cli.export --model $(EMBED_MODEL) --backend $(if $(filter torch,$(EMBED_BACKEND)),onnx,$(EMBED_BACKEND)) --quant $(EMBED_QUANT) \
 		$(if $(EMBED_EXPORT_OUTPUT),--output $(EMBED_EXPORT_OUTPUT))
 
-index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=] into INDEX (FAISS + BM25 + documents); [FAISS=auto|flat|hnsw|ivf (auto: flat below 100k docs, else hnsw)] [VECTORS=float32|float16|int8] [FROM_INDEX=base index: an adapter MODEL reuses its vectors]
-	$(PY) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX) \
+index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=torch|onnx|openvino|auto] into INDEX [NPROC=, NNODES=: each process encodes a slice] (FAISS + BM25 + documents); [FAISS=auto|flat|hnsw|ivf (auto: flat below 100k docs, else hnsw)] [VECTORS=float32|float16|int8] [FROM_INDEX=base index: an adapter MODEL reuses its vectors]
+	$(EMBED_RUN) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX) \
 		$(if $(or $(EMBED_FAISS),$(call guide_name,FAISS)),--faiss $(or $(EMBED_FAISS),$(call guide_name,FAISS))) $(if $(or $(EMBED_VECTORS),$(call guide_name,VECTORS)),--vectors $(or $(EMBED_VECTORS),$(call guide_name,VECTORS)))
 
 search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says; WEIGHT=w: convex, dense weight w; CANDIDATES=N: fuse each ranker's top N, 0: every document] (JSON=1: JSON lines)
@@ -119,3 +119,8 @@ serve-embed: export EMBED_SERVE_API_KEY := $(or $(EMBED_API_KEY),$(EMBED_SERVE_A
 
 bench-serve: setup ## Benchmark the server vs a naive endpoint and infinity-emb, /search, 10-min soak; writes bench/results/serve/ (BENCH_SERVE_ARGS=)
 	$(PY) $(EMBED_DIR)/bench/bench_serve.py $(EMBED_BENCH_SERVE_ARGS)
+
+.PHONY: bench-scale
+EMBED_BENCH_SCALE_ARGS ?= $(call guide_name,BENCH_SCALE_ARGS)
+bench-scale: setup ## Benchmark at scale: back ends, the recipe's wall time, index-embed 10k-200k, kill -9, NPROC=2, search at 1M, distractors; writes bench/results/scale/ (BENCH_SCALE_ARGS=)
+	$(PY) $(EMBED_DIR)/bench/bench_scale.py $(EMBED_BENCH_SCALE_ARGS)

@@ -33,17 +33,15 @@ from embshared.runtime import setup_logging, shared_data_dir
 def base_vectors(run_dir, texts: list[str]) -> np.ndarray | None:
     """The base model's vectors of ``texts`` from the bench's mining cache (the run's own mining id)."""
     from embedding_ft.config import TrainConfig
-    from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, model_fingerprint
+    from embedding_ft.corpus_encoder import EmbeddingCache
     from embshared.config import load_config
-    from embshared.models import resolve_model
 
     cfg = load_config(TrainConfig, run_dir / "config.yaml", [])
-    mining_id = model_fingerprint(resolve_model(cfg.model_name), cfg.max_seq_length)
     corpus = list(dict.fromkeys(texts))
-    cached = cached_corpus_embeddings(embedding_cache_folder(WORK / "cache", mining_id, corpus), corpus)
-    if cached is None:
+    embeddings = EmbeddingCache(WORK / "cache" / "vectors").lookup(cfg.model_name, corpus, cfg.max_seq_length)
+    if embeddings is None:
         return None
-    embeddings, row_of = cached
+    row_of = {t: i for i, t in enumerate(corpus)}
     vectors = embeddings[[row_of[t] for t in texts]].astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 

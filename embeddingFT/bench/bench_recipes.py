@@ -235,15 +235,13 @@ class Judge:
     def cached_corpus(self, model_path: str) -> np.ndarray | None:
         """The held-out corpus's vectors by ``model_path`` (at 256 tokens) from the bench's mining cache, when a
         run mined with that model there (the base model, and a fine-tuned one a head was trained over)."""
-        from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, model_fingerprint
-        from embshared.models import resolve_model
+        from embedding_ft.corpus_encoder import EmbeddingCache
 
         texts = list(dict.fromkeys(self.eval_set.corpus.values()))  # the runs' mining corpus, in its order
-        folder = embedding_cache_folder(WORK / "cache", model_fingerprint(resolve_model(model_path), 256), texts)
-        cached = cached_corpus_embeddings(folder, texts)
-        if cached is None:
+        embeddings = EmbeddingCache(WORK / "cache" / "vectors").lookup(model_path, texts, 256)
+        if embeddings is None:
             return None
-        embeddings, row_of = cached
+        row_of = {t: i for i, t in enumerate(texts)}
         docs = embeddings[[row_of[self.eval_set.corpus[d]] for d in self.evaluator.doc_ids]].astype(np.float32)
         return docs / np.linalg.norm(docs, axis=1, keepdims=True)
 

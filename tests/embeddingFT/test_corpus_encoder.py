@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,76 @@ def test_build_index_encodes_through_the_cache(tmp_path, tiny):
     again = Counting(model)  # another index over the same documents: the vectors come from the cache
     build_index(tmp_path / "idx2", docs, folder, encoder=again, cache_dir=tmp_path / "idx.cache")
     assert again.calls == 0 and read_meta(tmp_path / "idx2")["backend"] == "torch"
+
+
+def test_corpus_vectors_are_read_by_text_and_unknown_texts_encoded(tmp_path, tiny):
+    from embedding_ft.corpus_encoder import CorpusVectors
+
+    folder, model = tiny
+    texts = _texts()
+    vectors = CorpusVectors(CorpusEncoder(folder, cache=EmbeddingCache(tmp_path / "c"), encoder=model), texts, False)
+    asked = [texts[5], "a text outside the collection", texts[0], texts[5]]
+    np.testing.assert_allclose(vectors.of(asked), model.encode(asked, normalize_embeddings=True), atol=1e-5)
+    assert vectors.all().shape == (len(texts), model.get_embedding_dimension())
+
+
+def test_backend_auto_exports_into_the_cache_and_never_into_the_model_folder(tmp_path, tiny, monkeypatch):
+    from embedding_ft import export
+
+    folder, model = tiny
+    texts = _texts()
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoder = CorpusEncoder(folder, backend="auto", gate="exact", cache=cache, encoder=model, export=True)
+    vectors = encoder.encode(texts, show_progress=False)
+    measured = {(m["backend"], m["file_name"]): m for m in encoder.choice["measured"]}
+    onnx = measured[("onnx", FILES[("onnx", "none")])]
+    assert onnx["passed"] and onnx["min_cosine"] >= 0.9999  # fp32 ONNX is exact
+    assert ("onnx", FILES[("onnx", "int8")]) not in measured  # never exported for the exact gate
+    assert not any((Path(folder) / name).exists() for name in ("onnx", "openvino"))  # the model folder is untouched
+    exported = [p for p in (cache.root / "exports").iterdir()]
+    assert len(exported) == 1 and (exported[0] / FILES[("onnx", "none")]).is_file()
+    np.testing.assert_allclose(vectors, model.encode(texts, normalize_embeddings=True), atol=1e-4)
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported twice")
+
+    monkeypatch.setattr(export, "export_model", no_export)  # a second encoder reuses the export
+    other = _texts(12)
+    again = CorpusEncoder(folder, backend="auto", gate="exact", cache=cache, encoder=model, export=True)
+    again.encode(other, show_progress=False)
+    assert ("onnx", FILES[("onnx", "none")]) in {(m["backend"], m["file_name"]) for m in again.choice["measured"]}
+
+
+def test_two_processes_write_the_index_one_process_writes(tmp_path, tiny, repo):
+    """make index-embed NPROC=2: accelerate launch, gloo, each rank a slice; the same vectors and top-10."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from embedding_ft.index import Searcher, load_vectors
+
+    folder, model = tiny
+    texts = _texts(22) + [f"extra document number {i} about w{i} and w{i + 1}" for i in range(17)]  # 39: uneven
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    one = [sys.executable, "-m", "embedding_ft.cli.index", "--model", str(folder), "--docs", str(docs)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    subprocess.run([*one, "--index", str(tmp_path / "one")], cwd=repo, env=env, check=True, timeout=600)
+    launch = [
+        os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29531",
+    ]  # fmt: skip
+    two = subprocess.run(
+        [*launch, *one[1:], "--index", str(tmp_path / "two")],
+        cwd=repo, env=env, check=True, timeout=600, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "2 processes encoded 39 documents" in two.stdout
+    np.testing.assert_allclose(load_vectors(tmp_path / "two"), load_vectors(tmp_path / "one"), atol=1e-5)
+    # the ranks' own cache entries: rank 0 the first 20 documents, rank 1 the last 19
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "two.cache").glob("*/meta.json")]
+    assert sorted(m["n"] for m in metas) == [19, 20]
+    a, b = Searcher(tmp_path / "one", encoder=model), Searcher(tmp_path / "two", encoder=model)
+    queries = [texts[i][:40] for i in range(0, 39, 3)]
+    for query in queries:
+        assert [h.id for h in a.search(query, 10)] == [h.id for h in b.search(query, 10)]

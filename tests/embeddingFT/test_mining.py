@@ -8,7 +8,6 @@ from embedding_ft.config import MiningConfig
 from embedding_ft.mining import (
     cache_key,
     drop_known_positives,
-    embedding_cache_folder,
     mine,
     missing_pairs,
     model_fingerprint,
@@ -160,7 +159,36 @@ def test_fingerprint_tells_encoding_lengths_apart(tmp_path):
     at_256, at_128 = model_fingerprint(str(tmp_path), 256), model_fingerprint(str(tmp_path), 128)
     assert len({plain, at_256, at_128}) == 3 and at_256.startswith(plain)
     assert model_fingerprint("org/hub-name", 256) == "org/hub-name|max_seq_length=256"
-    corpus = ["d1", "d2"]  # corpus embeddings cached at one length are not found at another
-    assert embedding_cache_folder("c", at_256, corpus) != embedding_cache_folder("c", at_128, corpus)
     (tmp_path / "model.safetensors").write_bytes(b"other weights")
     assert model_fingerprint(str(tmp_path), 256) != at_256
+
+
+def test_mining_through_the_corpus_encoder_gives_the_same_rows_and_encodes_once(minilm_session, tmp_path):
+    """The corpus pass of mine_hard_negatives goes through one CorpusVectors: same rows, a second mining reads it."""
+    from embedding_ft.corpus_encoder import CorpusEncoder, CorpusVectors, EmbeddingCache
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(minilm_session, name)
+
+        def encode(self, texts, **kwargs):
+            calls.append(list(texts))
+            return minilm_session.encode(texts, **kwargs)
+
+    cache = EmbeddingCache(tmp_path / "vectors")
+
+    def documents():
+        encoder = CorpusEncoder("sentence-transformers/all-MiniLM-L6-v2", cache=cache, encoder=Counting())
+        return CorpusVectors(encoder, DOCS, show_progress=False)
+
+    cfg = MiningConfig(num_negatives=2, range_max=6, margin=None)
+    plain = mine(pairs(), DOCS, known(), minilm_session, "m", cfg, "n-tuple", None)
+    through = mine(pairs(), DOCS, known(), minilm_session, "m", cfg, "n-tuple", None, documents=documents())
+    assert through == plain and len(plain) == 4
+    assert sorted(t for batch in calls for t in batch) == sorted(DOCS)  # the corpus, once, through the encoder
+    calls.clear()
+    other = MiningConfig(num_negatives=1, range_max=6, margin=None)
+    again = mine(pairs(), DOCS, known(), minilm_session, "m", other, "n-tuple", None, documents=documents())
+    assert calls == [] and len(again) == 4  # new settings, same corpus: its vectors are read from the cache

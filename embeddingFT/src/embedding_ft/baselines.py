@@ -4,7 +4,8 @@ Before training: BM25, the base model, and their hybrid twice — with the fixed
 ``evaluation.hybrid_weight`` and with the fusion chosen on the dev queries (the fair
 comparison: a user could tune the base model's hybrid too). After training: the same rows for
 the fine-tuned model, whose chosen fusion is saved beside it. The base model's corpus
-embeddings come from the mining cache when it mined with itself.
+vectors come from the run's :class:`embedding_ft.corpus_encoder.CorpusVectors` (the pass mining
+made, or made here, cached either way).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 from embedding_ft.config import TrainConfig
 from embedding_ft.data import EvalSet, Prepared
 from embedding_ft.evaluation import RetrievalEvaluator, SystemScores
-from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder
 from embshared.files import write_json
 from embshared.fusion_choice import FusionSetting
 
@@ -79,37 +79,15 @@ def evaluate_model(evaluator, eval_set: EvalSet, model, cfg: TrainConfig, label:
     return Evaluated(evaluator.systems(label, dense, fusions), chosen)
 
 
-def cached_base_vectors(cfg: TrainConfig, mining_id: str, prepared: Prepared):
-    """(n, dim) vectors of ``prepared.mining_texts`` from the mining cache, in that order (or None)."""
-    cached = cached_corpus_embeddings(
-        embedding_cache_folder(cfg.cache_dir, mining_id, prepared.mining_texts), prepared.mining_texts
-    )
-    return None if cached is None else cached[0]
-
-
-def _reuse_mining_embeddings(cfg: TrainConfig, mining_id: str, prepared: Prepared, eval_set: EvalSet):
-    """The base model's corpus embeddings from the mining cache, in eval-corpus order (or None)."""
-    embeddings = cached_base_vectors(cfg, mining_id, prepared)
-    if embeddings is None:
-        return None
-    row_of = {text: row for row, text in enumerate(prepared.mining_texts)}
-    try:
-        return embeddings[[row_of[eval_set.corpus[d]] for d in eval_set.corpus]]  # (n_docs, dim)
-    except KeyError:
-        return None
-
-
-def evaluate_baselines(
-    cfg: TrainConfig, prepared: Prepared, model, evaluator, work: Path, mining_id: str | None
-) -> Baselines:
+def evaluate_baselines(cfg: TrainConfig, prepared: Prepared, model, evaluator, work: Path, documents=None) -> Baselines:
     """BM25, the base model and its hybrids on the held-out split.
 
     Kept in the work dir so that a resumed run reuses them; any other run (e.g. one written
     in place over an earlier run) measures them again.
 
     Args:
-        mining_id: the base model's mining fingerprint when its corpus embeddings are in the
-            mining cache (it mined with itself), else None.
+        documents: the base model's vectors of the mining texts
+            (:class:`embedding_ft.corpus_encoder.CorpusVectors`); None: the corpus is encoded here.
     """
     eval_set = prepared.eval_set
     baseline_file = work / "baseline.json"
@@ -120,12 +98,12 @@ def evaluate_baselines(
         systems["bm25"] = evaluator.bm25()
     start = time.perf_counter()
     doc_embeddings = None
-    if mining_id is not None and eval_set.kind == "retrieval":
-        doc_embeddings = _reuse_mining_embeddings(cfg, mining_id, prepared, eval_set)
+    if documents is not None and eval_set.kind == "retrieval":
+        doc_embeddings = documents.of(eval_set.corpus.values())  # (n_docs, dim), in corpus order
     base = evaluate_model(evaluator, eval_set, model, cfg, "base", doc_embeddings)
     systems.update(base.systems)
     seconds = time.perf_counter() - start
-    if doc_embeddings is not None:  # the corpus came from the cache: time an encoding instead
+    if doc_embeddings is not None:  # the corpus came from one pass shared with mining: time an encoding instead
         seconds = _encoding_seconds(model, eval_set, cfg.evaluation.batch_size)
     logger.info("base model evaluated: %s", systems["base"].means)
     result = Baselines(systems, base.fusion, seconds)

@@ -230,7 +230,18 @@ class TrainConfig:
     bm25_aware: bool = field(
         default=False, metadata={"help": "adapter: head: train the head on the fused (cosine + lambda * BM25) logits"}
     )
-    cache_dir: str = field(default="embeddingFT/data/cache", metadata={"help": "mined-negative cache"})
+    encode_backend: Literal["auto", "torch", "onnx", "openvino"] = field(
+        default="torch",
+        metadata={
+            "help": "back end of every corpus pass (mining, the base and final evaluations): auto exports the "
+            "model to ONNX and OpenVINO once (into cache_dir; the final model's fp32 files beside it) and uses the "
+            "fastest back end whose vectors match PyTorch's on a sample (exact gate where figures are reported, "
+            "approximate for a separate mining model); onnx / openvino: that fp32 export; torch: PyTorch"
+        },
+    )
+    cache_dir: str = field(
+        default="embeddingFT/data/cache", metadata={"help": "mined negatives, corpus vectors, exports"}
+    )
     output_dir: str = field(default="embeddingFT/outputs", metadata={"help": "runs are written to output_dir/run_name"})
     run_name: str = field(default="", metadata={"help": "run folder name (default: <dataset>-<time>)"})
     logging_steps: int = 10

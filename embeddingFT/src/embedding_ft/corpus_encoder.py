@@ -44,7 +44,16 @@ from embshared.files import atomic_write, write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GATES", "CacheKey", "CorpusEncoder", "EmbeddingCache", "collection_hash"]
+__all__ = [
+    "GATES",
+    "CacheKey",
+    "CorpusEncoder",
+    "CorpusVectors",
+    "DocumentsThrough",
+    "EmbeddingCache",
+    "collection_hash",
+    "exported_copy",
+]
 
 VECTORS = "vectors.npy"
 META = "meta.json"
@@ -75,17 +84,25 @@ class CacheKey:
     file_name: str | None
     max_seq_length: int | None
     collection: str
+    prompt_name: str | None = None
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
 
 
-def model_key(model: str, backend: str, file_name: str | None, max_seq_length: int | None, texts_hash: str) -> CacheKey:
+def model_key(
+    model: str,
+    backend: str,
+    file_name: str | None,
+    max_seq_length: int | None,
+    texts_hash: str,
+    prompt_name: str | None = None,
+) -> CacheKey:
     """The key of ``model``'s vectors (its fingerprint as :func:`embedding_ft.index.model_identity` computes it)."""
     from embedding_ft.identity import model_identity
 
     fingerprint = model_identity(str(model), backend, file_name)["model_fingerprint"]
-    return CacheKey(fingerprint, backend, file_name, max_seq_length, texts_hash)
+    return CacheKey(fingerprint, backend, file_name, max_seq_length, texts_hash, prompt_name)
 
 
 class EmbeddingCache:
@@ -118,6 +135,24 @@ class EmbeddingCache:
     def __contains__(self, key: CacheKey) -> bool:
         return self.load(key) is not None
 
+    def lookup(
+        self, model: str, texts, max_seq_length: int | None, prompt_name: str | None = None
+    ) -> np.ndarray | None:
+        """``model``'s completed vectors of ``texts`` on an exact back end (PyTorch or an fp32 export), else None.
+
+        For readers that did not encode (benchmarks judging a run's models): the key is rebuilt
+        for each exact back end in turn, nothing is searched for by file name.
+        """
+        from embedding_ft.export import FILES
+
+        texts_hash = collection_hash(texts)
+        exact = [("torch", None)] + [(b, f) for (b, q), f in FILES.items() if q == "none"]
+        for backend, file_name in exact:
+            vectors = self.load(model_key(model, backend, file_name, max_seq_length, texts_hash, prompt_name))
+            if vectors is not None:
+                return vectors
+        return None
+
 
 class CorpusEncoder:
     """Encodes a collection (see the module docstring).
@@ -134,6 +169,10 @@ class CorpusEncoder:
         encoder: an already loaded encoder for ``model`` (with ``backend``); without a
             ``tokenizer`` attribute each shard is handed to its ``encode`` whole.
         sample_size: the texts the parity gate compares on.
+        prompt_name: the model's prompt to encode with (e.g. "document"; None: its default prompt).
+        export: ``backend="auto"`` also exports the model to ONNX (fp32, and int8 under the
+            approximate gate) once, into ``<cache>/exports/`` (never into the model folder),
+            and measures those files too. Needs a cache.
     """
 
     def __init__(
@@ -147,6 +186,8 @@ class CorpusEncoder:
         gate: str = "exact",
         encoder=None,
         sample_size: int = SAMPLE_SIZE,
+        prompt_name: str | None = None,
+        export: bool = False,
     ):
         if shard_size < 1 or token_budget < 1:
             raise ValueError("shard_size and token_budget must be >= 1")
@@ -160,6 +201,8 @@ class CorpusEncoder:
         self.token_budget = token_budget
         self.gate = gate
         self.sample_size = sample_size
+        self.prompt_name = prompt_name
+        self.export = export
         self._encoder = encoder
         self.choice: dict | None = None  # backend="auto": what was measured and chosen
         self.batches: list[int] = []  # the last pass's batch sizes (texts per call)
@@ -172,26 +215,55 @@ class CorpusEncoder:
         if self._encoder is None:
             if self.backend == "auto":
                 raise RuntimeError("backend 'auto' is resolved by encode()")
-            self._encoder = backends.load_encoder(self.model, self.backend, self.file_name)
+            self._encoder = backends.load_encoder(self._folder_with(self.file_name), self.backend, self.file_name)
         return self._encoder
+
+    def use(self, backend: str, file_name: str | None) -> None:
+        """Encode on ``backend`` / ``file_name`` (e.g. another process's ``auto`` choice): loaded on first use,
+        from the model folder or, for a file only exported into the cache, from there."""
+        if (backend, file_name) != (self.backend, self.file_name) or self.backend == "auto":
+            self.backend, self.file_name, self._encoder = backend, file_name, None
+
+    def _folder_with(self, file_name: str | None) -> str:
+        """The model folder, or its export in the cache when only that holds ``file_name``."""
+        if file_name is None or self.cache is None:
+            return self.model
+        from embedding_ft.identity import model_identity
+        from embshared.models import resolve_model
+
+        folder = Path(resolve_model(self.model))
+        if (folder / file_name).is_file():
+            return self.model
+        exported = self.cache.root / "exports" / model_identity(str(folder), "onnx", None)["model_fingerprint"]
+        return str(exported) if (exported / file_name).is_file() else self.model
 
     def _resolve_auto(self, texts: list[str]) -> None:
         """backend="auto": the fastest back end whose vectors pass the gate on a sample; torch when none does."""
         from embedding_ft.export import FILES
+        from embshared.models import resolve_model
 
-        folder = Path(self.model).expanduser()
-        candidates = [(b, f) for (b, _), f in FILES.items() if folder.is_dir() and (folder / f).is_file()]
+        folder = Path(resolve_model(self.model)).expanduser()
+        candidates = [(b, f, folder) for (b, _), f in FILES.items() if folder.is_dir() and (folder / f).is_file()]
+        if self.export and self.cache is not None and folder.is_dir():
+            exported = exported_copy(folder, self.cache.root / "exports", self.gate)
+            have = {(b, f) for b, f, _ in candidates}  # the model folder's own files first
+            if exported is not None:
+                candidates += [
+                    (b, f, exported) for (b, _), f in FILES.items() if (b, f) not in have and (exported / f).is_file()
+                ]
         rows = np.linspace(0, len(texts) - 1, min(self.sample_size, len(texts))).round().astype(int)
         sample = [texts[i] for i in dict.fromkeys(rows.tolist())]
         torch_encoder = self._encoder or backends.load_encoder(self.model, "torch", None)
-        reference, torch_seconds = _timed(torch_encoder, sample)
+        reference, torch_seconds = _timed(torch_encoder, sample, self.prompt_name)
         measured = [{"backend": "torch", "file_name": None, "seconds": torch_seconds, "passed": True}]
         min_each, min_mean = GATES[self.gate]
         encoders = {("torch", None): torch_encoder}
-        for backend, file_name in candidates:
+        for backend, file_name, where in candidates:
             try:
-                candidate = backends.load_encoder(self.model, backend, file_name)
-                vectors, seconds = _timed(candidate, sample)
+                candidate = backends.load_encoder(str(where), backend, file_name)
+                if getattr(torch_encoder, "max_seq_length", None):  # the length the caller set, not the folder's
+                    candidate.max_seq_length = torch_encoder.max_seq_length
+                vectors, seconds = _timed(candidate, sample, self.prompt_name)
             except Exception as exc:  # a file that does not load or run is not a candidate
                 logger.warning("backend auto: %s %s not usable (%s)", backend, file_name, exc)
                 continue
@@ -243,7 +315,12 @@ class CorpusEncoder:
 
     def key(self, texts_hash: str) -> CacheKey:
         return model_key(
-            self.model, self.backend, self.file_name, getattr(self.encoder, "max_seq_length", None), texts_hash
+            self.model,
+            self.backend,
+            self.file_name,
+            getattr(self.encoder, "max_seq_length", None),
+            texts_hash,
+            self.prompt_name,
         )
 
     def encode(self, texts, show_progress: bool = True) -> np.ndarray:
@@ -299,7 +376,11 @@ class CorpusEncoder:
                     batch = [texts[i] for i in rows[lo:hi]]
                     self.batches.append(len(batch))
                     vectors = self.encoder.encode(
-                        batch, batch_size=len(batch), normalize_embeddings=True, show_progress_bar=False
+                        batch,
+                        batch_size=len(batch),
+                        normalize_embeddings=True,
+                        show_progress_bar=False,
+                        **({"prompt_name": self.prompt_name} if self.prompt_name else {}),
                     )
                     parts.append(np.asarray(vectors, dtype=np.float32))
                     bar.update(len(batch))
@@ -402,7 +483,108 @@ class CorpusEncoder:
         return self._finish(folder, key, tmp, len(base), dim, None)
 
 
+class CorpusVectors:
+    """One model's vectors of one collection (a run's mining texts), encoded once through a :class:`CorpusEncoder`.
+
+    Mining, the false-negative audit, the base model's evaluation and the adapter's head table
+    all read the base model's document vectors from here, by text; it is handed to each of
+    them, and the encoder's cache makes a rerun (or a resumed run) read instead of encode.
+    Texts outside the collection are encoded on demand, not cached.
+    """
+
+    def __init__(self, encoder: CorpusEncoder, texts: list[str], show_progress: bool = True):
+        self.encoder = encoder
+        self.texts = list(texts)
+        self.show_progress = show_progress
+        self._row = {t: i for i, t in reversed(list(enumerate(self.texts)))}  # the first row of a repeated text
+        self._vectors: np.ndarray | None = None
+
+    def all(self) -> np.ndarray:
+        """(n, dim) unit float32 vectors of the collection, in its order (memory-mapped from the cache)."""
+        if self._vectors is None:
+            self._vectors = self.encoder.encode(self.texts, self.show_progress)
+        return self._vectors
+
+    def of(self, texts) -> np.ndarray:
+        """(len(texts), dim) vectors of ``texts`` in their order: rows of the collection, others encoded now."""
+        texts = list(texts)
+        rows = [self._row.get(t, -1) for t in texts]
+        out = np.empty((len(texts), self.all().shape[1]), dtype=np.float32)
+        known = [i for i, r in enumerate(rows) if r >= 0]
+        if known:
+            picked = np.array([rows[i] for i in known])
+            order = np.argsort(picked)  # rows in increasing order: sequential reads of the memory-map
+            out[np.array(known)[order]] = self._vectors[picked[order]]
+        missing = [i for i, r in enumerate(rows) if r < 0]
+        if missing:
+            prompt = {"prompt_name": self.encoder.prompt_name} if self.encoder.prompt_name else {}
+            out[missing] = self.encoder.encoder.encode(
+                [texts[i] for i in missing], normalize_embeddings=True, show_progress_bar=False, **prompt
+            )
+        return out
+
+
+class DocumentsThrough:
+    """A SentenceTransformer whose ``encode_document`` reads a :class:`CorpusVectors`; all else is the model's own.
+
+    ``sentence_transformers.util.mine_hard_negatives`` embeds its candidate corpus with
+    ``model.encode_document``: handed this object, that pass (hours at a million documents)
+    goes through the corpus encoder (its back end, shards, resume and cache) instead of
+    mining's own ``cache_folder`` files, and the vectors are the ones the rest of the run reads.
+    """
+
+    def __init__(self, model, vectors: CorpusVectors):
+        self._model = model
+        self._vectors = vectors
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def encode_document(self, sentences, **kwargs) -> np.ndarray:
+        return self._vectors.of(sentences)
+
+
 # ---------------------------------------------------------------------------------------------
+
+
+def exported_copy(folder: Path, root: Path, gate: str) -> Path | None:
+    """A copy of the model ``folder`` with its exports, made once under ``root`` (None if it cannot be exported).
+
+    ONNX and OpenVINO fp32 always (on MiniLM, abstracts: 1.23x and 1.95x PyTorch, cosine 1.0000,
+    ``make bench-export``); their int8 files too under the approximate gate (2.07x and 3.47x, mean
+    cosine ~0.99: they never pass the exact gate). The copy is made beside its final name and
+    renamed into place, so a killed export leaves nothing that looks finished.
+    """
+    from embedding_ft.export import FILES, export_model
+    from embedding_ft.identity import model_identity
+    from embshared.errors import UserError
+
+    quants = ["none"] + (["int8"] if gate == "approximate" else [])
+    wanted = [(backend, quant) for quant in quants for backend in ("onnx", "openvino")]
+    target = root / model_identity(str(folder), "onnx", None)["model_fingerprint"]
+    if all((target / FILES[w]).is_file() for w in wanted):
+        return target
+    tmp = root / f".{target.name}.{os.getpid()}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    start = time.perf_counter()
+    try:
+        if target.is_dir():  # an earlier export without this quantisation: start from it
+            shutil.copytree(target, tmp)
+        else:
+            shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("onnx", "openvino", "checkpoint-*"))
+        for backend, quant in wanted:
+            if not (tmp / FILES[(backend, quant)]).is_file():
+                export_model(tmp, backend, quant)
+    except (UserError, OSError, RuntimeError, ValueError) as exc:  # a model the runner cannot run: torch only
+        logger.warning("backend auto: %s not exported (%s)", folder, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    logger.info(
+        "backend auto: exported %s to ONNX (%s) in %.1f s", folder, ", ".join(quants), time.perf_counter() - start
+    )
+    return target
 
 
 def _budget_batches(lengths: np.ndarray, budget: int) -> list[tuple[int, int]]:
@@ -438,11 +620,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), np.float32(1e-12))
 
 
-def _timed(encoder, texts: list[str]) -> tuple[np.ndarray, float]:
+def _timed(encoder, texts: list[str], prompt_name: str | None = None) -> tuple[np.ndarray, float]:
     """(vectors, seconds) of ``texts``, after a short warm-up."""
-    encoder.encode(texts[:4], batch_size=4, normalize_embeddings=True, show_progress_bar=False)
+    prompt = {"prompt_name": prompt_name} if prompt_name else {}
+    encoder.encode(texts[:4], batch_size=4, normalize_embeddings=True, show_progress_bar=False, **prompt)
     start = time.perf_counter()
-    vectors = encoder.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    vectors = encoder.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False, **prompt)
     return np.asarray(vectors, dtype=np.float32), time.perf_counter() - start
 
 

@@ -131,6 +131,7 @@ def build_index(
     vectors: str = "float32",
     cache_dir: str | Path | None = None,
     gate: str = "exact",
+    shard_size: int | None = None,
 ) -> tuple[Path, bool]:
     """Embed ``docs`` and write the index folder; returns (folder, reused).
 
@@ -148,9 +149,11 @@ def build_index(
         cache_dir: the :class:`embedding_ft.corpus_encoder.EmbeddingCache` the documents are encoded
             through (length-sorted token-budget batches of about ``batch_size`` texts of 256 tokens,
             resumable shards, vectors reused across builds); default ``<index>.cache`` beside the index.
-        gate: the parity gate of ``backend="auto"`` ("exact" or "approximate"): the fastest exported
-            file in the model folder whose vectors match PyTorch's on a sample, else torch; the
-            index records the back end chosen.
+        gate: the parity gate of ``backend="auto"`` ("exact" or "approximate"): the model is exported
+            to ONNX once into the cache (fp32; int8 too under "approximate"), and the fastest file
+            (those exports and any in the model folder) whose vectors match PyTorch's on a sample is
+            used, else torch; the index records the back end chosen.
+        shard_size: documents per resumable shard of the encoding pass (default 8,192).
     """
     if vectors not in VECTOR_PRECISIONS:
         raise ValueError(f"vectors must be one of {VECTOR_PRECISIONS}, got {vectors!r}")
@@ -159,7 +162,15 @@ def build_index(
     folder = Path(folder)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else folder.with_name(f"{folder.name}.cache"))
     corpus = CorpusEncoder(
-        model, backend, file_name, cache=cache, token_budget=max(batch_size, 1) * 256, gate=gate, encoder=encoder
+        model,
+        backend,
+        file_name,
+        cache=cache,
+        token_budget=max(batch_size, 1) * 256,
+        gate=gate,
+        encoder=encoder,
+        export=backend == "auto",
+        **({"shard_size": shard_size} if shard_size else {}),
     )
     backend, file_name = corpus.resolve_backend(docs.texts)  # "auto": the back end chosen on a sample
     identity = model_identity(model, backend, file_name)

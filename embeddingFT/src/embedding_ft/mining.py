@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from embedding_ft.config import MiningConfig
 from embshared.errors import UserError
 from embshared.files import write_jsonl
@@ -59,28 +57,6 @@ def cache_key(
     return digest.hexdigest()[:16]
 
 
-def embedding_cache_folder(cache_dir: str | Path, model_id: str, corpus: list[str]) -> Path:
-    """The folder where ``mine_hard_negatives`` caches its embeddings for this model and corpus."""
-    digest = hashlib.sha256(json.dumps([model_id, corpus], ensure_ascii=False).encode()).hexdigest()[:16]
-    return Path(cache_dir) / "embeddings" / digest
-
-
-def cached_corpus_embeddings(folder: Path, mining_corpus: list[str]) -> tuple[np.ndarray, dict[str, int]] | None:
-    """The corpus embeddings ``mine_hard_negatives`` saved in ``folder``, and text -> row.
-
-    sentence-transformers saves them as ``corpus_embeddings_<hash>.npy`` (documented for its
-    ``cache_folder`` argument), with rows in the order of the de-duplicated corpus. Returns
-    None when the file is not there or does not match, and the caller encodes instead.
-    """
-    files = sorted(Path(folder).glob("corpus_embeddings_*.npy"))
-    if len(files) != 1:
-        return None
-    embeddings = np.load(files[0])
-    if embeddings.ndim != 2 or embeddings.shape[0] != len(mining_corpus):
-        return None
-    return embeddings, {text: row for row, text in enumerate(mining_corpus)}
-
-
 def _use_faiss(cfg: MiningConfig, corpus_size: int) -> bool:
     if cfg.use_faiss == "auto":
         return corpus_size >= cfg.faiss_min_corpus
@@ -119,6 +95,7 @@ def mine(
     output_format: OutputFormat = "n-tuple",
     cache_dir: str | Path | None = None,
     shadow_pairs: list[tuple[str, str]] | None = None,
+    documents=None,
 ) -> list[dict]:
     """Mine hard negatives for (query, document) pairs.
 
@@ -135,12 +112,17 @@ def mine(
         shadow_pairs: extra (query, positive) pairs that only tell ``mine_hard_negatives``
             what must never be a negative of that query (it treats every positive of a
             repeated query as a positive); their own rows are dropped from the output.
+        documents: the mining model's vectors of ``corpus``
+            (:class:`embedding_ft.corpus_encoder.CorpusVectors`: encoded once, cached, resumable,
+            on the back end the run chose); None: ``mine_hard_negatives`` encodes the corpus itself.
 
     Returns:
         Rows as dicts with the columns of ``output_format``.
     """
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
+
+    from embedding_ft.corpus_encoder import DocumentsThrough
 
     pairs = [(r["query"], r["document"]) for r in train.rows]
     shadow = [p for p in (shadow_pairs or []) if p not in set(pairs)]
@@ -158,13 +140,12 @@ def mine(
         margin = {"relative_margin" if cfg.margin_type == "relative" else "absolute_margin": cfg.margin}
     everything = pairs + shadow
     dataset = Dataset.from_dict({"anchor": [q for q, _ in everything], "positive": [d for _, d in everything]})
-    embeddings_folder = None if cache_dir is None else embedding_cache_folder(cache_dir, model_id, corpus)
     range_max = cfg.range_max
     if range_max is not None:
         range_max = min(range_max, max(len(corpus) - 1, cfg.range_min + cfg.num_negatives))
     mined = mine_hard_negatives(
         dataset,
-        model,
+        model if documents is None else DocumentsThrough(model, documents),
         anchor_column_name="anchor",
         positive_column_name="positive",
         corpus=corpus,
@@ -177,7 +158,6 @@ def mine(
         batch_size=cfg.batch_size,
         use_faiss=_use_faiss(cfg, len(corpus)),
         verbose=True,
-        cache_folder=None if embeddings_folder is None else str(embeddings_folder),
         **margin,
     )
     rows = [dict(r) for r in mined]

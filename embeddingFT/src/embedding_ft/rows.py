@@ -10,13 +10,11 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
 from embedding_ft.audit import audit_negatives
 from embedding_ft.config import TrainConfig
 from embedding_ft.data import Prepared
 from embedding_ft.losses import LossSpec
-from embedding_ft.mining import cached_corpus_embeddings, embedding_cache_folder, mine
+from embedding_ft.mining import mine
 from embedding_ft.pseudo import pseudo_pairs
 from embshared.errors import UserError
 from embshared.files import write_jsonl
@@ -80,11 +78,14 @@ def training_rows(
     model_id: str,
     shadow: list[tuple[str, str]] | None = None,
     audit_dir: Path | None = None,
+    documents=None,
 ) -> tuple[list[dict], dict[str, object]]:
     """The training rows for ``spec.data``, mining negatives when the loss or config asks for them.
 
     Args:
         audit_dir: where the false-negative audit writes its examples (None: no file).
+        documents: ``model``'s vectors of ``prepared.mining_texts``
+            (:class:`embedding_ft.corpus_encoder.CorpusVectors`), read by mining and the audit.
 
     Returns:
         (rows, info) where the columns of the rows are in the order the loss reads them.
@@ -127,11 +128,12 @@ def training_rows(
         output_format,
         cfg.cache_dir,
         shadow,
+        documents,
     )
     info.update(mined=True, mining_seconds=round(time.perf_counter() - start, 2), mined_rows=len(rows))
     if cfg.mining.audit and output_format in ("n-tuple", "triplet"):
         start = time.perf_counter()
-        info["false_negative_audit"] = run_audit(rows, prepared, model, model_id, cfg, audit_dir)
+        info["false_negative_audit"] = run_audit(rows, prepared, model, cfg, audit_dir, documents)
         info["audit_seconds"] = round(time.perf_counter() - start, 2)
     if output_format == "labeled-pair":
         labelled = [{"sentence1": r["anchor"], "sentence2": r[_doc_column(r)], "label": int(r["label"])} for r in rows]
@@ -139,13 +141,13 @@ def training_rows(
     return rows, info
 
 
-def run_audit(rows: list[dict], prepared: Prepared, model, model_id: str, cfg: TrainConfig, out: Path | None) -> dict:
-    """The false-negative audit's counts; its suspects go to ``out/false_negative_audit.jsonl``."""
+def run_audit(rows: list[dict], prepared: Prepared, model, cfg: TrainConfig, out: Path | None, documents=None) -> dict:
+    """The false-negative audit's counts; its suspects go to ``out/false_negative_audit.jsonl``.
+
+    ``documents``: the model's vectors of the mining texts (:class:`embedding_ft.corpus_encoder.CorpusVectors`);
+    None: the audit encodes the corpus itself."""
     corpus = prepared.mining_texts
-    cached = cached_corpus_embeddings(embedding_cache_folder(cfg.cache_dir, model_id, corpus), corpus)
-    docs = None
-    if cached is not None:
-        docs = cached[0] / np.maximum(np.linalg.norm(cached[0], axis=1, keepdims=True), 1e-12)
+    docs = None if documents is None else documents.of(corpus)
 
     def encode(texts):
         return model.encode(texts, batch_size=cfg.mining.batch_size, normalize_embeddings=True, convert_to_numpy=True)

@@ -170,7 +170,34 @@ class _RunContext:
 class _Rows:
     rows: list[dict]
     info: dict
-    mining_id: str
+    documents: object  # CorpusVectors: the base model's vectors of the mining texts (one pass, shared, cached)
+
+
+def corpus_vectors(cfg: TrainConfig, model, model_path: str, texts: list[str], gate: str = "exact"):
+    """``model``'s vectors of ``texts``, encoded once (lazily) on ``cfg.encode_backend``, cached under ``cache_dir``.
+
+    ``gate``: "exact" where the vectors feed reported figures, "approximate" where only mining
+    reads them (see :class:`embedding_ft.corpus_encoder.CorpusEncoder`).
+    """
+    from embedding_ft import backends
+    from embedding_ft.corpus_encoder import CorpusEncoder, CorpusVectors, EmbeddingCache, exported_copy
+    from embedding_ft.export import FILES
+
+    cache = EmbeddingCache(Path(cfg.cache_dir) / "vectors")
+    backend, file_name, encoder = cfg.encode_backend, None, model
+    if backend in ("onnx", "openvino"):
+        file_name = FILES[(backend, "none")]
+        folder = Path(resolve_model(model_path))
+        if not (folder / file_name).is_file():  # exported once into the cache (never into the model folder)
+            folder = exported_copy(folder, cache.root / "exports", "exact") or folder
+        encoder = backends.load_encoder(str(folder), backend, file_name)  # refuses a missing export in one line
+        encoder.max_seq_length = model.max_seq_length
+    prompt = "document" if "document" in (getattr(model, "prompts", None) or {}) else None
+    corpus = CorpusEncoder(
+        model_path, backend, file_name, cache=cache, gate=gate, encoder=encoder, prompt_name=prompt,
+        token_budget=cfg.mining.batch_size * 256, export=backend == "auto",
+    )  # fmt: skip
+    return CorpusVectors(corpus, texts)
 
 
 @dataclass
@@ -241,28 +268,31 @@ def prepare_rows(ctx: _RunContext, work: Path) -> _Rows:
     cfg, state = ctx.cfg, ctx.state
     same = ctx.mining_path == ctx.model_path
     mining_model = ctx.model if same else SentenceTransformer(ctx.mining_path, device=ctx.device)
-    # the length is part of the id: mined rows and cached corpus embeddings (reused for the base
-    # model's evaluation) made at another max_seq_length must not be reused
-    mining_id = model_fingerprint(ctx.mining_path, mining_model.max_seq_length)
+    texts = ctx.prepared.mining_texts
+    documents = corpus_vectors(cfg, ctx.model, ctx.model_path, texts)
+    # a separate mining model's vectors feed no reported figure: an approximate back end may mine
+    mining_documents = documents if same else corpus_vectors(cfg, mining_model, ctx.mining_path, texts, "approximate")
+    # the length and the back end are part of the id: mined rows made at another max_seq_length
+    # or on another back end must not be reused
+    mining_id = f"{model_fingerprint(ctx.mining_path, mining_model.max_seq_length)}|{cfg.encode_backend}"
     with state.main_process_first():
         rows, info = training_rows(
             ctx.prepared, ctx.choice.spec, cfg, mining_model, mining_id, ctx.shadow,
-            work if state.is_main_process else None,
+            work if state.is_main_process else None, mining_documents,
         )  # fmt: skip
     info["pseudo_queries"] = ctx.n_pseudo
     if cfg.oversample_bm25_misses and ctx.prepared.train.format != "similarity":
         rows, info["bm25_missed_rows"] = oversample_bm25_misses(
             rows, ctx.prepared.mining_texts, cfg.oversample_bm25_misses
         )
-    return _Rows(rows, info, mining_id)
+    return _Rows(rows, info, documents)
 
 
 def run_baselines(ctx: _RunContext, rows: _Rows, work: Path) -> Baselines:
     """BM25, the base model and its hybrids on the held-out split (main process; empty without one)."""
     if ctx.evaluator is None or not ctx.state.is_main_process:
         return Baselines({}, None, 0.0)
-    reuse = rows.info.get("mined") and ctx.mining_path == ctx.model_path
-    return evaluate_baselines(ctx.cfg, ctx.prepared, ctx.model, ctx.evaluator, work, rows.mining_id if reuse else None)
+    return evaluate_baselines(ctx.cfg, ctx.prepared, ctx.model, ctx.evaluator, work, rows.documents)
 
 
 def fit(ctx: _RunContext, rows: _Rows, baselines: Baselines, work: Path, callbacks) -> _Fitted:
@@ -387,10 +417,8 @@ class HeadTable:
 
 
 def head_table(ctx: _RunContext, rows: _Rows) -> HeadTable:
-    """Index the rows' texts; base vectors from the mining cache where it has them, else encoded once."""
+    """Index the rows' texts; their base vectors from the run's one pass over the mining texts (``rows.documents``)."""
     import numpy as np
-
-    from embedding_ft.baselines import cached_base_vectors
 
     cfg, prepared = ctx.cfg, ctx.prepared
     doc_texts = list(prepared.mining_texts)
@@ -406,14 +434,8 @@ def head_table(ctx: _RunContext, rows: _Rows) -> HeadTable:
                 doc_texts.append(d)
         examples.append((anchors.setdefault(q, len(anchors)), doc_row[docs[0]], [doc_row[d] for d in docs[1:]]))
     start = time.perf_counter()
-    mined_with_it = rows.info.get("mined") and ctx.mining_path == ctx.model_path
-    cached = cached_base_vectors(cfg, rows.mining_id, prepared) if mined_with_it else None
     encode = partial(ctx.model.encode, batch_size=cfg.mining.batch_size, normalize_embeddings=True)
-    if cached is not None and len(cached) == len(prepared.mining_texts):
-        extra = doc_texts[len(cached) :]
-        doc_vectors = np.concatenate([cached, encode(extra)]) if extra else cached
-    else:
-        doc_vectors = encode(doc_texts, show_progress_bar=True)
+    doc_vectors = rows.documents.of(doc_texts)  # the pass mining made (or made now), cached
     doc_vectors = doc_vectors / np.maximum(np.linalg.norm(doc_vectors, axis=1, keepdims=True), 1e-12)
     query_texts = list(anchors)
     query_vectors = encode(query_texts)
@@ -490,6 +512,29 @@ def _callbacks(ctx: _RunContext, plan, work: Path, extra: list) -> list:
     return out
 
 
+def _final_doc_vectors(ctx: _RunContext, fitted: _Fitted, final: Path):
+    """The held-out corpus's vectors by the saved model: the adapter's head on the base vectors when it has one,
+    else one exact-gated pass on ``encode_backend`` (None with torch: the evaluator encodes, as the trainer's did)."""
+    eval_set = ctx.prepared.eval_set
+    if fitted.doc_embeddings is not None or ctx.cfg.encode_backend == "torch" or eval_set.kind != "retrieval":
+        return fitted.doc_embeddings
+    from embedding_ft.corpus_encoder import CorpusEncoder
+    from embedding_ft.export import FILES, export_model
+
+    backend = ctx.cfg.encode_backend
+    # the final model's fp32 export, kept beside it (make export-embed reuses it); auto measures it against PyTorch
+    for name in ("onnx", "openvino") if backend == "auto" else (backend,):
+        export_model(final, name, "none")
+    file_name = None if backend == "auto" else FILES[(backend, "none")]
+    encoder = CorpusEncoder(
+        str(final), backend, file_name, gate="exact", encoder=fitted.model if backend == "auto" else None,
+        token_budget=ctx.cfg.evaluation.batch_size * 256,
+    )  # fmt: skip
+    vectors = encoder.encode(list(eval_set.corpus.values()))
+    logger.info("final evaluation encoded on %s %s", encoder.backend, encoder.file_name or "")
+    return vectors
+
+
 def finalize(
     ctx: _RunContext, rows: _Rows, baselines: Baselines, fitted: _Fitted, work: Path, run_name: str
 ) -> dict[str, dict[str, float]]:
@@ -499,19 +544,20 @@ def finalize(
     cfg, model = ctx.cfg, fitted.model
     systems = dict(baselines.systems)
     fusion = None
+    final = work / "final_model"
+    with atomic_dir(final, overwrite=True) as tmp:
+        model.save(str(tmp))
+        save_config(cfg, tmp / "config.yaml")
+        if fitted.adapter_info is not None:
+            fitted.adapter_info.save(tmp)
     if ctx.evaluator is not None:
         tuned = evaluate_model(
-            ctx.evaluator, ctx.prepared.eval_set, model, cfg, "finetuned", doc_embeddings=fitted.doc_embeddings
+            ctx.evaluator, ctx.prepared.eval_set, model, cfg, "finetuned", _final_doc_vectors(ctx, fitted, final)
         )
         systems.update(tuned.systems)
         fusion = tuned.fusion
-    with atomic_dir(work / "final_model", overwrite=True) as tmp:
-        model.save(str(tmp))
-        save_config(cfg, tmp / "config.yaml")
         if fusion is not None:
-            fusion.save(tmp)
-        if fitted.adapter_info is not None:
-            fitted.adapter_info.save(tmp)
+            fusion.save(final)
     summary = build_summary(
         RunFacts(
             run=run_name,

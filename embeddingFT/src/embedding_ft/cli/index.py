@@ -11,9 +11,14 @@ the index, and its BM25 is built with that setting's k1, b and stemming.
 
 Documents are encoded through an embedding cache (``--cache-dir``, default ``<index>.cache``):
 sorted by token length in token-budget batches, written in shards so a killed run resumes, and
-reused by the next build over the same texts with the same model. ``--backend auto`` uses the
-fastest file already exported in the model folder (nothing is exported here) whose vectors pass
-``--gate`` against PyTorch on a sample of the documents, else PyTorch; the index records the choice.
+reused by the next build over the same texts with the same model. ``--backend auto`` exports the
+model to ONNX once, into the cache (never into the model folder), and uses the fastest file (those
+and any already in the model folder) whose vectors pass ``--gate`` against PyTorch on a sample of
+the documents, else PyTorch; the index records the choice.
+
+Under ``accelerate launch`` (``make index-embed NPROC=2``, and ``NNODES`` / ``NODE_RANK`` /
+``MASTER_ADDR`` / ``MASTER_PORT`` across machines, as for training) each process encodes its slice
+of the documents and the main process writes the one index (:mod:`embedding_ft.ranks`).
 
 ``--faiss auto`` (the default) is exact (flat) below 100,000 documents and HNSW at or above;
 ``--vectors float16|int8`` stores the vectors (and the FAISS index) in 2 or 1 byte per dimension
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from embedding_ft.backends import BACKENDS
@@ -42,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=[*BACKENDS, "auto"],
         default="torch",
-        help="auto: the fastest file already exported in the model folder whose vectors match PyTorch's "
-        "on a sample of the documents (--gate), else torch",
+        help="auto: export to ONNX once (into the cache) and use the fastest back end whose vectors match "
+        "PyTorch's on a sample of the documents (--gate), else torch",
     )
     parser.add_argument(
         "--gate",
@@ -77,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=64, help="token budget per batch: this many texts of 256 tokens"
     )
     parser.add_argument(
+        "--shard-size", type=int, help="documents per resumable shard (default 8192): a killed run loses at most one"
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         help="the embedding cache (resumable shards, vectors reused across builds); default <index>.cache",
@@ -87,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.shard_size is not None and args.shard_size < 1:
+        raise UserError(f"--shard-size must be at least 1, got {args.shard_size}")
     start_run()
     from embedding_ft.index import build_index, read_meta
     from embedding_ft.reindex import reindex_from_base
@@ -111,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'reused' if reused else 'built'} {folder}: {n_docs} documents and their vectors from {args.from_index}"
         )
+    elif _world_size() > 1:  # under accelerate launch (NPROC / NNODES): each rank encodes its slice
+        folder, reused = _build_by_rank(args, read_documents(args.docs, args.text_field, args.id_field))
+        if folder is None:
+            return 0  # not the main process: it wrote nothing
     else:
         docs = read_documents(args.docs, args.text_field, args.id_field)
         folder, reused = build_index(
@@ -124,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             vectors=args.vectors or "float32",
             cache_dir=args.cache_dir,
             gate=args.gate,
+            shard_size=args.shard_size,
         )
         print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
     meta = read_meta(folder)
@@ -131,6 +147,37 @@ def main(argv: list[str] | None = None) -> int:
     saved = FusionSetting.load(folder)
     print(f"hybrid fusion: {saved.describe() if saved else FusionSetting.default().describe() + ' [the default]'}")
     return 0
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _build_by_rank(args, docs):
+    """(folder, reused) on the main process, (None, False) on the others: :func:`embedding_ft.ranks.encode_by_rank`."""
+    import torch
+    from accelerate import PartialState
+
+    from embedding_ft.corpus_encoder import CorpusEncoder, EmbeddingCache
+    from embedding_ft.index import build_index
+    from embedding_ft.ranks import encode_by_rank
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, NCCL on GPUs
+    cache_dir = args.cache_dir or args.index.with_name(f"{args.index.name}.cache")
+    corpus = CorpusEncoder(
+        args.model, args.backend, args.file_name, cache=EmbeddingCache(cache_dir),
+        token_budget=max(args.batch_size, 1) * 256, gate=args.gate, export=args.backend == "auto",
+        **({"shard_size": args.shard_size} if args.shard_size else {}),
+    )  # fmt: skip
+    vectors = encode_by_rank(corpus, docs.texts, state)
+    if not state.is_main_process:
+        return None, False
+    folder, reused = build_index(
+        args.index, docs, args.model, corpus.backend, corpus.file_name, args.batch_size, args.faiss or "auto",
+        encoder=corpus.encoder, embeddings=vectors, vectors=args.vectors or "float32", cache_dir=cache_dir,
+    )  # fmt: skip
+    print(f"{state.num_processes} processes encoded {len(docs)} documents from {docs.source}")
+    return folder, reused
 
 
 if __name__ == "__main__":

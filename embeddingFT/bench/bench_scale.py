@@ -1,0 +1,680 @@
+"""embeddingFT at scale: encoding back ends, the SciFact recipe's wall time, index-embed at 10k-200k, faults, NPROC=2, search at 1M, quality under distractors.
+
+    python embeddingFT/bench/bench_scale.py [--stages throughput train index fault nproc search quality]
+        [--sizes 10000 50000 200000] [--search-size 1000000] [--search-kind auto]
+
+Every stage adds its part to ``embeddingFT/bench/results/scale/scale.{json,md}`` as soon as it
+ends (a later stage that is cut short leaves the earlier parts written). Work files go to
+``embeddingFT/bench/work/scale/`` (collections, indexes, caches, exports; gitignored).
+
+1. **throughput**: 512 SciFact abstracts cut to 256 tokens, encoded by the corpus encoder
+   (length-sorted token-budget batches) on PyTorch fp32 and on each export (ONNX / OpenVINO,
+   fp32 / int8, made once into the work cache as ``backend=auto`` makes them): documents/s,
+   the ratio to PyTorch (measured first and last, averaged) and the cosine to PyTorch.
+2. **train**: ``python -m embedding_ft.cli.train --config configs/scifact.yaml`` with
+   ``encode_backend=torch`` (today's) and ``auto``, each from a cold cache (no mined rows, no
+   vectors, no exports), then ``auto`` again with only the exports kept (the steady state):
+   wall time and the dev / rest NDCG@10 of every system.
+3. **index**: the seeded collection (:mod:`collection`) at each size, indexed by
+   ``python -m embedding_ft.cli.index --backend auto --gate approximate`` (the index path) from a
+   cold vector cache with the exports in place: wall time, documents/s, peak RSS of the process
+   tree, the back end chosen; the seconds per document at each size against the smallest; the
+   extrapolation to 1M documents.
+4. **fault**: the smallest size again, ``kill -9`` once half its shards are written, then rerun:
+   the shards resumed, and the final vectors against the uninterrupted build's; an unwritable
+   target: the exit code, the message, and that nothing was written.
+5. **nproc**: the smallest size with ``accelerate launch --num_processes 2``: its time against
+   one process and its vectors / top-10 against the one-process index.
+6. **search**: ``--search-size`` documents (the generator's texts; vectors: the largest index's
+   real vectors plus copies with noise, as ``bench-export`` does for 100k), indexed by FAISS
+   ``--search-kind``: build time, dense and hybrid (candidate) p50 / p95 over 200 SciFact claims,
+   recall@10 of the approximate index against exact search.
+7. **quality**: the recipe's dev and rest claims against the collection's first 5,183 (SciFact alone)
+   / 50k / 200k documents: NDCG@10 of BM25, base, adapter (its head on the index's vectors) and both
+   hybrids (each with the fusion its run chose on dev).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+RESULTS = HERE / "results" / "scale"
+WORK = HERE / "work" / "scale"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+RECIPE = HERE.parent / "configs" / "scifact.yaml"
+DOC_TOKENS = 254  # + [CLS] and [SEP]: 256
+SHARD = 2048  # documents per shard in the index stages (the fault stage kills between shards)
+SCIFACT_DOCS = 5183
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def repo() -> Path:
+    return HERE.parents[1]
+
+
+def env() -> dict:
+    return dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+
+
+def run_measured(cmd: list[str], log: Path, kill_when=None) -> dict:
+    """Run ``cmd`` (output to ``log``): wall seconds, exit code, peak RSS of its process tree (psutil, every 0.2 s).
+
+    ``kill_when``: a callable polled with the same period; when it returns True the tree gets SIGKILL."""
+    import psutil
+
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=repo(), env=env(), stdout=out, stderr=subprocess.STDOUT)
+        peak, killed = 0, False
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            if kill_when is not None and not killed and kill_when():
+                for p in [*root.children(recursive=True), root]:
+                    with contextlib.suppress(psutil.Error):
+                        p.send_signal(signal.SIGKILL)
+                killed = True
+            time.sleep(0.2)
+    return {
+        "seconds": round(time.perf_counter() - start, 1),
+        "returncode": proc.returncode,
+        "peak_rss_gb": round(peak / 1024**3, 3),
+        "killed": killed,
+    }
+
+
+def save(report: dict) -> None:
+    """Write scale.{json,md}; the command of each stage is kept in the report (stages may run separately)."""
+    from embshared.bench import write_results
+
+    body = {k: v for k, v in report.items() if k != "_facts"}
+    write_results(RESULTS, "scale", body, to_markdown(report), command=_COMMANDS_NOTE, facts=report["_facts"])
+
+
+_COMMANDS_NOTE = "see stage_commands (one command per stage)"
+
+
+_FACTS: dict = {}
+
+
+def facts() -> dict:
+    from embshared.bench import machine_facts
+
+    if not _FACTS:
+        _FACTS.update(machine_facts())
+    return dict(_FACTS)
+
+
+def exports_dir() -> Path:
+    """The model's exports (ONNX / OpenVINO, fp32 and int8), made once as backend=auto makes them."""
+    from embedding_ft.corpus_encoder import exported_copy
+    from embshared.models import resolve_model
+
+    root = WORK / "exports"
+    folder = exported_copy(Path(resolve_model(MODEL)), root, "approximate")
+    if folder is None:
+        raise SystemExit(f"{MODEL} could not be exported")
+    return root
+
+
+def cache_with_exports(name: str) -> Path:
+    """A fresh cache folder whose ``exports`` is the shared one (vectors cold, exports warm)."""
+    cache = WORK / name
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    (cache / "exports").symlink_to(exports_dir(), target_is_directory=True)
+    return cache
+
+
+def collection(n: int) -> Path:
+    import collection as generator
+
+    from embshared.runtime import shared_data_dir
+
+    return generator.write(n, WORK / f"collection-{n}.jsonl", shared_data_dir())
+
+
+def index_cmd(n: int, index: Path, cache: Path) -> list[str]:
+    return [
+        "-m", "embedding_ft.cli.index", "--model", MODEL, "--backend", "auto", "--gate", "approximate",
+        "--docs", str(collection(n)), "--index", str(index), "--cache-dir", str(cache), "--shard-size", str(SHARD),
+    ]  # fmt: skip
+
+
+def claims() -> tuple[list[str], list[str]]:
+    """(ids, texts) of SciFact's train claims (the held-out and training ones alike: search latency only)."""
+    from embshared.io import load_beir
+    from embshared.runtime import shared_data_dir
+
+    data = load_beir(shared_data_dir() / "scifact")
+    return list(data.queries), list(data.queries.values())
+
+
+def top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    return np.argsort(-(queries @ np.asarray(vectors).T), axis=1)[:, :10]
+
+
+# ---------------------------------------------------------------------------------------
+# stages
+
+
+def throughput_stage(report: dict) -> None:
+    from transformers import AutoTokenizer
+
+    from embedding_ft import backends
+    from embedding_ft.corpus_encoder import CorpusEncoder
+    from embedding_ft.export import FILES
+    from embshared.io import load_beir
+    from embshared.models import resolve_model
+    from embshared.runtime import shared_data_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MODEL))
+    texts = []
+    for text in load_beir(shared_data_dir() / "scifact").corpus_texts().values():
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= DOC_TOKENS:
+            texts.append(tokenizer.decode(ids[:DOC_TOKENS]))
+        if len(texts) == 512:
+            break
+    start = time.perf_counter()
+    root = exports_dir()
+    export_seconds = round(time.perf_counter() - start, 1)
+    folder = next(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    variants = [("pytorch fp32", "torch", None)] + [
+        (f"{b} {'fp32' if q == 'none' else q}", b, FILES[(b, q)])
+        for q in ("none", "int8")
+        for b in ("onnx", "openvino")
+    ]
+    rows, reference = {}, None
+    for label, backend, file_name in [*variants, ("pytorch fp32 (again)", "torch", None)]:
+        encoder = backends.load_encoder(MODEL if backend == "torch" else str(folder), backend, file_name)
+        encoder.max_seq_length = 256
+        corpus = CorpusEncoder(MODEL, backend, file_name, encoder=encoder, token_budget=64 * 256)
+        corpus.encode(texts[:64], show_progress=False)  # warm-up
+        start = time.perf_counter()
+        vectors = np.asarray(corpus.encode(texts, show_progress=False))
+        seconds = time.perf_counter() - start
+        if reference is None:
+            reference = vectors
+        cosines = np.sum(vectors * reference, axis=1)
+        rows[label] = {
+            "docs_per_s": round(len(texts) / seconds, 1),
+            "cosine_mean": round(float(cosines.mean()), 5),
+            "cosine_min": round(float(cosines.min()), 5),
+            "exact": bool(cosines.min() >= 0.9999),
+        }
+        print("throughput", label, rows[label], flush=True)
+    torch_rate = (rows["pytorch fp32"]["docs_per_s"] + rows.pop("pytorch fp32 (again)")["docs_per_s"]) / 2
+    for row in rows.values():
+        row["x_pytorch"] = round(row["docs_per_s"] / torch_rate, 2)
+    best_exact = max((r["x_pytorch"] for k, r in rows.items() if r["exact"] and k != "pytorch fp32"), default=None)
+    best_any = max(r["x_pytorch"] for k, r in rows.items() if r["cosine_mean"] >= 0.99)
+    report["throughput"] = {
+        "texts": len(texts),
+        "tokens": DOC_TOKENS + 2,
+        "export_seconds": export_seconds,
+        "pytorch_docs_per_s": round(torch_rate, 1),
+        "rows": rows,
+        "best_exact_x": best_exact,
+        "best_approximate_x": best_any,
+    }
+
+
+def train_stage(report: dict) -> None:
+    out = {}
+    runs = WORK / "train"
+    for name, backend, keep_exports in (
+        ("torch", "torch", False),
+        ("auto", "auto", False),
+        ("auto_warm", "auto", True),
+    ):
+        cache = runs / f"cache-{name}"
+        if keep_exports:  # the auto run's cache with everything but its exports removed
+            cache = runs / "cache-auto"
+            for child in cache.iterdir():
+                if child.name != "vectors":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            for child in (cache / "vectors").iterdir():
+                if child.name != "exports":
+                    shutil.rmtree(child)
+        else:
+            shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(runs / name, ignore_errors=True)
+        cmd = [
+            sys.executable, "-m", "embedding_ft.cli.train", "--config", str(RECIPE), f"output_dir={runs}",
+            f"run_name={name}", f"cache_dir={cache}", f"encode_backend={backend}",
+        ]  # fmt: skip
+        runs.mkdir(parents=True, exist_ok=True)
+        measured = run_measured(cmd, runs / f"{name}.log")
+        summary = json.loads((runs / name / "metrics.json").read_text()) if measured["returncode"] == 0 else {}
+        pick = ("bm25", "base", "hybrid_base_tuned", "finetuned", "hybrid_finetuned_tuned")
+        out[name] = {
+            **measured,
+            "dev": {k: round(v["ndcg@10"], 4) for k, v in summary.get("metrics_dev", {}).items() if k in pick},
+            "rest": {k: round(v["ndcg@10"], 4) for k, v in summary.get("metrics_rest", {}).items() if k in pick},
+        }
+        print("train", name, out[name], flush=True)
+    for name in ("auto", "auto_warm"):
+        out[f"{name}_ratio"] = round(out[name]["seconds"] / out["torch"]["seconds"], 3)
+    report["train"] = out
+
+
+def index_stage(report: dict, sizes: list[int]) -> None:
+    from embedding_ft.index import read_meta
+
+    rows = {}
+    for n in sizes:
+        collection(n)
+        cache = cache_with_exports(f"cache-{n}")
+        index = WORK / f"index-{n}"
+        shutil.rmtree(index, ignore_errors=True)
+        measured = run_measured([sys.executable, *index_cmd(n, index, cache)], WORK / f"index-{n}.log")
+        meta = read_meta(index) if measured["returncode"] == 0 else {}
+        rows[n] = {
+            **measured,
+            "docs_per_s": round(n / measured["seconds"], 1),
+            "backend": f"{meta.get('backend')} {meta.get('file_name') or ''}".strip(),
+            "faiss": meta.get("faiss_kind"),
+        }
+        print("index", n, rows[n], flush=True)
+        report["index"] = {"rows": rows}
+        save(report)
+    smallest = min(rows)
+    per_doc = {n: rows[n]["seconds"] / n for n in rows}
+    for n in rows:
+        rows[n]["seconds_per_doc_vs_smallest"] = round(per_doc[n] / per_doc[smallest], 3)
+    largest = max(rows)
+    report["index"] = {
+        "rows": rows,
+        "shard_size": SHARD,
+        "linear_within_15pct": all(abs(r["seconds_per_doc_vs_smallest"] - 1) <= 0.15 for r in rows.values()),
+        "extrapolated_1m_hours": round(per_doc[largest] * 1_000_000 / 3600, 2),
+    }
+
+
+def fault_stage(report: dict, n: int) -> None:
+    from embedding_ft.index import load_vectors
+
+    reference = WORK / f"index-{n}"
+    if not reference.is_dir():
+        raise SystemExit(f"run the index stage first ({reference} is missing)")
+    cache = cache_with_exports("cache-fault")
+    index = WORK / "index-fault"
+    shutil.rmtree(index, ignore_errors=True)
+    n_shards = -(-n // SHARD)
+
+    def half_written() -> bool:
+        return sum(1 for _ in cache.glob("*/shards-*/shard_*.npy")) >= n_shards // 2
+
+    cmd = [sys.executable, *index_cmd(n, index, cache)]
+    killed = run_measured(cmd, WORK / "fault-killed.log", kill_when=half_written)
+    shards_left = sum(1 for _ in cache.glob("*/shards-*/shard_*.npy"))
+    index_after_kill = index.exists()
+    rerun = run_measured(cmd, WORK / "fault-rerun.log")
+    resumed = [line.strip() for line in (WORK / "fault-rerun.log").read_text().splitlines() if "resuming" in line]
+    a, b = load_vectors(index), load_vectors(reference)
+    _, texts = claims()
+    from embshared.models import load_sentence_transformer
+
+    queries = load_sentence_transformer(MODEL, device="cpu").encode(texts[:200], normalize_embeddings=True)
+    same = float(np.mean(np.all(np.sort(top10(a, queries), 1) == np.sort(top10(b, queries), 1), axis=1)))
+    bad = subprocess.run(
+        [sys.executable, *index_cmd(n, Path("/proc/bench-scale/index"), WORK / "cache-unwritable")],
+        cwd=repo(), env=env(), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    report["fault"] = {
+        "killed_run": killed,
+        "shards_on_disk_after_kill": shards_left,
+        "of_shards": n_shards,
+        "index_after_kill_exists": index_after_kill,
+        "rerun": rerun,
+        "rerun_log_resume_lines": resumed,
+        "max_abs_diff_vs_uninterrupted": float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+        "same_top10_share": same,
+        "unwritable": {
+            "returncode": bad.returncode,
+            "stderr_lines": [line for line in bad.stderr.splitlines() if line.strip()][-3:],
+            "traceback": "Traceback" in bad.stderr,
+            "left_behind": Path("/proc/bench-scale").exists(),
+        },
+    }
+
+
+def nproc_stage(report: dict, n: int) -> None:
+    from embedding_ft.index import load_vectors
+
+    single = report.get("index", {}).get("rows", {}).get(n) or report.get("index", {}).get("rows", {}).get(str(n))
+    cache = cache_with_exports("cache-nproc")
+    index = WORK / "index-nproc"
+    shutil.rmtree(index, ignore_errors=True)
+    launch = [
+        str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29561",
+    ]  # fmt: skip
+    measured = run_measured([*launch, *index_cmd(n, index, cache)], WORK / "index-nproc.log")
+    a, b = load_vectors(index), load_vectors(WORK / f"index-{n}")
+    _, texts = claims()
+    from embshared.models import load_sentence_transformer
+
+    queries = load_sentence_transformer(MODEL, device="cpu").encode(texts[:200], normalize_embeddings=True)
+    same = float(np.mean(np.all(np.sort(top10(a, queries), 1) == np.sort(top10(b, queries), 1), axis=1)))
+    report["nproc"] = {
+        **measured,
+        "documents": n,
+        "one_process_seconds": single["seconds"] if single else None,
+        "time_ratio_vs_one": round(measured["seconds"] / single["seconds"], 3) if single else None,
+        "max_abs_diff_vs_one": float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+        "same_top10_share": same,
+    }
+
+
+def search_stage(report: dict, size: int, kind: str, source: int) -> None:
+    import collection as generator
+
+    from embedding_ft.index import Searcher, build_index, load_vectors
+    from embshared.io import Documents
+    from embshared.runtime import shared_data_dir
+    from embshared.search import FaissIndex, recall_at_k
+
+    base = np.asarray(load_vectors(WORK / f"index-{source}"), dtype=np.float32)
+    start = time.perf_counter()
+    docs = list(generator.documents(size, shared_data_dir()))
+    ids = [d["_id"] for d in docs]
+    texts = [f"{d['title']} {d['text']}".strip() for d in docs]
+    del docs
+    rng = np.random.default_rng(0)
+    vectors = np.empty((size, base.shape[1]), dtype=np.float32)
+    vectors[: len(base)] = base
+    for lo in range(len(base), size, len(base)):  # noisy copies of the real vectors (as bench-export does)
+        hi = min(size, lo + len(base))
+        noisy = base[: hi - lo] + rng.normal(0, 0.02, (hi - lo, base.shape[1])).astype(np.float32)
+        vectors[lo:hi] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    prepare_seconds = time.perf_counter() - start
+    folder = WORK / f"search-{size}"
+    start = time.perf_counter()
+    build_index(folder, Documents(ids, texts, "bench-scale"), MODEL, "torch", faiss_kind=kind, embeddings=vectors)
+    build_seconds = time.perf_counter() - start
+    del texts
+    searcher = Searcher(folder)
+    _, queries = claims()
+    queries = queries[:200]
+    out = {"documents": size, "prepare_seconds": round(prepare_seconds, 1), "build_seconds": round(build_seconds, 1)}
+    from embshared.bench import percentiles
+
+    for mode in ("dense", "hybrid"):
+        searcher.search(queries[0], 10, hybrid=mode == "hybrid")  # warm-up
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            searcher.search(q, 10, hybrid=mode == "hybrid")
+            times.append(1000 * (time.perf_counter() - t))
+        out[mode] = percentiles(times)
+        print("search", size, mode, out[mode], flush=True)
+    from embedding_ft.index import read_meta
+
+    meta = read_meta(folder)
+    out["faiss"] = meta.get("faiss_kind")
+    q = np.asarray(searcher.encoder.encode(queries, normalize_embeddings=True), dtype=np.float32)
+    exact = FaissIndex(vectors.shape[1], metric="ip", kind="flat").add(ids, vectors)
+    approx = searcher.faiss
+    out["recall_at_10"] = round(recall_at_k(approx, exact, q, 10), 4)
+    report["search"] = out
+
+
+def quality_stage(report: dict, sizes: list[int]) -> None:
+    from embedding_ft.adapter import apply_head
+    from embedding_ft.config import TrainConfig
+    from embedding_ft.data import prepare
+    from embedding_ft.evaluation import dev_rest_split
+    from embedding_ft.index import load_vectors
+    from embshared.config import load_config
+    from embshared.evaluate import evaluate_scores
+    from embshared.fusion_choice import FusionSetting, bm25_matrices, fuse
+    from embshared.io import read_documents
+    from embshared.models import load_sentence_transformer
+
+    run = WORK / "train" / "auto"
+    cfg = load_config(TrainConfig, run / "config.yaml", [])
+    summary = json.loads((run / "metrics.json").read_text())
+    base_fusion = FusionSetting.from_dict(summary["fusion"]["base"])
+    tuned_fusion = FusionSetting.load(run / "final_model")
+    prepared = prepare(cfg.dataset_name, cfg.dataset_split, cfg.test_size, cfg.seed, cfg.sample_size)
+    eval_set = prepared.eval_set
+    ev = cfg.evaluation
+    dev, rest = dev_rest_split(eval_set.queries, ev.dev_fraction, ev.dev_seed)
+    largest = max(sizes)
+    docs = read_documents(collection(largest))
+    vectors = np.asarray(load_vectors(WORK / f"index-{largest}"), dtype=np.float32)
+    model = load_sentence_transformer(MODEL, device="cpu")
+    out = {"vectors": "the index path's (backend auto, approximate gate)", "rows": {}}
+    for n in [SCIFACT_DOCS, *sizes]:
+        doc_ids, texts = docs.ids[:n], docs.texts[:n]
+        base_docs = vectors[:n]
+        tuned_docs = apply_head(str(run / "final_model"), base_docs)
+        row = {}
+        for split, qids in (("dev", dev), ("rest", rest)):
+            qtexts = [eval_set.queries[q] for q in qids]
+            q_base = model.encode(qtexts, normalize_embeddings=True)
+            q_tuned = apply_head(str(run / "final_model"), q_base)
+            dense_base, dense_tuned = q_base @ base_docs.T, q_tuned @ tuned_docs.T
+            variants = {base_fusion.bm25_variant, tuned_fusion.bm25_variant}
+            bm25 = bm25_matrices(doc_ids, texts, qtexts, sorted(variants))
+            systems = {
+                "bm25": bm25[FusionSetting.default().bm25_variant]
+                if FusionSetting.default().bm25_variant in bm25
+                else bm25_matrices(doc_ids, texts, qtexts, [FusionSetting.default().bm25_variant])[
+                    FusionSetting.default().bm25_variant
+                ],
+                "base": dense_base,
+                "hybrid_base_tuned": fuse(base_fusion, dense_base, bm25[base_fusion.bm25_variant]),
+                "finetuned": dense_tuned,
+                "hybrid_finetuned_tuned": fuse(tuned_fusion, dense_tuned, bm25[tuned_fusion.bm25_variant]),
+            }
+            row[split] = {
+                name: round(evaluate_scores(m, qids, doc_ids, eval_set.qrels, ["ndcg@10"])[0]["ndcg@10"], 4)
+                for name, m in systems.items()
+            }
+        out["rows"][n] = {"distractors": n - SCIFACT_DOCS, **row}
+        print("quality", n, out["rows"][n], flush=True)
+    report["quality"] = out
+
+
+# ---------------------------------------------------------------------------------------
+# report
+
+
+def to_markdown(report: dict) -> str:
+    lines = ["# embeddingFT at scale", ""]
+    t = report.get("throughput")
+    if t:
+        lines += [
+            f"## Encoding throughput ({t['texts']} SciFact abstracts at {t['tokens']} tokens, corpus encoder)",
+            "",
+            f"Exports made once in {t['export_seconds']} s. PyTorch fp32: {t['pytorch_docs_per_s']} documents/s "
+            "(measured first and last, averaged).",
+            "",
+            "| back end | documents/s | x PyTorch | cosine mean | cosine min | exact (min >= 0.9999) |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for label, r in t["rows"].items():
+            lines.append(
+                f"| {label} | {r['docs_per_s']} | {r['x_pytorch']} | {r['cosine_mean']} | {r['cosine_min']} | "
+                f"{'yes' if r['exact'] else 'no'} |"
+            )
+        lines += [
+            "",
+            f"Goals: the mining and index path (approximate gate) >= 3.0x: **{t['best_approximate_x']}x**; "
+            f"the exact evaluation path >= 1.8x: **{t['best_exact_x']}x**.",
+            "",
+        ]
+    tr = report.get("train")
+    if tr:
+        lines += [
+            "## `train-embed` on configs/scifact.yaml (the adapter recipe), cold caches",
+            "",
+            "| encode_backend | wall s | x torch | peak RSS GB | dev NDCG@10: base / hybrid base / adapter / hybrid adapter |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for name in ("torch", "auto", "auto_warm"):
+            r = tr.get(name)
+            if not r:
+                continue
+            d = r["dev"]
+            ratio = tr.get(f"{name}_ratio", 1.0)
+            label = {"torch": "torch (today)", "auto": "auto, cold (exports made in the run)",
+                     "auto_warm": "auto, exports already made"}[name]  # fmt: skip
+            lines.append(
+                f"| {label} | {r['seconds']} | {ratio} | {r['peak_rss_gb']} | {d.get('base')} / "
+                f"{d.get('hybrid_base_tuned')} / {d.get('finetuned')} / {d.get('hybrid_finetuned_tuned')} |"
+            )
+        lines += ["", "Goal: wall time <= 0.65x today's, dev NDCG@10 within the seed spread (0.007-0.024).", ""]
+    ix = report.get("index")
+    if ix:
+        lines += [
+            f"## `index-embed` (backend auto, approximate gate, shards of {ix.get('shard_size', SHARD)})",
+            "",
+            "| documents | wall s | documents/s | s/doc vs smallest | peak RSS GB (process tree) | back end | FAISS |",
+            "|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for n, r in ix["rows"].items():
+            lines.append(
+                f"| {int(n):,} | {r['seconds']} | {r['docs_per_s']} | {r.get('seconds_per_doc_vs_smallest', '')} | "
+                f"{r['peak_rss_gb']} | {r['backend']} | {r['faiss']} |"
+            )
+        if "extrapolated_1m_hours" in ix:
+            lines += [
+                "",
+                f"Linear within +-15%: **{'yes' if ix['linear_within_15pct'] else 'no'}**. "
+                f"Extrapolated to 1M documents: **{ix['extrapolated_1m_hours']} h** (goal <= 4 h); goal peak RSS <= 4 GB "
+                "at 200k.",
+            ]
+        lines.append("")
+    f = report.get("fault")
+    if f:
+        u = f["unwritable"]
+        lines += [
+            "## Faults",
+            "",
+            f"- kill -9 with {f['shards_on_disk_after_kill']} of {f['of_shards']} shards written (after "
+            f"{f['killed_run']['seconds']} s; an index folder after the kill: "
+            f"{'yes' if f['index_after_kill_exists'] else 'none'}); the rerun took {f['rerun']['seconds']} s and logged: "
+            f"{'; '.join(f['rerun_log_resume_lines']) or 'no resume line'}.",
+            f"- The resumed index against the uninterrupted one: max |difference| of the vectors "
+            f"{f['max_abs_diff_vs_uninterrupted']:.2e}, the same top-10 for {f['same_top10_share']:.0%} of 200 claims.",
+            f"- An unwritable target (/proc/...): exit {u['returncode']}, traceback: {'yes' if u['traceback'] else 'no'}, "
+            f"left behind: {'yes' if u['left_behind'] else 'nothing'}; message: `{' | '.join(u['stderr_lines'])}`.",
+            "",
+        ]
+    p = report.get("nproc")
+    if p:
+        lines += [
+            f"## NPROC=2 (accelerate launch, gloo), {p['documents']:,} documents",
+            "",
+            f"{p['seconds']} s against {p['one_process_seconds']} s for one process (ratio {p['time_ratio_vs_one']}; "
+            f"2 cores: not expected to be faster). Vectors against the one-process index: max |difference| "
+            f"{p['max_abs_diff_vs_one']:.2e}; the same top-10 for {p['same_top10_share']:.0%} of 200 claims.",
+            "",
+        ]
+    s = report.get("search")
+    if s:
+        lines += [
+            f"## Search at {s['documents']:,} documents (FAISS {s['faiss']}, query encoding included, 200 claims)",
+            "",
+            f"Index built in {s['build_seconds']} s (vectors and texts prepared in {s['prepare_seconds']} s).",
+            "",
+            "| mode | p50 ms | p95 ms | mean ms |",
+            "|---|---:|---:|---:|",
+            f"| dense | {s['dense']['p50_ms']} | {s['dense']['p95_ms']} | {s['dense']['mean_ms']} |",
+            f"| hybrid (candidates) | {s['hybrid']['p50_ms']} | {s['hybrid']['p95_ms']} | {s['hybrid']['mean_ms']} |",
+            "",
+            f"Approximate recall@10 against exact search: **{s['recall_at_10']}** (goal >= 0.95). Goals: dense p95 <= 20 ms, "
+            "hybrid p95 <= 50 ms.",
+            "",
+        ]
+    q = report.get("quality")
+    if q:
+        lines += [
+            f"## Quality under distractors (NDCG@10; vectors: {q['vectors']})",
+            "",
+            "| documents | distractors | split | BM25 | base | hybrid base | adapter | hybrid adapter |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for n, r in q["rows"].items():
+            for split in ("dev", "rest"):
+                m = r[split]
+                lines.append(
+                    f"| {int(n):,} | {r['distractors']:,} | {split} | {m['bm25']} | {m['base']} | "
+                    f"{m['hybrid_base_tuned']} | {m['finetuned']} | {m['hybrid_finetuned_tuned']} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=["throughput", "train", "index", "fault", "nproc", "quality", "search"],
+        choices=["throughput", "train", "index", "fault", "nproc", "search", "quality"],
+    )
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 50_000, 200_000])
+    parser.add_argument("--search-size", type=int, default=1_000_000)
+    parser.add_argument("--search-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    args = parser.parse_args(argv)
+    from embshared.runtime import setup_logging
+
+    setup_logging()
+    from embshared.bench import command_line
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    previous = RESULTS / "scale.json"
+    report = json.loads(previous.read_text()) if previous.is_file() else {}
+    report.pop("command", None)
+    report.pop("machine", None)
+    report["_facts"] = facts()
+    for stage in args.stages:
+        start = time.perf_counter()
+        if stage == "throughput":
+            throughput_stage(report)
+        elif stage == "train":
+            train_stage(report)
+        elif stage == "index":
+            index_stage(report, sorted(args.sizes))
+        elif stage == "fault":
+            fault_stage(report, min(args.sizes))
+        elif stage == "nproc":
+            nproc_stage(report, min(args.sizes))
+        elif stage == "search":
+            search_stage(report, args.search_size, args.search_kind, max(args.sizes))
+        elif stage == "quality":
+            quality_stage(report, sorted(args.sizes))
+        report.setdefault("stage_seconds", {})[stage] = round(time.perf_counter() - start, 1)
+        report.setdefault("stage_commands", {})[stage] = command_line()
+        save(report)
+        print(f"stage {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
