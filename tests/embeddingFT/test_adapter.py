@@ -428,3 +428,20 @@ def test_hybrid_loss_trains_through_the_run(tiny_beir, tmp_path, repo):
     summary = json.loads((result.run_dir / "metrics.json").read_text())
     assert summary["loss"] == "HybridCachedMultipleNegativesRankingLoss"
     assert summary["train"]["steps"] >= 2 and np.isfinite(summary["train"]["train_loss"])
+
+
+def test_an_exported_back_end_encodes_the_run_with_the_same_figures(tiny_beir, tmp_path, repo):
+    """encode_backend=onnx: mining, the base model's evaluation and the head table read one ONNX pass (cached,
+    exported into the cache, never into the model's folder), and the figures equal PyTorch's."""
+    from embedding_ft.train import train
+
+    common = ("adapter=head", "adapter_head.epochs=3")
+    torch_run = train(_tiny_cfg(tiny_beir, tmp_path / "t", repo, "run_name=torch", *common))
+    onnx_run = train(_tiny_cfg(tiny_beir, tmp_path / "o", repo, "run_name=onnx", "encode_backend=onnx", *common))
+    a, b = (json.loads((r.run_dir / "metrics.json").read_text())["metrics"] for r in (torch_run, onnx_run))
+    for system in ("base", "hybrid_base", "finetuned"):
+        assert b[system]["ndcg@10"] == pytest.approx(a[system]["ndcg@10"], abs=0.002), system
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "o" / "cache" / "vectors").glob("*/meta.json")]
+    assert [m["key"]["backend"] for m in metas] == ["onnx"]  # one pass over the mining texts, on ONNX
+    assert not (tmp_path / "o" / "cache" / "embeddings").exists()  # no sentence-transformers cache files
+    assert any((tmp_path / "o" / "cache" / "vectors" / "exports").glob("*/onnx/model_O2.onnx"))
