@@ -282,7 +282,7 @@ def train_stage(report: dict) -> None:
 def index_stage(report: dict, sizes: list[int]) -> None:
     from embedding_ft.index import read_meta
 
-    rows = {}
+    rows = {int(k): v for k, v in report.get("index", {}).get("rows", {}).items()}  # sizes measured before stay
     for n in sizes:
         collection(n)
         cache = cache_with_exports(f"cache-{n}")
@@ -363,7 +363,7 @@ def fault_stage(report: dict, n: int) -> None:
 def nproc_stage(report: dict, n: int) -> None:
     from embedding_ft.index import load_vectors
 
-    single = report.get("index", {}).get("rows", {}).get(n) or report.get("index", {}).get("rows", {}).get(str(n))
+    single = {int(k): v for k, v in report.get("index", {}).get("rows", {}).items()}.get(n)
     cache = cache_with_exports("cache-nproc")
     index = WORK / "index-nproc"
     shutil.rmtree(index, ignore_errors=True)
@@ -441,6 +441,9 @@ def search_stage(report: dict, size: int, kind: str, source: int) -> None:
     report["search"] = out
 
 
+ADAPTER_RUNS = [HERE / "work" / "recipes" / "runs" / f"head_merge0.3_s{seed}" for seed in (42, 1, 2)]
+
+
 def quality_stage(report: dict, sizes: list[int]) -> None:
     from embedding_ft.adapter import apply_head
     from embedding_ft.config import TrainConfig
@@ -453,11 +456,8 @@ def quality_stage(report: dict, sizes: list[int]) -> None:
     from embshared.io import read_documents
     from embshared.models import load_sentence_transformer
 
-    run = WORK / "train" / "auto"
-    cfg = load_config(TrainConfig, run / "config.yaml", [])
-    summary = json.loads((run / "metrics.json").read_text())
-    base_fusion = FusionSetting.from_dict(summary["fusion"]["base"])
-    tuned_fusion = FusionSetting.load(run / "final_model")
+    runs = [r for r in ADAPTER_RUNS if (r / "final_model").is_dir()] or [WORK / "train" / "auto"]
+    cfg = load_config(TrainConfig, runs[0] / "config.yaml", [])
     prepared = prepare(cfg.dataset_name, cfg.dataset_split, cfg.test_size, cfg.seed, cfg.sample_size)
     eval_set = prepared.eval_set
     ev = cfg.evaluation
@@ -466,33 +466,42 @@ def quality_stage(report: dict, sizes: list[int]) -> None:
     docs = read_documents(collection(largest))
     vectors = np.asarray(load_vectors(WORK / f"index-{largest}"), dtype=np.float32)
     model = load_sentence_transformer(MODEL, device="cpu")
-    out = {"vectors": "the index path's (backend auto, approximate gate)", "rows": {}}
-    for n in [SCIFACT_DOCS, *sizes]:
-        doc_ids, texts = docs.ids[:n], docs.texts[:n]
-        base_docs = vectors[:n]
-        tuned_docs = apply_head(str(run / "final_model"), base_docs)
+    default = FusionSetting.default().bm25_variant
+    out = {
+        "vectors": "the index path's (backend auto, approximate gate)",
+        "adapter_runs": [str(r.relative_to(repo())) for r in runs],
+        "rows": {},
+    }
+    for n in [SCIFACT_DOCS, *[s for s in sizes if s > SCIFACT_DOCS]]:
+        doc_ids, texts, base_docs = docs.ids[:n], docs.texts[:n], vectors[:n]
         row = {}
         for split, qids in (("dev", dev), ("rest", rest)):
             qtexts = [eval_set.queries[q] for q in qids]
             q_base = model.encode(qtexts, normalize_embeddings=True)
-            q_tuned = apply_head(str(run / "final_model"), q_base)
-            dense_base, dense_tuned = q_base @ base_docs.T, q_tuned @ tuned_docs.T
-            variants = {base_fusion.bm25_variant, tuned_fusion.bm25_variant}
-            bm25 = bm25_matrices(doc_ids, texts, qtexts, sorted(variants))
-            systems = {
-                "bm25": bm25[FusionSetting.default().bm25_variant]
-                if FusionSetting.default().bm25_variant in bm25
-                else bm25_matrices(doc_ids, texts, qtexts, [FusionSetting.default().bm25_variant])[
-                    FusionSetting.default().bm25_variant
-                ],
-                "base": dense_base,
-                "hybrid_base_tuned": fuse(base_fusion, dense_base, bm25[base_fusion.bm25_variant]),
-                "finetuned": dense_tuned,
-                "hybrid_finetuned_tuned": fuse(tuned_fusion, dense_tuned, bm25[tuned_fusion.bm25_variant]),
-            }
+            dense_base = q_base @ base_docs.T
+            fusions = [json.loads((r / "metrics.json").read_text())["fusion"] for r in runs]
+            base_fusion = FusionSetting.from_dict(fusions[0]["base"])  # the base model's, the same in every run
+            tuned_fusions = [FusionSetting.load(r / "final_model") for r in runs]
+            variants = sorted({default, base_fusion.bm25_variant, *(f.bm25_variant for f in tuned_fusions)})
+            bm25 = bm25_matrices(doc_ids, texts, qtexts, variants)
+
+            def ndcg(matrix, qids=qids, doc_ids=doc_ids):
+                return evaluate_scores(matrix, qids, doc_ids, eval_set.qrels, ["ndcg@10"])[0]["ndcg@10"]
+
+            adapter, hybrid = [], []
+            for run, fusion in zip(runs, tuned_fusions):  # one adapter per trainer seed: the mean
+                head = str(run / "final_model")
+                dense = apply_head(head, q_base) @ apply_head(head, base_docs).T
+                adapter.append(ndcg(dense))
+                hybrid.append(ndcg(fuse(fusion, dense, bm25[fusion.bm25_variant])))
             row[split] = {
-                name: round(evaluate_scores(m, qids, doc_ids, eval_set.qrels, ["ndcg@10"])[0]["ndcg@10"], 4)
-                for name, m in systems.items()
+                "bm25": round(ndcg(bm25[default]), 4),
+                "base": round(ndcg(dense_base), 4),
+                "hybrid_base_tuned": round(ndcg(fuse(base_fusion, dense_base, bm25[base_fusion.bm25_variant])), 4),
+                "finetuned": round(float(np.mean(adapter)), 4),
+                "hybrid_finetuned_tuned": round(float(np.mean(hybrid)), 4),
+                "finetuned_seeds": [round(x, 4) for x in adapter],
+                "hybrid_finetuned_tuned_seeds": [round(x, 4) for x in hybrid],
             }
         out["rows"][n] = {"distractors": n - SCIFACT_DOCS, **row}
         print("quality", n, out["rows"][n], flush=True)
@@ -615,6 +624,9 @@ def to_markdown(report: dict) -> str:
     if q:
         lines += [
             f"## Quality under distractors (NDCG@10; vectors: {q['vectors']})",
+            "",
+            f"Adapter rows: the mean over the adapters of {', '.join(q['adapter_runs'])} (configs/scifact.yaml, "
+            "trainer seeds 42 / 1 / 2), each with the fusion its run chose on dev.",
             "",
             "| documents | distractors | split | BM25 | base | hybrid base | adapter | hybrid adapter |",
             "|---:|---:|---|---:|---:|---:|---:|---:|",

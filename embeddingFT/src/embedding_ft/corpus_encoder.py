@@ -582,7 +582,10 @@ def exported_copy(folder: Path, root: Path, gate: str) -> Path | None:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     logger.info(
-        "backend auto: exported %s to ONNX (%s) in %.1f s", folder, ", ".join(quants), time.perf_counter() - start
+        "backend auto: exported %s (%s) in %.1f s",
+        folder,
+        ", ".join(f"{b} {q}" for b, q in wanted),
+        time.perf_counter() - start,
     )
     return target
 
