@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -376,10 +377,50 @@ def soak_part(server: Server, name: str, queries: list[str], reload_index: Path,
             await asyncio.sleep(max(0.05, wake - time.perf_counter()))
 
     result = asyncio.run(drive(server.url, requests, 16, 10_000_000, seconds, server.headers, on_tick=tick))
-    after_warmup = [rss for t, rss in samples if t >= 60 and rss is not None] or [rss for _, rss in samples if rss]
-    growth = round(after_warmup[-1] - after_warmup[0], 1) if after_warmup else None
-    extra = {"concurrency": 16, "reload": reload, "rss_mb": samples, "rss_growth_mb": growth}
-    return {**result, **extra, "zero_5xx": result["status_5xx"] == 0}
+    extra = {"concurrency": 16, "reload": reload, "rss_mb": samples, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+    return {**result, **extra, **rss_growth(samples), "zero_5xx": result["status_5xx"] == 0}
+
+
+def rss_growth(samples: list) -> dict:
+    """RSS growth from 1 and from 3 minutes in (two readings of "after warm-up") to the end: MB and %."""
+    out = {}
+    for minutes in (1, 3):
+        after = [rss for t, rss in samples if t >= 60 * minutes and rss is not None]
+        if after:
+            key = "" if minutes == 1 else "_after_3min"
+            out[f"rss_growth_mb{key}"] = round(after[-1] - after[0], 1)
+            out[f"rss_growth_pct{key}"] = round(100 * (after[-1] - after[0]) / after[0], 2)
+    return out
+
+
+def goals(report: dict) -> list[str]:
+    """The issue's goals, read off the measured rows."""
+    emb = report["embeddings"]
+    serve, naive, inf = emb.get("serve", {}), emb.get("naive", {}), emb.get("infinity", {})
+    lines = []
+
+    def rate(system, kind, conc):
+        return system.get(kind, {}).get(str(conc), system.get(kind, {}).get(conc, {})).get("per_s")
+
+    if rate(serve, "queries", 32) and rate(naive, "queries", 32):
+        x = rate(serve, "queries", 32) / rate(naive, "queries", 32)
+        lines.append(f"- queries at concurrency 32, serve / naive: **{x:.2f}x** (goal >= 3x)")
+    for kind in ("queries", "documents"):
+        best_serve = max((r["per_s"] for r in serve.get(kind, {}).values()), default=None)
+        best_inf = max((r["per_s"] for r in inf.get(kind, {}).values()), default=None) if "error" not in inf else None
+        if best_serve and best_inf:
+            lines.append(
+                f"- {kind}, best throughput serve / infinity-emb: **{best_serve / best_inf:.2f}x** (goal >= 1)"
+            )
+    one, eight = serve.get("queries", {}).get("1"), serve.get("queries", {}).get("8")
+    one = one or serve.get("queries", {}).get(1)
+    eight = eight or serve.get("queries", {}).get(8)
+    if one and eight:
+        lines.append(
+            f"- queries, p95 at concurrency 8 / p50 of single requests: **{eight['p95_ms'] / one['p50_ms']:.2f}x** "
+            "(goal <= 3x)"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,10 +465,14 @@ def to_markdown(report: dict) -> str:
             "",
             f"**Soak**: {soak['seconds']} s at concurrency 16, {soak['ok']} requests answered 200, "
             f"{soak['status_5xx']} 5xx ({'none' if soak['zero_5xx'] else 'NOT zero'}), failed {soak['failed'] or 'none'}, "
-            f"p95 {soak['p95_ms']} ms; RSS growth after the first minute {soak['rss_growth_mb']} MB; "
+            f"p95 {soak['p95_ms']} ms; RSS growth from minute 1 to the end {soak['rss_growth_mb']} MB "
+            f"({soak.get('rss_growth_pct', '?')}%), from minute 3 {soak.get('rss_growth_mb_after_3min', '?')} MB "
+            f"({soak.get('rss_growth_pct_after_3min', '?')}%; the reload's second index included); "
             f"hot reload at {soak['reload'].get('at_s')} s: HTTP {soak['reload'].get('status')} in {soak['reload'].get('seconds')} s.",
         ]
-    lines += ["", f"**infinity-emb**: {report['infinity']}"]
+        if soak.get("earlier_run"):
+            lines.append(f"(The soak is from an earlier run of this bench, {soak['earlier_run']}.)")
+    lines += ["", f"**infinity-emb**: {report['infinity']}", "", "Goals:", "", *goals(report)]
     return "\n".join(lines)
 
 
@@ -460,6 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     texts = {"queries": queries, "documents": docs}
     report = {"model": args.model, "backend": args.backend, "texts": sizes, "embeddings": {}, "infinity": "skipped"}
     report |= {"requests_per_point": args.requests, "seconds_per_point": args.seconds, "concurrency": args.concurrency}
+
+    previous = RESULTS / "serve.json"
+    if args.skip_soak and previous.is_file():  # keep the last soak (10 min) with when it ran
+        soak = json.loads(previous.read_text()).get("soak")
+        if soak:
+            when = soak.get("measured_at") or time.strftime("%Y-%m-%d %H:%M", time.gmtime(previous.stat().st_mtime))
+            report["soak"] = {**soak, **rss_growth(soak.get("rss_mb", [])), "earlier_run": f"ended {when}"}
 
     def save():
         write_results(RESULTS, "serve", report, to_markdown(report), facts=facts)
