@@ -338,10 +338,6 @@ def fault_stage(report: dict, n: int) -> None:
 
     queries = load_sentence_transformer(MODEL, device="cpu").encode(texts[:200], normalize_embeddings=True)
     same = float(np.mean(np.all(np.sort(top10(a, queries), 1) == np.sort(top10(b, queries), 1), axis=1)))
-    bad = subprocess.run(
-        [sys.executable, *index_cmd(n, Path("/proc/bench-scale/index"), WORK / "cache-unwritable")],
-        cwd=repo(), env=env(), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
     report["fault"] = {
         "killed_run": killed,
         "shards_on_disk_after_kill": shards_left,
@@ -351,12 +347,23 @@ def fault_stage(report: dict, n: int) -> None:
         "rerun_log_resume_lines": resumed,
         "max_abs_diff_vs_uninterrupted": float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
         "same_top10_share": same,
-        "unwritable": {
-            "returncode": bad.returncode,
-            "stderr_lines": [line for line in bad.stderr.splitlines() if line.strip()][-3:],
-            "traceback": "Traceback" in bad.stderr,
-            "left_behind": Path("/proc/bench-scale").exists(),
-        },
+    }
+    unwritable_stage(report, n)
+
+
+def unwritable_stage(report: dict, n: int) -> None:
+    """index-embed into /proc/... (unwritable even by root): the exit code, the message, how long it took."""
+    start = time.perf_counter()
+    bad = subprocess.run(
+        [sys.executable, *index_cmd(n, Path("/proc/bench-scale/index"), WORK / "cache-unwritable")],
+        cwd=repo(), env=env(), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    report.setdefault("fault", {})["unwritable"] = {
+        "returncode": bad.returncode,
+        "seconds": round(time.perf_counter() - start, 1),
+        "stderr_lines": [line for line in bad.stderr.splitlines() if line.strip()][-3:],
+        "traceback": "Traceback" in bad.stderr,
+        "left_behind": Path("/proc/bench-scale").exists(),
     }
 
 
@@ -579,8 +586,8 @@ def to_markdown(report: dict) -> str:
             ]
         lines.append("")
     f = report.get("fault")
-    if f:
-        u = f["unwritable"]
+    if f and "killed_run" in f:
+        u = f.get("unwritable", {})
         lines += [
             "## Faults",
             "",
@@ -590,8 +597,9 @@ def to_markdown(report: dict) -> str:
             f"{'; '.join(f['rerun_log_resume_lines']) or 'no resume line'}.",
             f"- The resumed index against the uninterrupted one: max |difference| of the vectors "
             f"{f['max_abs_diff_vs_uninterrupted']:.2e}, the same top-10 for {f['same_top10_share']:.0%} of 200 claims.",
-            f"- An unwritable target (/proc/...): exit {u['returncode']}, traceback: {'yes' if u['traceback'] else 'no'}, "
-            f"left behind: {'yes' if u['left_behind'] else 'nothing'}; message: `{' | '.join(u['stderr_lines'])}`.",
+            f"- An unwritable target (/proc/...): exit {u.get('returncode')} after {u.get('seconds', '?')} s, "
+            f"traceback: {'yes' if u.get('traceback') else 'no'}, left behind: "
+            f"{'yes' if u.get('left_behind') else 'nothing'}; message: `{' | '.join(u.get('stderr_lines', []))}`.",
             "",
         ]
     p = report.get("nproc")
@@ -648,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         "--stages",
         nargs="+",
         default=["throughput", "train", "index", "fault", "nproc", "quality", "search"],
-        choices=["throughput", "train", "index", "fault", "nproc", "search", "quality"],
+        choices=["throughput", "train", "index", "fault", "unwritable", "nproc", "search", "quality"],
     )
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 50_000, 200_000])
     parser.add_argument("--search-size", type=int, default=1_000_000)
@@ -675,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
             index_stage(report, sorted(args.sizes))
         elif stage == "fault":
             fault_stage(report, min(args.sizes))
+        elif stage == "unwritable":
+            unwritable_stage(report, min(args.sizes))
         elif stage == "nproc":
             nproc_stage(report, min(args.sizes))
         elif stage == "search":

@@ -92,3 +92,21 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_writable(folder: str | os.PathLike, what: str = "output") -> None:
+    """Fail before any work when ``folder`` (to be created or replaced) cannot be written: one :class:`UserError`.
+
+    Creates the parent folders if needed and writes and removes a probe file beside ``folder``,
+    so a run that would end in "permission denied" or "read-only file system" says so first,
+    not after hours of encoding.
+    """
+    from embshared.errors import UserError
+
+    path = Path(folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the {what} there ({exc.strerror or exc})") from None

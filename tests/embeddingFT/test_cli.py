@@ -27,6 +27,10 @@ def test_infer_embeds_a_file(tmp_path, capsys):
     assert infer.main(["--model", "all-MiniLM-L6-v2", "--input", str(data), "--output", str(out)]) == 0
     emb = np.load(out)
     assert emb.shape == (5, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert emb[0] @ emb[1] < 0.999  # the rows are the documents' own, in order
+    assert infer.main(["--model", "all-MiniLM-L6-v2", "--input", str(data), "--output", str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), emb)  # the second run reads the cache beside the output
 
 
 def test_infer_bad_field_is_a_one_line_error(tmp_path, capsys):

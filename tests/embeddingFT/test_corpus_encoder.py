@@ -275,3 +275,25 @@ def test_two_processes_write_the_index_one_process_writes(tmp_path, tiny, repo):
     queries = [texts[i][:40] for i in range(0, 39, 3)]
     for query in queries:
         assert [h.id for h in a.search(query, 10)] == [h.id for h in b.search(query, 10)]
+
+
+def test_an_unwritable_target_fails_in_one_line_before_encoding(tmp_path, tiny, capsys):
+    from embedding_ft.cli import index as index_cli
+    from embedding_ft.index import build_index
+    from embshared.errors import UserError
+    from embshared.io import Documents
+
+    folder, model = tiny
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    counting = Counting(model)
+    docs = Documents(["d0", "d1"], ["one text", "another text"], "test")
+    with pytest.raises(UserError, match="cannot write the index there"):
+        build_index(blocker / "idx", docs, folder, encoder=counting, cache_dir=tmp_path / "cache")
+    assert counting.calls == 0 and blocker.read_text() == "not a folder"
+    texts = tmp_path / "docs.txt"
+    texts.write_text("one text\nanother text\n")
+    argv = ["--model", str(folder), "--docs", str(texts), "--index", str(blocker / "idx")]
+    assert index_cli.main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the" in err[0] and "Traceback" not in err[0]

@@ -27,6 +27,7 @@ Nothing is pickled: arrays are ``.npy`` read with ``allow_pickle=False``, metada
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -257,12 +258,12 @@ class CorpusEncoder:
         reference, torch_seconds = _timed(torch_encoder, sample, self.prompt_name)
         measured = [{"backend": "torch", "file_name": None, "seconds": torch_seconds, "passed": True}]
         min_each, min_mean = GATES[self.gate]
-        encoders = {("torch", None): torch_encoder}
+        reference_length = getattr(torch_encoder, "max_seq_length", None)
         for backend, file_name, where in candidates:
             try:
                 candidate = backends.load_encoder(str(where), backend, file_name)
-                if getattr(torch_encoder, "max_seq_length", None):  # the length the caller set, not the folder's
-                    candidate.max_seq_length = torch_encoder.max_seq_length
+                if reference_length:  # the length the caller set, not the folder's
+                    candidate.max_seq_length = reference_length
                 vectors, seconds = _timed(candidate, sample, self.prompt_name)
             except Exception as exc:  # a file that does not load or run is not a candidate
                 logger.warning("backend auto: %s %s not usable (%s)", backend, file_name, exc)
@@ -280,9 +281,11 @@ class CorpusEncoder:
                     "passed": passed,
                     "min_cosine": float(cosines.min()),
                     "mean_cosine": float(cosines.mean()),
+                    "where": str(where),
                 }
             )
-            encoders[(backend, file_name)] = candidate
+            del candidate  # measured, then released: each runtime keeps its buffers while it lives
+            gc.collect()
         best = min((m for m in measured if m["passed"]), key=lambda m: m["seconds"])
         for m in measured:
             logger.info(
@@ -297,7 +300,15 @@ class CorpusEncoder:
             )
         logger.info("backend auto: using %s %s", best["backend"], best["file_name"] or "")
         self.backend, self.file_name = best["backend"], best["file_name"]
-        self._encoder = encoders[(self.backend, self.file_name)]
+        if self.backend == "torch":
+            self._encoder = torch_encoder
+        else:  # loaded again: only the chosen runtime stays in memory
+            del torch_encoder
+            self._encoder = None
+            gc.collect()
+            self._encoder = backends.load_encoder(best["where"], self.backend, self.file_name)
+            if reference_length:
+                self._encoder.max_seq_length = reference_length
         self.choice = {"gate": self.gate, "sample": len(sample), "measured": measured, "chosen": best}
 
     def resolve_backend(self, texts) -> tuple[str, str | None]:

@@ -40,7 +40,7 @@ import numpy as np
 
 from embedding_ft.identity import model_identity
 from embshared.errors import UserError
-from embshared.files import atomic_dir, write_json, write_jsonl
+from embshared.files import atomic_dir, check_writable, write_json, write_jsonl
 from embshared.fusion_choice import RRF_DEPTH, FusionSetting, fuse
 from embshared.io import Documents, read_jsonl
 from embshared.search import BM25Index, FaissIndex, IndexLoadError, resolve_faiss_kind
@@ -161,6 +161,8 @@ def build_index(
 
     folder = Path(folder)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else folder.with_name(f"{folder.name}.cache"))
+    check_writable(folder, "index")  # before any encoding
+    check_writable(cache.root / "probe", "embedding cache")
     corpus = CorpusEncoder(
         model,
         backend,
@@ -211,35 +213,29 @@ def build_index(
     faiss = FaissIndex(embeddings.shape[1], metric="ip", kind=kind, storage=vectors).add(docs.ids, embeddings)
     setting = fusion or FusionSetting.default()
     bm25 = BM25Index(k1=setting.bm25_k1, b=setting.bm25_b, stem=setting.bm25_stem).index(docs.ids, docs.texts)
-    with atomic_dir(folder, overwrite=True) as tmp:
-        np.save(tmp / VECTORS_FILE, stored["vectors"])
-        if "ranges" in stored:
-            np.save(tmp / RANGES_FILE, stored["ranges"])
-        np.save(tmp / STATS_FILE, stats)
-        faiss.save(tmp / "faiss")
-        bm25.save(tmp / "bm25")
-        if fusion is not None:
-            fusion.save(tmp)
-        write_jsonl(tmp / "docs.jsonl", ({"id": i, "text": t} for i, t in zip(docs.ids, docs.texts)))
-        write_json(
-            tmp / "meta.json",
-            {
-                "kind": "embedding_ft.index",
-                "format_version": FORMAT_VERSION,
-                **identity,
-                "docs_source": docs.source,
-                "docs_hash": digest,
-                "n_docs": len(docs),
-                "dim": int(embeddings.shape[1]),
-                "faiss_kind": kind,
-                "faiss_kind_asked": faiss_kind,
-                "vectors": vectors,
-                "dense_stats": STATS_FILE,
-                "fusion": fusion_meta,
-                "encode_seconds": round(encode_seconds, 2),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        )
+    meta = {
+        "kind": "embedding_ft.index",
+        "format_version": FORMAT_VERSION,
+        **identity,
+        "docs_source": docs.source,
+        "docs_hash": digest,
+        "n_docs": len(docs),
+        "dim": int(embeddings.shape[1]),
+        "faiss_kind": kind,
+        "faiss_kind_asked": faiss_kind,
+        "vectors": vectors,
+        "dense_stats": STATS_FILE,
+        "fusion": fusion_meta,
+        "encode_seconds": round(encode_seconds, 2),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    try:
+        _write_index(folder, stored, stats, faiss, bm25, fusion, docs, meta)
+    except OSError as exc:  # e.g. the disk filled up: atomic_dir removed the partial folder
+        raise UserError(
+            f"{folder}: writing the index failed ({exc.strerror or exc}); nothing was written, and the "
+            f"encoded vectors stay in {cache.root}: free space and run again"
+        ) from None
     logger.info(
         "indexed %d documents in %.1f s into %s (FAISS %s, %s vectors)",
         len(docs),
@@ -253,6 +249,21 @@ def build_index(
 
 # ---------------------------------------------------------------------------------------
 # stored vectors: float32, float16 or int8 (+ ranges)
+
+
+def _write_index(folder: Path, stored: dict, stats, faiss, bm25, fusion, docs, meta: dict) -> None:
+    """The index's files, built in a temporary folder renamed into place (nothing half-written)."""
+    with atomic_dir(folder, overwrite=True) as tmp:
+        np.save(tmp / VECTORS_FILE, stored["vectors"])
+        if "ranges" in stored:
+            np.save(tmp / RANGES_FILE, stored["ranges"])
+        np.save(tmp / STATS_FILE, stats)
+        faiss.save(tmp / "faiss")
+        bm25.save(tmp / "bm25")
+        if fusion is not None:
+            fusion.save(tmp)
+        write_jsonl(tmp / "docs.jsonl", ({"id": i, "text": t} for i, t in zip(docs.ids, docs.texts)))
+        write_json(tmp / "meta.json", meta)
 
 
 def _as_precise(stored: str, asked: str) -> bool:

@@ -28,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", choices=BACKENDS, default="torch", help="torch, or an exported onnx / openvino file"
     )
     parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
-    parser.add_argument("--output", type=Path, help="where to write the (n, dim) float32 embeddings (.npy)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the (n, dim) float32 unit-length embeddings (.npy); a killed run resumes from "
+        "<output>.cache",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None)
     return parser
@@ -66,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     if texts:
         emb = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)  # (n, dim)
         print(similarity_table(texts, emb @ emb.T))
-    if inputs:
-        emb = model.encode(inputs, batch_size=args.batch_size, show_progress_bar=True, convert_to_numpy=True)
+    if inputs:  # the corpus encoder's pass: length-sorted batches, resumable shards in <output>.cache
+        from embedding_ft.corpus_encoder import CorpusEncoder, EmbeddingCache
+
+        cache = EmbeddingCache(args.output.with_name(f"{args.output.name}.cache"))
+        corpus = CorpusEncoder(
+            args.model, args.backend, args.file_name, cache=cache, token_budget=args.batch_size * 256, encoder=model
+        )
+        emb = corpus.encode(inputs)  # (n, dim) unit vectors
         with atomic_write(args.output, "wb") as handle:
-            np.save(handle, emb.astype(np.float32))
-        print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {args.output}")
+            np.save(handle, np.asarray(emb, dtype=np.float32), allow_pickle=False)
+        print(f"wrote {emb.shape[0]} x {emb.shape[1]} unit-length embeddings to {args.output}")
     return 0
 
 
