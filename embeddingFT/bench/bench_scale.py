@@ -50,7 +50,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results" / "scale"
 WORK = HERE / "work" / "scale"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -146,12 +145,20 @@ def cache_with_exports(name: str) -> Path:
     return cache
 
 
-def collection(n: int) -> Path:
-    import collection as generator
+def generator():
+    """bench/collection.py, the seeded collection generator (a script beside this one, loaded by path)."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("bench_collection", HERE / "collection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def collection(n: int) -> Path:
     from embshared.runtime import shared_data_dir
 
-    return generator.write(n, WORK / f"collection-{n}.jsonl", shared_data_dir())
+    return generator().write(n, WORK / f"collection-{n}.jsonl", shared_data_dir())
 
 
 def index_cmd(n: int, index: Path, cache: Path) -> list[str]:
@@ -396,8 +403,6 @@ def nproc_stage(report: dict, n: int) -> None:
 
 
 def search_stage(report: dict, size: int, kind: str, source: int) -> None:
-    import collection as generator
-
     from embedding_ft.index import Searcher, build_index, load_vectors
     from embshared.io import Documents
     from embshared.runtime import shared_data_dir
@@ -405,7 +410,7 @@ def search_stage(report: dict, size: int, kind: str, source: int) -> None:
 
     base = np.asarray(load_vectors(WORK / f"index-{source}"), dtype=np.float32)
     start = time.perf_counter()
-    docs = list(generator.documents(size, shared_data_dir()))
+    docs = list(generator().documents(size, shared_data_dir()))
     ids = [d["_id"] for d in docs]
     texts = [f"{d['title']} {d['text']}".strip() for d in docs]
     del docs

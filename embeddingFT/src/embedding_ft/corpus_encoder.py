@@ -50,7 +50,6 @@ __all__ = [
     "CacheKey",
     "CorpusEncoder",
     "CorpusVectors",
-    "DocumentsThrough",
     "EmbeddingCache",
     "collection_hash",
     "exported_copy",
@@ -533,26 +532,6 @@ class CorpusVectors:
                 [texts[i] for i in missing], normalize_embeddings=True, show_progress_bar=False, **prompt
             )
         return out
-
-
-class DocumentsThrough:
-    """A SentenceTransformer whose ``encode_document`` reads a :class:`CorpusVectors`; all else is the model's own.
-
-    ``sentence_transformers.util.mine_hard_negatives`` embeds its candidate corpus with
-    ``model.encode_document``: handed this object, that pass (hours at a million documents)
-    goes through the corpus encoder (its back end, shards, resume and cache) instead of
-    mining's own ``cache_folder`` files, and the vectors are the ones the rest of the run reads.
-    """
-
-    def __init__(self, model, vectors: CorpusVectors):
-        self._model = model
-        self._vectors = vectors
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def encode_document(self, sentences, **kwargs) -> np.ndarray:
-        return self._vectors.of(sentences)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,6 +57,26 @@ def cache_key(
     return digest.hexdigest()[:16]
 
 
+class DocumentsThrough:
+    """A SentenceTransformer whose ``encode_document`` reads a :class:`embedding_ft.corpus_encoder.CorpusVectors`; all else is the model's own.
+
+    ``sentence_transformers.util.mine_hard_negatives`` embeds its candidate corpus with
+    ``model.encode_document``: handed this object, that pass (hours at a million documents)
+    goes through the corpus encoder (its back end, shards, resume and cache) instead of
+    mining's own ``cache_folder`` files, and the vectors are the ones the rest of the run reads.
+    """
+
+    def __init__(self, model, vectors):
+        self._model = model
+        self._vectors = vectors
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def encode_document(self, sentences, **kwargs):
+        return self._vectors.of(sentences)
+
+
 def _use_faiss(cfg: MiningConfig, corpus_size: int) -> bool:
     if cfg.use_faiss == "auto":
         return corpus_size >= cfg.faiss_min_corpus
@@ -121,8 +141,6 @@ def mine(
     """
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
-
-    from embedding_ft.corpus_encoder import DocumentsThrough
 
     pairs = [(r["query"], r["document"]) for r in train.rows]
     shadow = [p for p in (shadow_pairs or []) if p not in set(pairs)]
