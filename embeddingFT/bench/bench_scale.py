@@ -561,6 +561,8 @@ def quality_stage(report: dict, sizes: list[int]) -> None:
 
 
 def to_markdown(report: dict) -> str:
+    from embshared.bench import markdown_table
+
     lines = ["# embeddingFT at scale", ""]
     t = report.get("throughput")
     if t:
@@ -570,14 +572,22 @@ def to_markdown(report: dict) -> str:
             f"Exports made once in {t['export_seconds']} s. PyTorch fp32: {t['pytorch_docs_per_s']} documents/s "
             "(measured first and last, averaged).",
             "",
-            "| back end | documents/s | x PyTorch | cosine mean | cosine min | exact (min >= 0.9999) |",
-            "|---|---:|---:|---:|---:|---|",
+            *markdown_table(
+                ["back end", "documents/s", "x PyTorch", "cosine mean", "cosine min", "exact (min >= 0.9999)"],
+                (
+                    [
+                        label,
+                        r["docs_per_s"],
+                        r["x_pytorch"],
+                        r["cosine_mean"],
+                        r["cosine_min"],
+                        "yes" if r["exact"] else "no",
+                    ]
+                    for label, r in t["rows"].items()
+                ),
+                "lrrrrl",
+            ),
         ]
-        for label, r in t["rows"].items():
-            lines.append(
-                f"| {label} | {r['docs_per_s']} | {r['x_pytorch']} | {r['cosine_mean']} | {r['cosine_min']} | "
-                f"{'yes' if r['exact'] else 'no'} |"
-            )
         lines += [
             "",
             f"Goals: the mining and index path (approximate gate) >= 3.0x: **{t['best_approximate_x']}x**; "
@@ -589,35 +599,36 @@ def to_markdown(report: dict) -> str:
         lines += [
             "## `train-embed` on configs/scifact.yaml (the adapter recipe), cold caches",
             "",
-            "| encode_backend | wall s | x torch | peak RSS GB | dev NDCG@10: base / hybrid base / adapter / hybrid adapter |",
-            "|---|---:|---:|---:|---|",
         ]
-        for name in ("torch", "auto", "auto_warm"):
-            r = tr.get(name)
-            if not r:
-                continue
-            d = r["dev"]
-            ratio = tr.get(f"{name}_ratio", 1.0)
-            label = {"torch": "torch (today)", "auto": "auto, cold (exports made in the run)",
-                     "auto_warm": "auto, exports already made"}[name]  # fmt: skip
-            lines.append(
-                f"| {label} | {r['seconds']} | {ratio} | {r['peak_rss_gb']} | {d.get('base')} / "
-                f"{d.get('hybrid_base_tuned')} / {d.get('finetuned')} / {d.get('hybrid_finetuned_tuned')} |"
-            )
+        labels = {"torch": "torch (today)", "auto": "auto, cold (exports made in the run)",
+                  "auto_warm": "auto, exports already made"}  # fmt: skip
+        keys = ("base", "hybrid_base_tuned", "finetuned", "hybrid_finetuned_tuned")
+        lines += markdown_table(
+            ["encode_backend", "wall s", "x torch", "peak RSS GB", "dev NDCG@10: base / hybrid base / adapter / hybrid adapter"],
+            (
+                [labels[n], tr[n]["seconds"], tr.get(f"{n}_ratio", 1.0), tr[n]["peak_rss_gb"],
+                 " / ".join(str(tr[n]["dev"].get(k)) for k in keys)]
+                for n in labels
+                if n in tr
+            ),
+            "lrrrl",
+        )  # fmt: skip
         lines += ["", "Goal: wall time <= 0.65x today's, dev NDCG@10 within the seed spread (0.007-0.024).", ""]
     ix = report.get("index")
     if ix:
         lines += [
             f"## `index-embed` (backend auto, approximate gate, shards of {ix.get('shard_size', SHARD)})",
             "",
-            "| documents | wall s | documents/s | s/doc vs smallest | peak RSS GB (process tree) | back end | FAISS |",
-            "|---:|---:|---:|---:|---:|---|---|",
-        ]
-        for n, r in ix["rows"].items():
-            lines.append(
-                f"| {int(n):,} | {r['seconds']} | {r['docs_per_s']} | {r.get('seconds_per_doc_vs_smallest', '')} | "
-                f"{r['peak_rss_gb']} | {r['backend']} | {r['faiss']} |"
-            )
+            *markdown_table(
+                ["documents", "wall s", "documents/s", "s/doc vs smallest", "peak RSS GB (process tree)", "back end", "FAISS"],
+                (
+                    [f"{int(n):,}", r["seconds"], r["docs_per_s"], r.get("seconds_per_doc_vs_smallest", ""),
+                     r["peak_rss_gb"], r["backend"], r["faiss"]]
+                    for n, r in sorted(ix["rows"].items(), key=lambda item: int(item[0]))
+                ),
+                "rrrrrll",
+            ),
+        ]  # fmt: skip
         if "extrapolated_1m_hours" in ix:
             lines += [
                 "",
@@ -660,10 +671,13 @@ def to_markdown(report: dict) -> str:
             "",
             f"Index built in {s['build_seconds']} s (vectors and texts prepared in {s['prepare_seconds']} s).",
             "",
-            "| mode | p50 ms | p95 ms | mean ms |",
-            "|---|---:|---:|---:|",
-            f"| dense | {s['dense']['p50_ms']} | {s['dense']['p95_ms']} | {s['dense']['mean_ms']} |",
-            f"| hybrid (candidates) | {s['hybrid']['p50_ms']} | {s['hybrid']['p95_ms']} | {s['hybrid']['mean_ms']} |",
+            *markdown_table(
+                ["mode", "p50 ms", "p95 ms", "mean ms"],
+                (
+                    [label, s[mode]["p50_ms"], s[mode]["p95_ms"], s[mode]["mean_ms"]]
+                    for mode, label in (("dense", "dense"), ("hybrid", "hybrid (candidates)"))
+                ),
+            ),
             "",
             f"Approximate recall@10 against exact search: **{s['recall_at_10']}** (goal >= 0.95; efSearch as built: "
             f"{s.get('ef_search', 128)}). Goals: dense p95 <= 20 ms, hybrid p95 <= 50 ms.",
@@ -673,9 +687,11 @@ def to_markdown(report: dict) -> str:
             lines += [
                 "HNSW efSearch against recall@10 and graph-search time alone (no query encoding), same index and claims:",
                 "",
-                "| efSearch | recall@10 | p50 ms | p95 ms |",
-                "|---:|---:|---:|---:|",
-                *(f"| {ef} | {r['recall_at_10']} | {r['p50_ms']} | {r['p95_ms']} |" for ef, r in s["ef_sweep"].items()),
+                *markdown_table(
+                    ["efSearch", "recall@10", "p50 ms", "p95 ms"],
+                    ([ef, r["recall_at_10"], r["p50_ms"], r["p95_ms"]] for ef, r in s["ef_sweep"].items()),
+                    "rrrr",
+                ),
                 "",
             ]
     q = report.get("quality")
@@ -686,17 +702,21 @@ def to_markdown(report: dict) -> str:
             f"Adapter rows: the mean over the adapters of {', '.join(q['adapter_runs'])} (configs/scifact.yaml, "
             "trainer seeds 42 / 1 / 2), each with the fusion its run chose on dev.",
             "",
-            "| documents | distractors | split | BM25 | base | hybrid base | adapter | hybrid adapter |",
-            "|---:|---:|---|---:|---:|---:|---:|---:|",
+            *markdown_table(
+                ["documents", "distractors", "split", "BM25", "base", "hybrid base", "adapter", "hybrid adapter"],
+                (
+                    [f"{int(n):,}", f"{r['distractors']:,}", split]
+                    + [
+                        r[split][k]
+                        for k in ("bm25", "base", "hybrid_base_tuned", "finetuned", "hybrid_finetuned_tuned")
+                    ]
+                    for n, r in sorted(q["rows"].items(), key=lambda item: int(item[0]))
+                    for split in ("dev", "rest")
+                ),
+                "rrlrrrrr",
+            ),
+            "",
         ]
-        for n, r in q["rows"].items():
-            for split in ("dev", "rest"):
-                m = r[split]
-                lines.append(
-                    f"| {int(n):,} | {r['distractors']:,} | {split} | {m['bm25']} | {m['base']} | "
-                    f"{m['hybrid_base_tuned']} | {m['finetuned']} | {m['hybrid_finetuned_tuned']} |"
-                )
-        lines.append("")
     return "\n".join(lines)
 
 

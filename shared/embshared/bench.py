@@ -15,7 +15,7 @@ import resource
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -167,3 +167,17 @@ def percentiles(values_ms: Sequence[float]) -> dict:
         "mean_ms": round(float(values.mean()), 2),
         "n": int(values.size),
     }
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence], align: str | None = None) -> list[str]:
+    """The lines of a Markdown table: ``header``, then one line per row (cells formatted with ``str``).
+
+    ``align``: one letter per column, "l" or "r" (default: the first column left, the others right).
+    """
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(rule) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]

@@ -357,7 +357,7 @@ class CorpusEncoder:
         base = self._adapter_base(cache, key, texts) if self.backend == "torch" else None
         if base is not None:
             return self._from_base(folder, key, base, show_progress)
-        order, lengths = self._sorted(texts)
+        order, lengths = self._sorted(texts, show_progress and len(texts) > 4096)
         shard_dir = folder / f"{SHARDS}-{self.shard_size}"
         shard_dir.mkdir(parents=True, exist_ok=True)
         n_shards = -(-len(texts) // self.shard_size)
@@ -420,7 +420,7 @@ class CorpusEncoder:
     def _shard_len(self, shard: int, n: int) -> int:
         return min(self.shard_size, n - shard * self.shard_size)
 
-    def _sorted(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _sorted(self, texts: list[str], show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(order, lengths): positions longest first (stable) and each text's length in tokens (truncated)."""
         tokenizer = getattr(self.encoder, "tokenizer", None)
         if tokenizer is None:
@@ -428,10 +428,12 @@ class CorpusEncoder:
         else:
             limit = getattr(self.encoder, "max_seq_length", None)
             lengths = np.empty(len(texts), dtype=np.int64)
-            for start in range(0, len(texts), 4096):  # tokenized a chunk at a time: bounded memory
-                chunk = texts[start : start + 4096]
-                ids = tokenizer(chunk, add_special_tokens=True, truncation=limit is not None, max_length=limit)
-                lengths[start : start + len(chunk)] = [len(x) for x in ids["input_ids"]]
+            with tqdm(total=len(texts), unit="doc", desc="measuring lengths", disable=not show_progress) as bar:
+                for start in range(0, len(texts), 4096):  # tokenized a chunk at a time: bounded memory
+                    chunk = texts[start : start + 4096]
+                    ids = tokenizer(chunk, add_special_tokens=True, truncation=limit is not None, max_length=limit)
+                    lengths[start : start + len(chunk)] = [len(x) for x in ids["input_ids"]]
+                    bar.update(len(chunk))
         return np.argsort(-lengths, kind="stable"), lengths
 
     # -- adapters -----------------------------------------------------------------------------
