@@ -288,6 +288,7 @@ def train_stage(report: dict) -> None:
 
 def index_stage(report: dict, sizes: list[int]) -> None:
     from embedding_ft.index import read_meta
+    from embshared.bench import command_line
 
     rows = {int(k): v for k, v in report.get("index", {}).get("rows", {}).items()}  # sizes measured before stay
     for n in sizes:
@@ -302,6 +303,8 @@ def index_stage(report: dict, sizes: list[int]) -> None:
             "docs_per_s": round(n / measured["seconds"], 1),
             "backend": f"{meta.get('backend')} {meta.get('file_name') or ''}".strip(),
             "faiss": meta.get("faiss_kind"),
+            "command": command_line(),
+            "cpu": facts()["cpu"],
         }
         print("index", n, rows[n], flush=True)
         report["index"] = {"rows": rows}
@@ -717,6 +720,16 @@ def to_markdown(report: dict) -> str:
             ),
             "",
         ]
+    runs = report.get("stage_commands", {})
+    if runs:
+        cpus = report.get("stage_cpus", {})
+        lines += ["## How each section was measured", "", *markdown_table(
+            ["stage", "command", "CPU"],
+            ([stage, f"`{command}`", cpus.get(stage, "?")] for stage, command in runs.items()),
+            "lll",
+        ), ""]  # fmt: skip
+        sized = {int(n): r for n, r in report.get("index", {}).get("rows", {}).items() if r.get("command")}
+        lines += [f"- index row {n:,}: `{r['command']}` on {r.get('cpu', '?')}" for n, r in sorted(sized.items())]
     return "\n".join(lines)
 
 
@@ -741,7 +754,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = RESULTS / "scale.json"
     report = json.loads(previous.read_text()) if previous.is_file() else {}
     report.pop("command", None)
-    report.pop("machine", None)
+    earlier_cpu = report.pop("machine", {}).get("cpu")  # stages may run in different sessions, on other CPUs
+    for stage in report.get("stage_commands", {}):
+        report.setdefault("stage_cpus", {}).setdefault(stage, earlier_cpu or "?")
     report["_facts"] = facts()
     for stage in args.stages:
         start = time.perf_counter()
@@ -765,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
             quality_stage(report, sorted(args.sizes))
         report.setdefault("stage_seconds", {})[stage] = round(time.perf_counter() - start, 1)
         report.setdefault("stage_commands", {})[stage] = command_line()
+        report.setdefault("stage_cpus", {})[stage] = report["_facts"]["cpu"]
         save(report)
         print(f"stage {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
     return 0

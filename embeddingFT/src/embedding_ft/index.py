@@ -28,6 +28,7 @@ their dense statistics are computed from the vectors the first time a candidate 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -208,6 +209,10 @@ def build_index(
     if embeddings.shape[0] != len(docs):
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(docs)} documents")
     encode_seconds = time.perf_counter() - start
+    # the model and its runtimes are done with: freed before FAISS and BM25 are built, so the
+    # build's peak memory is the larger of the two phases, not their sum (the caller's encoder stays)
+    corpus = encoder = None
+    gc.collect()
     stored = stored or _encode(embeddings, vectors)
     stats = dense_stats(stored, vectors)  # (dim + 1, dim): mean, covariance of the vectors as stored
     faiss = FaissIndex(embeddings.shape[1], metric="ip", kind=kind, storage=vectors).add(docs.ids, embeddings)
