@@ -563,40 +563,78 @@ def quality_stage(report: dict, sizes: list[int]) -> None:
 # report
 
 
+def _throughput_lines(t: dict, cpu: str) -> list[str]:
+    """The throughput table and its goals, for one machine."""
+    from embshared.bench import markdown_table
+
+    return [
+        f"On {cpu}. Exports made once in {t['export_seconds']} s. PyTorch fp32: {t['pytorch_docs_per_s']} "
+        "documents/s (measured first and last, averaged).",
+        "",
+        *markdown_table(
+            ["back end", "documents/s", "x PyTorch", "cosine mean", "cosine min", "exact (min >= 0.9999)"],
+            (
+                [
+                    label,
+                    r["docs_per_s"],
+                    r["x_pytorch"],
+                    r["cosine_mean"],
+                    r["cosine_min"],
+                    "yes" if r["exact"] else "no",
+                ]
+                for label, r in t["rows"].items()
+            ),
+            "lrrrrl",
+        ),
+        "",
+        f"Goals: the mining and index path (approximate gate) >= 3.0x: **{t['best_approximate_x']}x**; "
+        f"the exact evaluation path >= 1.8x: **{t['best_exact_x']}x**.",
+        "",
+    ]
+
+
+def _index_lines(ix: dict, cpu: str) -> list[str]:
+    """The index-embed table (rows of one CPU), its linearity and extrapolation."""
+    from embshared.bench import markdown_table
+
+    lines = [
+        f"On {cpu}.",
+        "",
+        *markdown_table(
+            ["documents", "wall s", "documents/s", "s/doc vs smallest", "peak RSS GB (process tree)", "back end", "FAISS"],
+            (
+                [f"{int(n):,}", r["seconds"], r["docs_per_s"], r.get("seconds_per_doc_vs_smallest", ""),
+                 r["peak_rss_gb"], r["backend"], r["faiss"]]
+                for n, r in sorted(ix["rows"].items(), key=lambda item: int(item[0]))
+            ),
+            "rrrrrll",
+        ),
+    ]  # fmt: skip
+    if "extrapolated_1m_hours" in ix:
+        lines += [
+            "",
+            f"Linear within +-15%: **{'yes' if ix['linear_within_15pct'] else 'no'}**. "
+            f"Extrapolated to 1M documents: **{ix['extrapolated_1m_hours']} h** (goal <= 4 h); goal peak RSS <= 4 GB "
+            "at 200k.",
+        ]
+    return [*lines, ""]
+
+
 def to_markdown(report: dict) -> str:
     from embshared.bench import markdown_table
 
     lines = ["# embeddingFT at scale", ""]
     t = report.get("throughput")
     if t:
+        cpu = report.get("stage_cpus", {}).get("throughput", "?")
         lines += [
             f"## Encoding throughput ({t['texts']} SciFact abstracts at {t['tokens']} tokens, corpus encoder)",
             "",
-            f"Exports made once in {t['export_seconds']} s. PyTorch fp32: {t['pytorch_docs_per_s']} documents/s "
-            "(measured first and last, averaged).",
-            "",
-            *markdown_table(
-                ["back end", "documents/s", "x PyTorch", "cosine mean", "cosine min", "exact (min >= 0.9999)"],
-                (
-                    [
-                        label,
-                        r["docs_per_s"],
-                        r["x_pytorch"],
-                        r["cosine_mean"],
-                        r["cosine_min"],
-                        "yes" if r["exact"] else "no",
-                    ]
-                    for label, r in t["rows"].items()
-                ),
-                "lrrrrl",
-            ),
+            *_throughput_lines(t, cpu),
         ]
-        lines += [
-            "",
-            f"Goals: the mining and index path (approximate gate) >= 3.0x: **{t['best_approximate_x']}x**; "
-            f"the exact evaluation path >= 1.8x: **{t['best_exact_x']}x**.",
-            "",
-        ]
+    for earlier in report.get("earlier", {}).get("throughput", []):
+        lines += [f"### Encoding throughput on another machine ({earlier['cpu']})", "", "`" + earlier["command"] + "`"]
+        lines += ["", *_throughput_lines(earlier["section"], earlier["cpu"])]
     tr = report.get("train")
     if tr:
         lines += [
@@ -622,24 +660,11 @@ def to_markdown(report: dict) -> str:
         lines += [
             f"## `index-embed` (backend auto, approximate gate, shards of {ix.get('shard_size', SHARD)})",
             "",
-            *markdown_table(
-                ["documents", "wall s", "documents/s", "s/doc vs smallest", "peak RSS GB (process tree)", "back end", "FAISS"],
-                (
-                    [f"{int(n):,}", r["seconds"], r["docs_per_s"], r.get("seconds_per_doc_vs_smallest", ""),
-                     r["peak_rss_gb"], r["backend"], r["faiss"]]
-                    for n, r in sorted(ix["rows"].items(), key=lambda item: int(item[0]))
-                ),
-                "rrrrrll",
-            ),
-        ]  # fmt: skip
-        if "extrapolated_1m_hours" in ix:
-            lines += [
-                "",
-                f"Linear within +-15%: **{'yes' if ix['linear_within_15pct'] else 'no'}**. "
-                f"Extrapolated to 1M documents: **{ix['extrapolated_1m_hours']} h** (goal <= 4 h); goal peak RSS <= 4 GB "
-                "at 200k.",
-            ]
-        lines.append("")
+            *_index_lines(ix, report.get("stage_cpus", {}).get("index", "?")),
+        ]
+    for earlier in report.get("earlier", {}).get("index", []):
+        lines += [f"### `index-embed` on another machine ({earlier['cpu']})", ""]
+        lines += _index_lines(earlier["section"], earlier["cpu"])
     f = report.get("fault")
     if f and "killed_run" in f:
         u = f.get("unwritable", {})
@@ -733,6 +758,17 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _keep_earlier(report: dict, stage: str) -> None:
+    """A throughput or index section measured on another CPU is kept beside the new one (rates differ by CPU)."""
+    cpu = report.get("stage_cpus", {}).get(stage)
+    if stage not in ("throughput", "index") or stage not in report or cpu in (None, report["_facts"]["cpu"]):
+        return
+    earlier = {"cpu": cpu, "command": report["stage_commands"][stage], "section": report[stage]}
+    kept = [e for e in report.setdefault("earlier", {}).get(stage, []) if e["cpu"] != cpu]
+    report["earlier"][stage] = [*kept, earlier]
+    del report[stage]  # the new CPU's rows start afresh
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -760,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     report["_facts"] = facts()
     for stage in args.stages:
         start = time.perf_counter()
+        _keep_earlier(report, stage)
         if stage == "throughput":
             throughput_stage(report)
         elif stage == "train":

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -401,6 +402,36 @@ def rss_growth(samples: list) -> dict:
     return out
 
 
+def ceiling_part(args, texts: dict[str, list[str]]) -> dict:
+    """The model alone, in this process with no HTTP: texts/s encoding one text per call and 32 per call.
+
+    Their ratio bounds what batching across requests can gain over the naive endpoint on this
+    back end and machine (the forward pass's fixed cost per call against its cost per token);
+    serve's rate at concurrency 32 against the batch-32 rate is what HTTP, the queue and the
+    load client (on the same cores) cost.
+    """
+    import torch
+
+    from embedding_ft.backends import load_encoder
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    encoder = load_encoder(args.model, args.backend, args.file_name)
+    out = {}
+    for kind, items in texts.items():
+        items = items[: 320 if kind == "queries" else 96]
+        encoder.encode(items[:32], batch_size=32)  # warm-up
+        rates = {}
+        for batch in (1, 32):
+            start = time.perf_counter()
+            for i in range(0, len(items), batch):
+                encoder.encode(items[i : i + batch], batch_size=batch, normalize_embeddings=True)
+            rates[f"batch_{batch}_per_s"] = round(len(items) / (time.perf_counter() - start), 2)
+        rates["batching_gain"] = round(rates["batch_32_per_s"] / rates["batch_1_per_s"], 2)
+        out[kind] = rates
+    return out
+
+
 def goals(report: dict) -> list[str]:
     """The issue's goals, read off the measured rows."""
     emb = report["embeddings"]
@@ -413,6 +444,14 @@ def goals(report: dict) -> list[str]:
     if rate(serve, "queries", 32) and rate(naive, "queries", 32):
         x = rate(serve, "queries", 32) / rate(naive, "queries", 32)
         lines.append(f"- queries at concurrency 32, serve / naive: **{x:.2f}x** (goal >= 3x)")
+        alone = report.get("model_alone", {}).get("queries")
+        if alone:
+            lines.append(
+                f"  - the model alone, no HTTP: {alone['batch_32_per_s']} queries/s in calls of 32 against "
+                f"{alone['batch_1_per_s']} in calls of 1, **{alone['batching_gain']}x**: the most batching can gain "
+                f"on this back end here; serve at concurrency 32 reaches "
+                f"{rate(serve, 'queries', 32) / alone['batch_32_per_s']:.0%} of the batch-32 rate"
+            )
     for kind in ("queries", "documents"):
         best_serve = max((r["per_s"] for r in serve.get(kind, {}).values()), default=None)
         best_inf = max((r["per_s"] for r in inf.get(kind, {}).values()), default=None) if "error" not in inf else None
@@ -506,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     from embshared.runtime import setup_logging
 
     setup_logging()
+    # httpx logs every request at INFO: a line per request formatted on the cores the servers use
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     facts = machine_facts()
     WORK.mkdir(parents=True, exist_ok=True)
     queries, docs, all_queries, sizes = bench_texts(args.model)
@@ -560,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
             report["infinity"] = reason
             report["embeddings"]["infinity"] = {"error": reason}
         save()
+    save()
+    report["model_alone"] = ceiling_part(args, texts)  # every server stopped: the cores are the model's
     save()
     print(f"wrote {RESULTS / 'serve.json'} and serve.md; infinity-emb: {report['infinity']}")
     return 0
