@@ -110,12 +110,14 @@ EMBED_SERVE_BACKEND ?= $(or $(call guide_name,EMBED_BACKEND),$(call guide_name,B
 EMBED_HOST ?= $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
 EMBED_PORT ?= $(or $(call guide_name,PORT),8080)
 EMBED_API_KEY ?= $(call guide_name,API_KEY)
+EMBED_SERVE_WORKERS ?= $(call guide_name,WORKERS)
 EMBED_BENCH_SERVE_ARGS ?= $(call guide_name,BENCH_SERVE_ARGS)
 
 .PHONY: serve-embed bench-serve
-serve-embed: setup ## Serve INDEX over HTTP on HOST:PORT (127.0.0.1:8080): OpenAI /v1/embeddings, /search, page at /; [MODEL=] [BACKEND=] [API_KEY=: needed for HOST other than loopback]; SIGHUP reloads
+serve-embed: setup ## Serve INDEX over HTTP on HOST:PORT (127.0.0.1:8080): OpenAI /v1/embeddings, /search, page at /; [MODEL=] [BACKEND=] [WORKERS=] [API_KEY=: needed for HOST other than loopback]; SIGHUP reloads
 	$(PY) -m embedding_ft.cli.serve --index $(EMBED_INDEX) $(if $(EMBED_SERVE_MODEL),--model $(EMBED_SERVE_MODEL)) \
-		$(if $(EMBED_SERVE_BACKEND),--backend $(EMBED_SERVE_BACKEND)) --host $(EMBED_HOST) --port $(EMBED_PORT)
+		$(if $(EMBED_SERVE_BACKEND),--backend $(EMBED_SERVE_BACKEND)) --host $(EMBED_HOST) --port $(EMBED_PORT) \
+		$(if $(EMBED_SERVE_WORKERS),--workers $(EMBED_SERVE_WORKERS))
 serve-embed: export EMBED_SERVE_API_KEY := $(or $(EMBED_API_KEY),$(EMBED_SERVE_API_KEY))
 
 bench-serve: setup ## Benchmark the server vs a naive endpoint and infinity-emb, /search, 10-min soak; writes bench/results/serve/ (BENCH_SERVE_ARGS=)

@@ -2,6 +2,7 @@
 
     python embeddingFT/bench/bench_serve.py [--model M] [--backend torch|onnx|openvino] [--requests 300]
         [--seconds 60] [--concurrency 1 8 32] [--soak-seconds 600] [--skip-infinity] [--skip-naive] [--skip-soak]
+        [--workers N] [--also-workers 2 ...]
 
 Every server runs in a process of its own on 127.0.0.1 (one at a time, so none shares the
 cores with another), driven from this process over loopback by an asyncio httpx client; every
@@ -11,6 +12,8 @@ load loop stops at ``--requests`` requests or ``--seconds`` seconds, whichever c
    sample) and ~256-token documents (its abstracts cut to 254 tokens), at concurrency 1, 8
    and 32: texts/s and p50 / p95 / p99 latency, for
    - ``serve``: ``python -m embedding_ft.cli.serve`` (batching across requests on one worker);
+   - ``serve-w2``: the same server with ``--workers 2`` (two forward passes at once, each on its
+     own copy of the model with one torch thread; ``--also-workers``);
    - ``naive``: a FastAPI endpoint calling ``encode`` once per request on the same model and
      back end (``def`` route: FastAPI runs it on its thread pool), started from this file;
    - ``infinity``: infinity-emb 0.0.78 in its own venv under ``embeddingFT/bench/work/``
@@ -177,12 +180,13 @@ class Server:
             self.proc.wait(timeout=30)
 
 
-def serve_server(index: Path, threads: int | None) -> Server:
+def serve_server(index: Path, threads: int | None, workers: int | None = None, name: str = "serve") -> Server:
     key = secrets.token_hex(16)
     port = free_port()
     cmd = [sys.executable, "-m", "embedding_ft.cli.serve", "--index", str(index), "--port", str(port)]
     cmd += ["--threads", str(threads)] if threads else []
-    return Server("serve", cmd, port, "/health", {"EMBED_SERVE_API_KEY": key}, key)
+    cmd += ["--workers", str(workers)] if workers else []
+    return Server(name, cmd, port, "/health", {"EMBED_SERVE_API_KEY": key}, key)
 
 
 def naive_server(model: str, backend: str, file_name: str | None, threads: int | None) -> Server:
@@ -435,7 +439,17 @@ def ceiling_part(args, texts: dict[str, list[str]]) -> dict:
 def goals(report: dict) -> list[str]:
     """The issue's goals, read off the measured rows."""
     emb = report["embeddings"]
-    serve, naive, inf = emb.get("serve", {}), emb.get("naive", {}), emb.get("infinity", {})
+    lines = []
+    for name in [n for n in emb if n.startswith("serve")]:
+        if len(lines):
+            lines += ["", f"The same goals for `{name}` ({name.split('-w')[-1]} workers):", ""]
+        lines += _goals_of(report, emb[name], name)
+    return lines
+
+
+def _goals_of(report: dict, serve: dict, name: str) -> list[str]:
+    emb = report["embeddings"]
+    naive, inf = emb.get("naive", {}), emb.get("infinity", {})
     lines = []
 
     def rate(system, kind, conc):
@@ -443,13 +457,13 @@ def goals(report: dict) -> list[str]:
 
     if rate(serve, "queries", 32) and rate(naive, "queries", 32):
         x = rate(serve, "queries", 32) / rate(naive, "queries", 32)
-        lines.append(f"- queries at concurrency 32, serve / naive: **{x:.2f}x** (goal >= 3x)")
+        lines.append(f"- queries at concurrency 32, {name} / naive: **{x:.2f}x** (goal >= 3x)")
         alone = report.get("model_alone", {}).get("queries")
         if alone:
             lines.append(
                 f"  - the model alone, no HTTP: {alone['batch_32_per_s']} queries/s in calls of 32 against "
                 f"{alone['batch_1_per_s']} in calls of 1, **{alone['batching_gain']}x**: the most batching can gain "
-                f"on this back end here; serve at concurrency 32 reaches "
+                f"on this back end here in one call at a time; {name} at concurrency 32 reaches "
                 f"{rate(serve, 'queries', 32) / alone['batch_32_per_s']:.0%} of the batch-32 rate"
             )
     for kind in ("queries", "documents"):
@@ -457,14 +471,15 @@ def goals(report: dict) -> list[str]:
         best_inf = max((r["per_s"] for r in inf.get(kind, {}).values()), default=None) if "error" not in inf else None
         if best_serve and best_inf:
             lines.append(
-                f"- {kind}, best throughput serve / infinity-emb: **{best_serve / best_inf:.2f}x** (goal >= 1)"
+                f"- {kind}, best throughput {name} / infinity-emb: **{best_serve / best_inf:.2f}x** (goal >= 1)"
             )
     one, eight = serve.get("queries", {}).get("1"), serve.get("queries", {}).get("8")
     one = one or serve.get("queries", {}).get(1)
     eight = eight or serve.get("queries", {}).get(8)
     if one and eight:
         lines.append(
-            f"- queries, p95 at concurrency 8 / p50 of single requests: **{eight['p95_ms'] / one['p50_ms']:.2f}x** "
+            f"- queries, {name}'s p95 at concurrency 8 / its p50 of single requests: "
+            f"**{eight['p95_ms'] / one['p50_ms']:.2f}x** "
             "(goal <= 3x)"
         )
     return lines
@@ -519,7 +534,16 @@ def to_markdown(report: dict) -> str:
         ]
         if soak.get("earlier_run"):
             lines.append(f"(The soak is from an earlier run of this bench, {soak['earlier_run']}.)")
-    lines += ["", f"**infinity-emb**: {report['infinity']}", "", "Goals:", "", *goals(report)]
+    lines += ["", f"**infinity-emb**: {report['infinity']}"]
+    alone = report.get("model_alone")
+    if alone:
+        parts = [
+            f"{kind} {r['batch_1_per_s']}/s in calls of 1, {r['batch_32_per_s']}/s in calls of 32 "
+            f"({r['batching_gain']}x)"
+            for kind, r in alone.items()
+        ]
+        lines += ["", f"**The model alone** (no HTTP, in the bench's process, servers stopped): {'; '.join(parts)}."]
+    lines += ["", "Goals:", "", *goals(report)]
     return "\n".join(lines)
 
 
@@ -529,6 +553,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"])
     parser.add_argument("--file-name", help="the exported file (onnx / openvino; default: the int8 one)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of each server (default: torch's)")
+    parser.add_argument("--workers", type=int, help="the server's --workers (default: its own default)")
+    parser.add_argument(
+        "--also-workers",
+        type=int,
+        nargs="*",
+        default=[2],
+        help="measure the server with these --workers too (embeddings only; default 2; none: no value)",
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per measured point at most")
     parser.add_argument("--seconds", type=float, default=60, help="seconds per measured point at most")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -566,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     def save():
         write_results(RESULTS, "serve", report, to_markdown(report), facts=facts)
 
-    server = serve_server(full, args.threads).start()
+    server = serve_server(full, args.threads, args.workers).start()
     try:
         name = model_id(server, "/v1/models")
         report["embeddings"]["serve"] = embeddings_part(server, "/v1/embeddings", name, texts, args)
@@ -577,6 +609,14 @@ def main(argv: list[str] | None = None) -> int:
             save()
     finally:
         server.stop()
+    for workers in args.also_workers:  # the server with more workers, embeddings only
+        variant = serve_server(full, args.threads, workers, name=f"serve-w{workers}").start()
+        try:
+            name = model_id(variant, "/v1/models")
+            report["embeddings"][variant.name] = embeddings_part(variant, "/v1/embeddings", name, texts, args)
+        finally:
+            variant.stop()
+        save()
     if not args.skip_naive:
         peer = naive_server(args.model, args.backend, args.file_name, args.threads).start()
         try:

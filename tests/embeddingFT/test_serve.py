@@ -184,7 +184,7 @@ def test_concurrent_requests_are_batched(indexes, encoder):
     got = np.array([r.json()["data"][0]["embedding"] for r in replies], dtype=np.float32)
     np.testing.assert_allclose(got, encoder.encode(texts, normalize_embeddings=True), atol=1e-5)
     assert sum(counting.calls) == 16 and len(counting.calls) < 16, counting.calls
-    assert counting.threads == {"embed-batcher"}  # one worker thread runs the model
+    assert counting.threads == {"embed-batcher-0"}  # one worker thread runs the model (the default)
     assert health.status_code == 200 and health.json()["ready"] is True
     for series in (
         'embed_serve_requests_total{method="POST",route="/v1/embeddings",status="200"} 16.0',
@@ -193,6 +193,52 @@ def test_concurrent_requests_are_batched(indexes, encoder):
         f"embed_serve_batch_texts_count {float(len(counting.calls))}",
     ):
         assert series in metrics, series
+
+
+def test_two_workers_run_two_batches_at_once_each_on_its_own_copy(encoder):
+    from embedding_ft.serve.batcher import Batcher, Replicas
+
+    first, second = CountingEncoder(encoder), CountingEncoder(encoder)
+    gate = threading.Event()
+    first.gate = second.gate = gate  # a forward pass holds its worker until the gate opens
+    batcher = Batcher(budget_tokens=32, wait_ms=1, workers=2).start()  # 4 texts of 8 tokens: one request a batch
+    replicas = Replicas([first, second])
+    texts = [[f"request {r} text {i}" for i in range(4)] for r in range(3)]
+    try:
+        held_a = batcher.submit(replicas, texts[0], [8] * 4)
+        assert first.entered.wait(10) or second.entered.wait(10)
+        held_b = batcher.submit(replicas, texts[1], [8] * 4)
+        # both copies are inside a forward pass at once: the second worker did not wait for the first
+        assert first.entered.wait(10) and second.entered.wait(10), (first.calls, second.calls)
+        gate.set()
+        for future, batch in ((held_a, texts[0]), (held_b, texts[1])):
+            np.testing.assert_allclose(
+                future.result(timeout=30), encoder.encode(batch, normalize_embeddings=True), atol=1e-5
+            )
+        # a worker that found the queue empty waits for more instead of ending
+        later = batcher.submit(replicas, texts[2], [8] * 4).result(timeout=30)
+        np.testing.assert_allclose(later, encoder.encode(texts[2], normalize_embeddings=True), atol=1e-5)
+    finally:
+        gate.set()
+        batcher.stop()
+    assert first.threads == {"embed-batcher-0"} and second.threads == {"embed-batcher-1"}
+    assert sorted(first.calls + second.calls) == [4, 4, 4]
+
+
+def test_engine_with_two_workers_loads_a_copy_per_worker(indexes, tiny_model):
+    from embedding_ft.serve import Engine
+
+    engine = Engine(indexes["a"], workers=2)
+    assert len(engine.replicas) == 2 and engine.replicas[0] is not engine.replicas[1]
+    assert engine.encoder is engine.replicas[0]
+    texts = ["one query", "another, longer query about vitamins"]
+    np.testing.assert_allclose(
+        engine.replicas[1].encode(texts, normalize_embeddings=True),
+        engine.replicas[0].encode(texts, normalize_embeddings=True),
+        atol=1e-6,
+    )
+    kept = Engine(indexes["b"], encoder=engine.replicas, workers=2)  # a reload that keeps the model
+    assert kept.replicas is engine.replicas and kept.reused_model
 
 
 def test_full_queue_answers_429_with_retry_after(indexes, encoder):

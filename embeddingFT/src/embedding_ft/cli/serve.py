@@ -36,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", default=os.environ.get(KEY_ENV) or None, help=f"Bearer token (default: ${KEY_ENV})"
     )
     parser.add_argument("--served-name", help="the model id clients send (default: the index's model)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads per forward pass (default: cores / workers)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="forward passes run at once, each on its own copy of the model (memory: one model per worker)",
+    )
     limits = parser.add_argument_group("limits and batching")
     limits.add_argument("--max-texts", type=int, default=256, help="texts per request (more: 413)")
     limits.add_argument("--max-chars", type=int, default=32_768, help="characters per text (more: 413)")
@@ -64,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         batch_wait_ms=args.batch_wait_ms,
         queue_texts=args.queue_texts,
         request_timeout_s=args.timeout,
+        workers=args.workers,
     )
-    start_run(threads=args.threads)
-    engine = Engine(args.index, args.model, args.backend, served_name=args.served_name)
+    threads = args.threads
+    if threads is None and args.workers > 1:  # the workers share the cores
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+    start_run(threads=threads)
+    engine = Engine(args.index, args.model, args.backend, served_name=args.served_name, workers=args.workers)
     source = {"index": str(args.index), "model": args.model, "backend": args.backend}
     app = create_app(engine, settings, source)
     install_sighup(app.state.serve)

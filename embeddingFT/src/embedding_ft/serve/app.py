@@ -32,7 +32,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None, source: di
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        batcher = Batcher(settings.batch_tokens, settings.batch_wait_ms, settings.queue_texts, metrics.on_batch)
+        batcher = Batcher(
+            settings.batch_tokens, settings.batch_wait_ms, settings.queue_texts, metrics.on_batch, settings.workers
+        )
         state.batcher = batcher.start()
         try:
             yield

@@ -1,4 +1,4 @@
-"""Batching across requests: one worker thread owns the model and runs every forward pass.
+"""Batching across requests: worker threads run every forward pass, each on its own copy of the model.
 
 Requests put their texts (with each text's token count) on a bounded queue and wait on a
 future. The worker takes the first waiting request, waits up to ``wait_ms`` after it arrived
@@ -9,6 +9,12 @@ for more to come, then takes requests in arrival order while the batch's padded 
 
 A request is only batched with requests for the same encoder: after a hot swap the requests
 queued for the old model still run on it, the new ones on the new model.
+
+With ``workers`` > 1 each worker thread takes the next batch while the others run theirs, on
+its own copy of the model (:class:`Replicas`: worker k runs copy k; a Hugging Face tokenizer
+must not be called from two threads at once, and each copy has its own). On a CPU, two
+workers of one torch thread each keep both cores busy with short queries, where one forward
+pass of two threads leaves much of the second core idle (``make bench-serve`` measures both).
 
 The queue holds at most ``max_queue`` texts; a request that does not fit gets :class:`QueueFull`
 (answered 429, Retry-After from the worker's recent rate) instead of waiting without bound.
@@ -44,6 +50,10 @@ class QueueFull(Exception):
         self.retry_after = retry_after
 
 
+class Replicas(tuple):
+    """Copies of one model, one per worker: worker k encodes with copy ``k % len``."""
+
+
 @dataclass
 class _Request:
     encoder: object
@@ -65,9 +75,14 @@ class Batcher:
         wait_ms: how long to wait after a batch's first request for more requests.
         max_queue: texts waiting at most (more: :class:`QueueFull`).
         on_batch: called after each forward pass with (texts, padded tokens, seconds).
+        workers: worker threads, each running its own batches (on copy k of a :class:`Replicas`).
     """
 
-    def __init__(self, budget_tokens: int = 8192, wait_ms: float = 5.0, max_queue: int = 1024, on_batch=None):
+    def __init__(
+        self, budget_tokens: int = 8192, wait_ms: float = 5.0, max_queue: int = 1024, on_batch=None, workers: int = 1
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.budget, self.wait, self.max_queue = budget_tokens, wait_ms / 1000.0, max_queue
         self.on_batch: BatchHook | None = on_batch
         self._queue: deque[_Request] = deque()
@@ -75,7 +90,10 @@ class Batcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._seconds_per_text = 0.01  # running estimate, for Retry-After
-        self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, args=(k,), name=f"embed-batcher-{k}", daemon=True)
+            for k in range(workers)
+        ]
 
     @property
     def depth(self) -> int:
@@ -83,7 +101,8 @@ class Batcher:
         return self._queued
 
     def start(self) -> Batcher:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -91,15 +110,16 @@ class Batcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
         with self._cond:
             while self._queue:
                 self._queue.popleft().future.set_exception(RuntimeError("the server is shutting down"))
             self._queued = 0
 
     def submit(self, encoder, texts: list[str], lengths: list[int]) -> Future:
-        """Queue ``texts`` for ``encoder``; the future gives their (n, dim) float32 unit vectors."""
+        """Queue ``texts`` for ``encoder`` (or a :class:`Replicas`); the future gives their (n, dim) unit vectors."""
         if not texts or len(texts) != len(lengths):
             raise ValueError("submit needs one token count per text, and at least one text")
         request = _Request(encoder, list(texts), [max(1, int(n)) for n in lengths])
@@ -113,12 +133,12 @@ class Batcher:
             self._cond.notify_all()
         return request.future
 
-    def _run(self) -> None:
+    def _run(self, worker: int = 0) -> None:
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._encode(batch)
+            self._encode(batch, worker)
 
     def _ready(self) -> bool:
         """The queue's head batch is full (its budget reached) or its first request has waited long enough."""
@@ -134,10 +154,13 @@ class Batcher:
 
     def _next_batch(self) -> list[_Request] | None:
         with self._cond:
-            while not self._queue and not self._stopping:
-                self._cond.wait(timeout=1.0)
-            while self._queue and not self._stopping and not self._ready():
-                self._cond.wait(timeout=max(0.0, self._queue[0].arrived + self.wait - time.monotonic()))
+            while True:
+                while not self._queue and not self._stopping:
+                    self._cond.wait(timeout=1.0)
+                while self._queue and not self._stopping and not self._ready():
+                    self._cond.wait(timeout=max(0.0, self._queue[0].arrived + self.wait - time.monotonic()))
+                if self._queue or self._stopping:
+                    break  # (another worker may have taken the batch this one waited for: wait again)
             if not self._queue:
                 return None
             batch = [self._queue.popleft()]
@@ -151,7 +174,7 @@ class Batcher:
             self._queued -= texts
             return batch
 
-    def _encode(self, batch: list[_Request]) -> None:
+    def _encode(self, batch: list[_Request], worker: int = 0) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]  # skips cancelled requests
         texts = [t for r in live for t in r.texts]
         if not texts:
@@ -159,9 +182,10 @@ class Batcher:
         longest = max(n for r in live for n in r.lengths)
         start = time.perf_counter()
         try:
-            vectors = live[0].encoder.encode(
-                texts, batch_size=max(1, self.budget // longest), normalize_embeddings=True
-            )
+            encoder = live[0].encoder
+            if isinstance(encoder, Replicas):
+                encoder = encoder[worker % len(encoder)]
+            vectors = encoder.encode(texts, batch_size=max(1, self.budget // longest), normalize_embeddings=True)
             vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
         except Exception as exc:  # the requests fail, the worker goes on
             logger.error("a batch of %d texts failed", len(texts), exc_info=exc)

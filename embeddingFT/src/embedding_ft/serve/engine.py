@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embedding_ft.serve.batcher import Replicas
+
 logger = logging.getLogger("embedding_ft.serve")
 
 #: what identifies the weights an index was built with (meta.json keys)
@@ -55,11 +57,21 @@ class Engine:
     Args:
         index: the index folder (``make index-embed``).
         model, backend: must name the index's model and back end when given (the Searcher checks).
-        encoder: an already loaded encoder (tests; a reload that keeps the model).
+        encoder: an already loaded encoder, or the :class:`Replicas` of one (tests; a reload that
+            keeps the model).
         served_name: the model id clients name (default: the index's model as meta.json names it).
+        workers: copies of the model, one per batcher worker (:attr:`replicas`).
     """
 
-    def __init__(self, index, model: str | None = None, backend: str | None = None, encoder=None, served_name=None):
+    def __init__(
+        self,
+        index,
+        model: str | None = None,
+        backend: str | None = None,
+        encoder=None,
+        served_name=None,
+        workers: int = 1,
+    ):
         from embedding_ft.index import Searcher
 
         self.index = Path(index)
@@ -68,12 +80,22 @@ class Engine:
         self.searcher = Searcher(self.index, model, backend, encoder=self._query)
         self.meta = self.searcher.meta
         self.reused_model = encoder is not None
-        self.encoder = encoder if encoder is not None else self._load_encoder(model)
+        self.replicas = self._replicas(encoder, model, workers)
+        self.encoder = self.replicas[0]  # the model tokens are counted and dimensions read with
         self.name = served_name or self.meta["model"]
         self.dim = int(self.meta["dim"])
         self._row = getattr(self.searcher, "_row", None) or {d: i for i, d in enumerate(self.searcher.ids)}
         self._tokenizer, self._max_tokens = _counting_tokenizer(self.encoder)
         self._token_lock = threading.Lock()
+
+    def _replicas(self, encoder, model: str | None, workers: int) -> Replicas:
+        """``workers`` copies of the model: ``encoder``'s (a kept Replicas as it is), else loaded."""
+        if isinstance(encoder, Replicas) and len(encoder) == workers:
+            return encoder
+        first = encoder[0] if isinstance(encoder, Replicas) else encoder
+        if first is None:  # each copy loaded again: an ONNX Runtime or OpenVINO session cannot be deep-copied
+            return Replicas([self._load_encoder(model) for _ in range(workers)])
+        return Replicas([first, *(copy.deepcopy(first) for _ in range(workers - 1))])
 
     def _load_encoder(self, model: str | None):
         from embedding_ft.backends import load_encoder

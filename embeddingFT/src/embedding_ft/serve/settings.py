@@ -24,6 +24,7 @@ class ServeSettings:
         batch_wait_ms: how long the batcher waits after a batch's first request for more.
         queue_texts: texts waiting for the model at most (more: 429 with Retry-After).
         request_timeout_s: how long a request waits for the model before a 503.
+        workers: forward-pass worker threads, each with its own copy of the model (the batcher's).
     """
 
     api_key: str | None = None
@@ -36,9 +37,10 @@ class ServeSettings:
     batch_wait_ms: float = 5.0
     queue_texts: int = 1024
     request_timeout_s: float = 60.0
+    workers: int = 1
 
     def __post_init__(self):
-        positive = ("max_texts", "max_chars", "max_body_bytes", "max_top_k", "batch_tokens", "queue_texts")
+        positive = ("max_texts", "max_chars", "max_body_bytes", "max_top_k", "batch_tokens", "queue_texts", "workers")
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")

@@ -62,7 +62,7 @@ class ServeState:
     async def embed(self, engine: Engine, texts: list[str], lengths: list[int]) -> np.ndarray:
         """(n, dim) unit vectors of ``texts``, computed by the batcher's worker with ``engine``'s model."""
         try:
-            future = self.batcher.submit(engine.encoder, texts, lengths)
+            future = self.batcher.submit(engine.replicas, texts, lengths)
         except QueueFull as exc:
             raise ServeError(429, str(exc), {"Retry-After": str(exc.retry_after)}) from None
         except RuntimeError as exc:  # shutting down
@@ -102,11 +102,16 @@ class ServeState:
         old = self.engine
         keep = old is not None and model is None and backend is None and old.same_model(read_meta(index))
         new = Engine(
-            index, model, backend, encoder=old.encoder if keep else None, served_name=self.settings.served_name
+            index,
+            model,
+            backend,
+            encoder=old.replicas if keep else None,
+            served_name=self.settings.served_name,
+            workers=self.settings.workers,
         )
         if not keep and self.batcher is not None:  # the new model must work before it serves
             try:
-                warm = self.batcher.submit(new.encoder, ["warm up"], [4])
+                warm = self.batcher.submit(new.replicas, ["warm up"], [4])
             except QueueFull as exc:
                 raise ServeError(429, str(exc), {"Retry-After": str(exc.retry_after)}) from None
             warm.result(timeout=self.settings.request_timeout_s)
