@@ -391,6 +391,9 @@ def soak_part(server: Server, name: str, queries: list[str], reload_index: Path,
 
     result = asyncio.run(drive(server.url, requests, 16, 10_000_000, seconds, server.headers, on_tick=tick))
     extra = {"concurrency": 16, "reload": reload, "rss_mb": samples, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+    from embshared.bench import machine_facts
+
+    extra["cpu"] = machine_facts()["cpu"]
     return {**result, **extra, **rss_growth(samples), "zero_5xx": result["status_5xx"] == 0}
 
 
@@ -533,7 +536,9 @@ def to_markdown(report: dict) -> str:
             f"hot reload at {soak['reload'].get('at_s')} s: HTTP {soak['reload'].get('status')} in {soak['reload'].get('seconds')} s.",
         ]
         if soak.get("earlier_run"):
-            lines.append(f"(The soak is from an earlier run of this bench, {soak['earlier_run']}.)")
+            lines.append(
+                f"(The soak is from an earlier run of this bench, {soak['earlier_run']}, on {soak.get('cpu', '?')}.)"
+            )
     lines += ["", f"**infinity-emb**: {report['infinity']}"]
     alone = report.get("model_alone")
     if alone:
@@ -592,8 +597,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_soak and previous.is_file():  # keep the last soak (10 min) with when it ran
         soak = json.loads(previous.read_text()).get("soak")
         if soak:
-            when = soak.get("measured_at") or time.strftime("%Y-%m-%d %H:%M", time.gmtime(previous.stat().st_mtime))
-            report["soak"] = {**soak, **rss_growth(soak.get("rss_mb", [])), "earlier_run": f"ended {when}"}
+            earlier = json.loads(previous.read_text()).get("machine", {}).get("cpu")
+            when = (
+                soak.get("measured_at")
+                or soak.get("earlier_run", "").removeprefix("ended ")  # kept through earlier reruns
+                or time.strftime("%Y-%m-%d %H:%M", time.gmtime(previous.stat().st_mtime))
+            )
+            cpu = soak.get("cpu") or earlier or "?"
+            report["soak"] = {**soak, **rss_growth(soak.get("rss_mb", [])), "earlier_run": f"ended {when}", "cpu": cpu}
 
     def save():
         write_results(RESULTS, "serve", report, to_markdown(report), facts=facts)
