@@ -12,9 +12,10 @@ queued for the old model still run on it, the new ones on the new model.
 
 With ``workers`` > 1 each worker thread takes the next batch while the others run theirs, on
 its own copy of the model (:class:`Replicas`: worker k runs copy k; a Hugging Face tokenizer
-must not be called from two threads at once, and each copy has its own). On a CPU, two
-workers of one torch thread each keep both cores busy with short queries, where one forward
-pass of two threads leaves much of the second core idle (``make bench-serve`` measures both).
+must not be called from two threads at once, and each copy has its own). Measured on 2 cores
+(``make bench-serve``, MiniLM, 2026-12-07): two workers of one torch thread each serve 9% more
+queries at concurrency 32 (187 against 172/s) but fewer at concurrency 1 and 8, and a single
+document takes 1.6x as long (one thread per forward pass), so the default is one worker.
 
 The queue holds at most ``max_queue`` texts; a request that does not fit gets :class:`QueueFull`
 (answered 429, Retry-After from the worker's recent rate) instead of waiting without bound.
