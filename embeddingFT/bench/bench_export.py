@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embshared.bench import machine_facts, percentiles, write_results
+from embshared.bench import latency_percentiles, machine_facts, write_results
 from embshared.runtime import repo_root, setup_logging, shared_data_dir
 
 HERE = Path(__file__).resolve().parent
@@ -178,13 +178,8 @@ def search_part(model_dir: Path, threads: int, cache: dict, work: Path, n_docs: 
             build_index(folder, Documents(ids, txts, "bench"), str(model_dir), backend, file_name, embeddings=vectors)
             searcher = Searcher(folder, encoder=enc)
             for mode in ("dense", "hybrid"):
-                searcher.search(queries[0], 10, hybrid=mode == "hybrid")  # warm-up
-                times = []
-                for q in queries:
-                    start = time.perf_counter()
-                    searcher.search(q, 10, hybrid=mode == "hybrid")
-                    times.append(1000 * (time.perf_counter() - start))
-                out[f"{label} | {size} | {mode}"] = percentiles(times)
+                search = lambda q, s=searcher, mode=mode: s.search(q, 10, hybrid=mode == "hybrid")  # noqa: E731
+                out[f"{label} | {size} | {mode}"] = latency_percentiles(search, queries)
                 print(label, size, mode, out[f"{label} | {size} | {mode}"], flush=True)
     return out
 

@@ -434,16 +434,10 @@ def search_stage(report: dict, size: int, kind: str, source: int) -> None:
     _, queries = claims()
     queries = queries[:200]
     out = {"documents": size, "prepare_seconds": round(prepare_seconds, 1), "build_seconds": round(build_seconds, 1)}
-    from embshared.bench import percentiles
+    from embshared.bench import latency_percentiles
 
     for mode in ("dense", "hybrid"):
-        searcher.search(queries[0], 10, hybrid=mode == "hybrid")  # warm-up
-        times = []
-        for q in queries:
-            t = time.perf_counter()
-            searcher.search(q, 10, hybrid=mode == "hybrid")
-            times.append(1000 * (time.perf_counter() - t))
-        out[mode] = percentiles(times)
+        out[mode] = latency_percentiles(lambda q, mode=mode: searcher.search(q, 10, hybrid=mode == "hybrid"), queries)
         print("search", size, mode, out[mode], flush=True)
     from embedding_ft.index import read_meta
 

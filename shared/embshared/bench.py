@@ -169,6 +169,17 @@ def percentiles(values_ms: Sequence[float]) -> dict:
     }
 
 
+def latency_percentiles(call, items: Sequence) -> dict:
+    """:func:`percentiles` of ``call(item)`` for each item, one at a time, after one warm-up call."""
+    call(items[0])
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        call(item)
+        times.append(1000 * (time.perf_counter() - start))
+    return percentiles(times)
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence], align: str | None = None) -> list[str]:
     """The lines of a Markdown table: ``header``, then one line per row (cells formatted with ``str``).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -31,6 +32,21 @@ def test_shared_cores_and_percentiles():
     p = percentiles([1, 2, 3, 4, 100])
     assert p["p50_ms"] == 3 and p["n"] == 5 and p["mean_ms"] == 22
     assert p["p95_ms"] == pytest.approx(80.8)  # numpy's linear interpolation: 4 + 0.8 * 96
+
+
+def test_latency_percentiles_times_each_item_after_one_warm_up():
+    from embshared.bench import latency_percentiles
+
+    seen = []
+
+    def call(item):
+        seen.append(item)
+        if item == "slow":
+            time.sleep(0.05)
+
+    p = latency_percentiles(call, ["slow", "fast", "fast", "fast"])
+    assert seen == ["slow", "slow", "fast", "fast", "fast"]  # the first item twice: the warm-up, then timed
+    assert p["n"] == 4 and p["p50_ms"] < 10 and p["mean_ms"] >= 50 / 4
 
 
 def test_cached_embeddings_reuses_the_file(tmp_path):
