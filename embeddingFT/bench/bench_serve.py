@@ -595,9 +595,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = RESULTS / "serve.json"
     if args.skip_soak and previous.is_file():  # keep the last soak (10 min) with when it ran
-        soak = json.loads(previous.read_text()).get("soak")
+        kept = json.loads(previous.read_text())
+        soak = kept.get("soak")
         if soak:
-            earlier = json.loads(previous.read_text()).get("machine", {}).get("cpu")
+            earlier = kept.get("machine", {}).get("cpu")
             when = (
                 soak.get("measured_at")
                 or soak.get("earlier_run", "").removeprefix("ended ")  # kept through earlier reruns
@@ -652,7 +653,6 @@ def main(argv: list[str] | None = None) -> int:
             report["infinity"] = reason
             report["embeddings"]["infinity"] = {"error": reason}
         save()
-    save()
     report["model_alone"] = ceiling_part(args, texts)  # every server stopped: the cores are the model's
     save()
     print(f"wrote {RESULTS / 'serve.json'} and serve.md; infinity-emb: {report['infinity']}")
