@@ -225,6 +225,38 @@ def test_two_workers_run_two_batches_at_once_each_on_its_own_copy(encoder):
     assert sorted(first.calls + second.calls) == [4, 4, 4]
 
 
+def test_a_lone_request_runs_at_once_and_requests_under_load_wait_to_be_batched(encoder):
+    from embedding_ft.serve.batcher import Batcher
+
+    counting = CountingEncoder(encoder)
+    batcher = Batcher(budget_tokens=10_000, wait_ms=60_000).start()  # a wait no test could sit through
+    try:
+        # no load: the lone request does not wait the 60 s for company
+        np.testing.assert_allclose(
+            batcher.submit(counting, ["alone"], [3]).result(timeout=20),
+            encoder.encode(["alone"], normalize_embeddings=True),
+            atol=1e-5,
+        )
+        counting.gate = threading.Event()
+        counting.entered.clear()
+        held = batcher.submit(counting, ["first"], [3])  # a lone request again: runs at once, held at the gate
+        assert counting.entered.wait(10)
+        queued = [batcher.submit(counting, [t], [3]) for t in ("second", "third")]
+        counting.gate.set()
+        held.result(timeout=20)
+        assert counting.calls == [1, 1], counting.calls  # the two queued wait their 60 s (no budget reached)...
+        batcher.budget = 6  # ...until they fill a batch: they go together
+        with batcher._cond:
+            batcher._cond.notify_all()
+        for future in queued:
+            future.result(timeout=20)
+        assert counting.calls == [1, 1, 2], counting.calls
+    finally:
+        if counting.gate is not None:
+            counting.gate.set()
+        batcher.stop()
+
+
 def test_engine_with_two_workers_loads_a_copy_per_worker(indexes, tiny_model):
     from embedding_ft.serve import Engine
 

@@ -2,7 +2,9 @@
 
 Requests put their texts (with each text's token count) on a bounded queue and wait on a
 future. The worker takes the first waiting request, waits up to ``wait_ms`` after it arrived
-for more to come, then takes requests in arrival order while the batch's padded size
+for more to come (only under load: when the last batch held one request and the queue holds
+one, it runs at once; a lone request at concurrency 1 otherwise paid the whole wait, 5 ms of a
+~20 ms reply in ``make bench-serve``), then takes requests in arrival order while the batch's padded size
 (texts x longest text, in tokens) stays within ``budget_tokens``, and encodes them in one
 ``encode`` call (one forward pass: a request larger than the budget alone runs alone, cut by
 ``encode`` into passes within the budget). The results are split back to each request's future.
@@ -91,6 +93,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._seconds_per_text = 0.01  # running estimate, for Retry-After
+        self._lone = True  # the last batch held one request: no load, so a lone request does not wait
         self._threads = [
             threading.Thread(target=self._run, args=(k,), name=f"embed-batcher-{k}", daemon=True)
             for k in range(workers)
@@ -142,8 +145,11 @@ class Batcher:
             self._encode(batch, worker)
 
     def _ready(self) -> bool:
-        """The queue's head batch is full (its budget reached) or its first request has waited long enough."""
+        """The queue's head batch is full (its budget reached), its first request has waited long enough,
+        or it is a lone request with no load (the last batch was one request too)."""
         head = self._queue[0]
+        if self._lone and len(self._queue) == 1:
+            return True
         texts, longest = 0, 0
         for request in self._queue:
             if request.encoder is not head.encoder:
@@ -173,6 +179,7 @@ class Batcher:
                 batch.append(self._queue.popleft())
                 texts, longest = texts + len(nxt.texts), max(longest, *nxt.lengths)
             self._queued -= texts
+            self._lone = len(batch) == 1
             return batch
 
     def _encode(self, batch: list[_Request], worker: int = 0) -> None:

@@ -7,9 +7,11 @@ worker (the only thread that runs the model), then handed to the Searcher throug
 fusion combined: ``dense`` (the cosine of its stored vector to the query) and ``bm25`` (its
 BM25 score), and ``found_by``: which ranker alone would have ranked it in the top k.
 
-Tokens are counted (for ``usage`` and the batcher's budget) on a copy of the model's tokenizer
-under a lock: a Hugging Face fast tokenizer must not be called from two threads at once, and
-the worker uses the model's own one.
+Tokens are counted (for ``usage`` and the batcher's budget) on copies of the model's tokenizer:
+a Hugging Face fast tokenizer must not be called from two threads at once, and the worker uses
+the model's own one. Short inputs are counted on the event loop with a copy only it uses
+(:meth:`Engine.count_tokens_inline`): for a 16-token query the hop to a worker thread cost more
+than the count; longer ones on worker threads, with a copy under a lock.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class Engine:
         self._row = getattr(self.searcher, "_row", None) or {d: i for i, d in enumerate(self.searcher.ids)}
         self._tokenizer, self._max_tokens = _counting_tokenizer(self.encoder)
         self._token_lock = threading.Lock()
+        self._inline_tokenizer = copy.deepcopy(self._tokenizer)  # the event loop's own (one thread: no lock)
 
     def _replicas(self, encoder, model: str | None, workers: int) -> Replicas:
         """``workers`` copies of the model: ``encoder``'s (a kept Replicas as it is), else loaded."""
@@ -116,18 +119,25 @@ class Engine:
         }
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        """Tokens the model reads of each text (special tokens included, cut at its max length)."""
-        if self._tokenizer is None:  # an encoder without a tokenizer: words + 2
-            return [len(t.split()) + 2 for t in texts]
+        """Tokens the model reads of each text (special tokens included, cut at its max length); any thread."""
         with self._token_lock:
-            ids = self._tokenizer(
-                list(texts),
-                add_special_tokens=True,
-                truncation=self._max_tokens is not None,
-                max_length=self._max_tokens,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
+            return self._count(self._tokenizer, texts)
+
+    def count_tokens_inline(self, texts: list[str]) -> list[int]:
+        """:meth:`count_tokens` on the event loop's own copy of the tokenizer: call it from that one thread only."""
+        return self._count(self._inline_tokenizer, texts)
+
+    def _count(self, tokenizer, texts: list[str]) -> list[int]:
+        if tokenizer is None:  # an encoder without a tokenizer: words + 2
+            return [len(t.split()) + 2 for t in texts]
+        ids = tokenizer(
+            list(texts),
+            add_special_tokens=True,
+            truncation=self._max_tokens is not None,
+            max_length=self._max_tokens,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
         return [len(x) for x in ids]
 
     def search(self, query: str, vector: np.ndarray, k: int, hybrid: bool) -> list[dict]:
