@@ -406,7 +406,7 @@ def nproc_stage(report: dict, n: int) -> None:
 
 
 def search_stage(report: dict, size: int, kind: str, source: int) -> None:
-    from embedding_ft.index import Searcher, build_index, load_vectors
+    from embedding_ft.index import Searcher, build_index, load_vectors, read_meta
     from embshared.io import Documents
     from embshared.runtime import shared_data_dir
     from embshared.search import FaissIndex, recall_at_k
@@ -427,20 +427,26 @@ def search_stage(report: dict, size: int, kind: str, source: int) -> None:
     prepare_seconds = time.perf_counter() - start
     folder = WORK / f"search-{size}"
     start = time.perf_counter()
-    build_index(folder, Documents(ids, texts, "bench-scale"), MODEL, "torch", faiss_kind=kind, embeddings=vectors)
+    # the source index's back end and file (the index path's auto choice): its queries are encoded
+    # by the file that encoded its documents, as a user's index built that way encodes them
+    source_meta = read_meta(WORK / f"index-{source}")
+    backend, file_name = source_meta["backend"], source_meta.get("file_name")
+    build_index(
+        folder, Documents(ids, texts, "bench-scale"), MODEL, backend, file_name, faiss_kind=kind, embeddings=vectors,
+        cache_dir=cache_with_exports(f"cache-search-{size}"),
+    )  # fmt: skip
     build_seconds = time.perf_counter() - start
     del texts
     searcher = Searcher(folder)
     _, queries = claims()
     queries = queries[:200]
     out = {"documents": size, "prepare_seconds": round(prepare_seconds, 1), "build_seconds": round(build_seconds, 1)}
+    out["query_backend"] = f"{backend} {file_name or ''}".strip()
     from embshared.bench import latency_percentiles
 
     for mode in ("dense", "hybrid"):
         out[mode] = latency_percentiles(lambda q, mode=mode: searcher.search(q, 10, hybrid=mode == "hybrid"), queries)
         print("search", size, mode, out[mode], flush=True)
-    from embedding_ft.index import read_meta
-
     meta = read_meta(folder)
     out["faiss"] = meta.get("faiss_kind")
     q = np.asarray(searcher.encoder.encode(queries, normalize_embeddings=True), dtype=np.float32)
@@ -702,7 +708,8 @@ def to_markdown(report: dict) -> str:
             ),
             "",
             f"Approximate recall@10 against exact search: **{s['recall_at_10']}** (goal >= 0.95; efSearch as built: "
-            f"{s.get('ef_search', 128)}). Goals: dense p95 <= 20 ms, hybrid p95 <= 50 ms.",
+            f"{s.get('ef_search', 128)}). Goals: dense p95 <= 20 ms, hybrid p95 <= 50 ms. Queries encoded by "
+            f"{s.get('query_backend', 'torch')}, the file that encoded the source index's documents.",
             "",
         ]
         if s.get("ef_sweep"):
@@ -716,6 +723,14 @@ def to_markdown(report: dict) -> str:
                 ),
                 "",
             ]
+    for earlier in report.get("earlier", {}).get("search", []):
+        e = earlier["section"]
+        lines += [
+            f"Earlier, on {earlier['cpu']} (`{earlier['command']}`): dense p95 {e['dense']['p95_ms']} ms, hybrid p95 "
+            f"{e['hybrid']['p95_ms']} ms, recall@10 {e['recall_at_10']} at efSearch {e.get('ef_search', 128)}; "
+            f"queries encoded by {e.get('query_backend', 'torch')}.",
+            "",
+        ]
     q = report.get("quality")
     if q:
         lines += [
@@ -753,9 +768,9 @@ def to_markdown(report: dict) -> str:
 
 
 def _keep_earlier(report: dict, stage: str) -> None:
-    """A throughput or index section measured on another CPU is kept beside the new one (rates differ by CPU)."""
+    """A throughput, index or search section measured on another CPU is kept beside the new one (rates differ by CPU)."""
     cpu = report.get("stage_cpus", {}).get(stage)
-    if stage not in ("throughput", "index") or stage not in report or cpu in (None, report["_facts"]["cpu"]):
+    if stage not in ("throughput", "index", "search") or stage not in report or cpu in (None, report["_facts"]["cpu"]):
         return
     earlier = {"cpu": cpu, "command": report["stage_commands"][stage], "section": report[stage]}
     kept = [e for e in report.setdefault("earlier", {}).get(stage, []) if e["cpu"] != cpu]

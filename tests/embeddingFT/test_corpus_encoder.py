@@ -242,6 +242,30 @@ def test_backend_auto_exports_into_the_cache_and_never_into_the_model_folder(tmp
     assert ("onnx", FILES[("onnx", "none")]) in {(m["backend"], m["file_name"]) for m in again.choice["measured"]}
 
 
+def test_an_index_built_on_an_export_in_the_cache_encodes_its_queries_with_it(tmp_path, tiny):
+    """make index-embed BACKEND=auto, then search-embed / serve-embed: the file is only in the cache."""
+    import shutil
+
+    from embedding_ft.index import IndexLoadError, Searcher, build_index, load_vectors, read_meta
+    from embshared.io import Documents
+
+    folder, model = tiny
+    texts = _texts()
+    docs = Documents([f"d{i}" for i in range(len(texts))], texts, "test")
+    build_index(tmp_path / "idx", docs, str(folder), "auto", encoder=model, gate="exact")
+    meta = read_meta(tmp_path / "idx")
+    assert meta["backend"] in ("onnx", "openvino") and not (Path(folder) / meta["file_name"]).exists()
+    assert Path(meta["encoder_folder"]).is_relative_to((tmp_path / "idx.cache").resolve())
+    searcher = Searcher(tmp_path / "idx")  # loads the export from the cache, not the model folder
+    query = np.asarray(searcher.encoder.encode(texts[:3], normalize_embeddings=True))
+    np.testing.assert_allclose(query, load_vectors(tmp_path / "idx")[:3], atol=1e-4)
+    assert [hits[0].id for hits in (searcher.search(t, 3) for t in texts[:3])] == ["d0", "d1", "d2"]
+    shutil.rmtree(tmp_path / "idx.cache")
+    with pytest.raises(IndexLoadError, match=r"idx: its documents were encoded by .* rebuild the index") as err:
+        Searcher(tmp_path / "idx")
+    assert "\n" not in str(err.value)
+
+
 def test_two_processes_write_the_index_one_process_writes(tmp_path, tiny, repo):
     """make index-embed NPROC=2: accelerate launch, gloo, each rank a slice; the same vectors and top-10."""
     import json

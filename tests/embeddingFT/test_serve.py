@@ -149,8 +149,13 @@ def test_openai_client_round_trip(indexes, encoder):
         got = np.array([d.embedding for d in default.data], dtype=np.float32)
         np.testing.assert_allclose(got, expected, atol=1e-5)
         assert [d.index for d in default.data] == [0, 1, 2]
-        counts = app.state.serve.engine.count_tokens(texts)
+        # usage: the model's own tokenizer's count, special tokens in, cut at the model's max length
+        tokenizer, limit = encoder.tokenizer, encoder.max_seq_length
+        counts = [len(tokenizer(t, truncation=True, max_length=limit)["input_ids"]) for t in texts]
         assert default.usage.prompt_tokens == default.usage.total_tokens == sum(counts) > len(texts)
+        engine = app.state.serve.engine
+        long = " ".join(["vitamins"] * 3 * limit)  # counted on a worker thread; short texts on the event loop
+        assert engine.count_tokens_inline([*texts, long]) == engine.count_tokens([*texts, long]) == [*counts, limit]
         as_float = client.embeddings.create(model=name, input=texts, encoding_format="float")
         np.testing.assert_allclose(np.array([d.embedding for d in as_float.data]), expected, atol=1e-5)
         as_b64 = client.embeddings.create(model=name, input=texts, encoding_format="base64")

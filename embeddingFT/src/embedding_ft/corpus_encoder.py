@@ -215,7 +215,7 @@ class CorpusEncoder:
         if self._encoder is None:
             if self.backend == "auto":
                 raise RuntimeError("backend 'auto' is resolved by encode()")
-            self._encoder = backends.load_encoder(self._folder_with(self.file_name), self.backend, self.file_name)
+            self._encoder = backends.load_encoder(self.source_folder(), self.backend, self.file_name)
         return self._encoder
 
     def use(self, backend: str, file_name: str | None) -> None:
@@ -224,8 +224,9 @@ class CorpusEncoder:
         if (backend, file_name) != (self.backend, self.file_name) or self.backend == "auto":
             self.backend, self.file_name, self._encoder = backend, file_name, None
 
-    def _folder_with(self, file_name: str | None) -> str:
-        """The model folder, or its export in the cache when only that holds ``file_name``."""
+    def source_folder(self) -> str:
+        """The folder the encoder loads from: the model folder, or its export in the cache when only that holds the file."""
+        file_name = self.file_name
         if file_name is None or self.cache is None:
             return self.model
         from embedding_ft.identity import model_identity

@@ -118,6 +118,23 @@ def read_meta(folder: str | Path) -> dict:
     return meta
 
 
+def query_encoder_folder(folder: str | Path, meta: dict) -> str:
+    """What the queries of the index in ``folder`` are encoded with: its model, or the export that encoded its documents.
+
+    ``--backend auto`` exports into the embedding cache, never into the model folder; meta.json
+    then names that copy (``encoder_folder``), since the model folder does not hold the file.
+    """
+    source = meta.get("encoder_folder")
+    if source is None:
+        return meta["model"]
+    if not (Path(source) / meta.get("file_name", "")).is_file():
+        raise IndexLoadError(
+            f"{folder}: its documents were encoded by {meta.get('file_name')} exported into {source}, which is gone "
+            f"(the embedding cache was removed?): rebuild the index with make index-embed"
+        )
+    return source
+
+
 def build_index(
     folder: str | Path,
     docs: Documents,
@@ -177,6 +194,8 @@ def build_index(
     )
     backend, file_name = corpus.resolve_backend(docs.texts)  # "auto": the back end chosen on a sample
     identity = model_identity(model, backend, file_name)
+    source = corpus.source_folder()  # an export only in the cache: the queries must be encoded from it too
+    encoder_folder = str(Path(source).resolve()) if source != model else None
     digest = documents_hash(docs)
     kind = resolve_faiss_kind(faiss_kind, len(docs))
     fusion = fusion or model_fusion(model)
@@ -231,6 +250,7 @@ def build_index(
         "vectors": vectors,
         "dense_stats": STATS_FILE,
         "fusion": fusion_meta,
+        **({"encoder_folder": encoder_folder} if encoder_folder else {}),
         "encode_seconds": round(encode_seconds, 2),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -449,7 +469,11 @@ class Searcher:
             raise IndexLoadError(
                 f"{self.folder}: incomplete index (documents: {counts}); rebuild it with make index-embed"
             )
-        self.encoder = encoder or load_encoder(self.meta["model"], self.meta["backend"], self.meta.get("file_name"))
+        if encoder is None:
+            encoder = load_encoder(
+                query_encoder_folder(self.folder, self.meta), self.meta["backend"], self.meta.get("file_name")
+            )
+        self.encoder = encoder
 
     @property
     def embeddings(self) -> np.ndarray:
