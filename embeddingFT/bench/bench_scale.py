@@ -72,20 +72,26 @@ def env() -> dict:
 
 
 def run_measured(cmd: list[str], log: Path, kill_when=None) -> dict:
-    """Run ``cmd`` (output to ``log``): wall seconds, exit code, peak RSS of its process tree (psutil, every 0.2 s).
+    """Run ``cmd`` (output to ``log``): wall seconds, exit code, peak RSS of its process tree (psutil, every 0.2 s),
+    when it peaked and a trace every 10 s.
 
     ``kill_when``: a callable polled with the same period; when it returns True the tree gets SIGKILL."""
     import psutil
 
     start = time.perf_counter()
+    trace = []  # (seconds, GB): the tree's RSS every 10 s, to see which phase holds the peak
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=repo(), env=env(), stdout=out, stderr=subprocess.STDOUT)
-        peak, killed = 0, False
+        peak, peak_at, killed = 0, 0.0, False
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
                 tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                rss = sum(p.memory_info().rss for p in tree if p.is_running())
+                if rss > peak:
+                    peak, peak_at = rss, time.perf_counter() - start
+                if not trace or time.perf_counter() - start >= trace[-1][0] + 10:
+                    trace.append((round(time.perf_counter() - start, 1), round(rss / 1024**3, 3)))
             except psutil.Error:
                 pass
             if kill_when is not None and not killed and kill_when():
@@ -99,6 +105,8 @@ def run_measured(cmd: list[str], log: Path, kill_when=None) -> dict:
         "returncode": proc.returncode,
         "peak_rss_gb": round(peak / 1024**3, 3),
         "killed": killed,
+        "peak_rss_at_s": round(peak_at, 1),
+        "rss_trace": trace,
     }
 
 
