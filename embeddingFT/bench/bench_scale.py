@@ -621,15 +621,21 @@ def _index_lines(ix: dict, cpu: str) -> list[str]:
         f"On {cpu}.",
         "",
         *markdown_table(
-            ["documents", "wall s", "documents/s", "s/doc vs smallest", "peak RSS GB (process tree)", "back end", "FAISS"],
+            ["documents", "wall s", "documents/s", "s/doc vs smallest", "peak RSS GB (process tree)", "peak at s",
+             "back end", "FAISS"],
             (
                 [f"{int(n):,}", r["seconds"], r["docs_per_s"], r.get("seconds_per_doc_vs_smallest", ""),
-                 r["peak_rss_gb"], r["backend"], r["faiss"]]
+                 r["peak_rss_gb"], r.get("peak_rss_at_s", "-"), r["backend"], r["faiss"]]
                 for n, r in sorted(ix["rows"].items(), key=lambda item: int(item[0]))
             ),
-            "rrrrrll",
+            "rrrrrrll",
         ),
     ]  # fmt: skip
+    traced = {int(n): r["rss_trace"] for n, r in ix["rows"].items() if r.get("rss_trace")}
+    for n, trace in sorted(traced.items()):
+        every = max(1, len(trace) // 12)
+        points = ", ".join(f"{t:.0f} s {gb:.2f}" for t, gb in trace[::every])
+        lines += ["", f"RSS of the {n:,} build over time (GB): {points}; end {trace[-1][0]:.0f} s {trace[-1][1]:.2f}."]
     if "extrapolated_1m_hours" in ix:
         lines += [
             "",
