@@ -443,11 +443,10 @@ def search_stage(report: dict, size: int, kind: str, source: int) -> None:
         folder, Documents(ids, texts, "bench-scale"), MODEL, backend, file_name, faiss_kind=kind, embeddings=vectors,
         cache_dir=cache_with_exports(f"cache-search-{size}"),
     )  # fmt: skip
-    build_seconds = time.perf_counter() - start
-    earlier = report.get("search", {})
-    unknown = reused  # the index was already built: build_seconds is only the check that reused it...
-    if reused and earlier.get("documents") == size and not earlier.get("build_unknown", True):
-        build_seconds, unknown = earlier["build_seconds"], False  # ...unless the earlier run timed its build
+    build_seconds = round(time.perf_counter() - start, 1)
+    if reused:  # already built: the earlier run's timing of the build, if it had one (None: unknown)
+        earlier = report.get("search", {})
+        build_seconds = earlier.get("build_seconds") if earlier.get("documents") == size else None
     del texts
     searcher = Searcher(folder)
     _, every = claims()
@@ -458,9 +457,8 @@ def search_stage(report: dict, size: int, kind: str, source: int) -> None:
     for query in every[200:400]:
         searcher.search(query, 10, hybrid=False)
         searcher.search(query, 10, hybrid=True)
-    out = {"documents": size, "prepare_seconds": round(prepare_seconds, 1), "build_seconds": round(build_seconds, 1)}
+    out = {"documents": size, "prepare_seconds": round(prepare_seconds, 1), "build_seconds": build_seconds}
     out["query_backend"] = f"{backend} {file_name or ''}".strip()
-    out["build_unknown"] = unknown
     out["warm_up"] = "200 other claims through both modes"
     from embshared.bench import latency_percentiles
 
@@ -723,11 +721,7 @@ def to_markdown(report: dict) -> str:
         lines += [
             f"## Search at {s['documents']:,} documents (FAISS {s['faiss']}, query encoding included, 200 claims)",
             "",
-            (
-                f"Index built in {s['build_seconds']} s"
-                if not s.get("build_unknown")
-                else f"Index built in an earlier run (reused in {s['build_seconds']} s)"
-            )
+            (f"Index built in {s['build_seconds']} s" if s.get("build_seconds") is not None else "Index built earlier")
             + f" (vectors and texts prepared in {s['prepare_seconds']} s).",
             "",
             *markdown_table(

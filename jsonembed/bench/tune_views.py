@@ -78,17 +78,17 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
         texts = list(dict.fromkeys(qs.values()))
         row_of = {t: i for i, t in enumerate(texts)}
         key = (dataset, kind)
+        fusion = fusion_settings(cfg)
         if key not in bm25_cache:  # the rankers that do not depend on the variant, as bench_quality.py builds them
             bm25 = BM25Index().index(doc_ids, corpus.values())
             bm25_cache[key] = (
                 lookup_fn(bm25.score_matrix(texts), row_of),
-                lookup_fn(fusion_settings(cfg).ngram_index(doc_ids, list(corpus.values())).score_matrix(texts), row_of),
+                lookup_fn(fusion.ngram_index(doc_ids, list(corpus.values())).score_matrix(texts), row_of),
                 lookup_fn(bm25.knows_all_terms(texts), row_of),
             )
         bm25_fn, ngram_fn, known_fn = bm25_cache[key]
         dense_fn = lookup_fn(embedder.embed_queries(texts) @ doc_vectors.T, row_of)
-        ngram_weight = fusion_settings(cfg).convex_ngram_weight
-        hybrid_fn = fusion_settings(cfg).score_fn(dense_fn, bm25_fn, ngram_fn, known_fn)
+        hybrid_fn = fusion.score_fn(dense_fn, bm25_fn, ngram_fn, known_fn)
         for system, fn in (("BM25", bm25_fn), ("char model", dense_fn), ("hybrid", hybrid_fn)):
             out[f"{kind}/{system}"] = evaluate_retrieval(qs, corpus, dev_qrels, fn, METRICS, doc_ids=doc_ids)
         out[f"{kind}/hybrid by weight"] = {
@@ -97,7 +97,7 @@ def evaluate_variant(name: str, overrides: list[str], dataset: str, data, bm25_c
                 corpus,
                 dev_qrels,
                 # the model's weight w, the n-grams' as configured where it fits beside w
-                fusion_settings(cfg, "convex", w, min(ngram_weight, round(1 - w, 6))).score_fn(
+                fusion_settings(cfg, "convex", w, min(fusion.convex_ngram_weight, round(1 - w, 6))).score_fn(
                     dense_fn, bm25_fn, ngram_fn, known_fn
                 ),
                 ["ndcg@10"],

@@ -11,7 +11,7 @@ Tokens are counted (for ``usage`` and the batcher's budget) on copies of the mod
 a Hugging Face fast tokenizer must not be called from two threads at once, and the worker uses
 the model's own one. Short inputs are counted on the event loop with a copy only it uses
 (:meth:`Engine.count_tokens_inline`): for a 16-token query the hop to a worker thread cost more
-than the count; longer ones on worker threads, with a copy under a lock.
+than the count; longer ones on worker threads, with another copy under a lock.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ class Engine:
         self.name = served_name or self.meta["model"]
         self.dim = int(self.meta["dim"])
         self._row = getattr(self.searcher, "_row", None) or {d: i for i, d in enumerate(self.searcher.ids)}
-        self._tokenizer, self._max_tokens = _counting_tokenizer(self.encoder)
+        tokenizer, self._max_tokens = _model_tokenizer(self.encoder)
+        self._tokenizer = _counting_copy(tokenizer, self._max_tokens)  # worker threads', under the lock
         self._token_lock = threading.Lock()
-        self._inline_tokenizer = _raw_tokenizer(self._tokenizer, self._max_tokens)  # the event loop's own (no lock)
+        self._inline_tokenizer = _counting_copy(tokenizer, self._max_tokens)  # the event loop's own (no lock)
 
     def _replicas(self, encoder, model: str | None, workers: int) -> Replicas:
         """``workers`` copies of the model: ``encoder``'s (a kept Replicas as it is), else loaded."""
@@ -184,9 +185,9 @@ def _top_set(scores: np.ndarray, k: int) -> set[int]:
     return {int(r) for r in top if scores[r] > 0}
 
 
-def _raw_tokenizer(tokenizer, max_tokens: int | None):
-    """A copy of a fast tokenizer's Rust ``tokenizers.Tokenizer``, truncating at ``max_tokens`` and never padding
-    (else a copy of ``tokenizer`` itself).
+def _counting_copy(tokenizer, max_tokens: int | None):
+    """A private copy of a fast tokenizer's Rust ``tokenizers.Tokenizer``, truncating at ``max_tokens`` and never
+    padding (else a copy of ``tokenizer`` itself; None for None).
 
     Counting a 16-token query through transformers' ``__call__`` took ~0.4 ms of the event loop
     (py-spy, make bench-serve at concurrency 32, 2026-12-07); the Rust tokenizer it wraps counts
@@ -204,12 +205,12 @@ def _raw_tokenizer(tokenizer, max_tokens: int | None):
     return raw
 
 
-def _counting_tokenizer(encoder):
-    """(a private copy of the encoder's tokenizer, its max length), or (None, None) when it has none."""
+def _model_tokenizer(encoder):
+    """(the encoder's tokenizer, its max length), or (None, None) when it has none."""
     tokenizer = getattr(encoder, "tokenizer", None)
     if tokenizer is None:
         return None, None
     max_tokens = getattr(encoder, "max_seq_length", None) or getattr(tokenizer, "model_max_length", None)
     if max_tokens is not None and max_tokens > 1_000_000:  # "no limit" in transformers' sense
         max_tokens = None
-    return copy.deepcopy(tokenizer), max_tokens
+    return tokenizer, max_tokens
