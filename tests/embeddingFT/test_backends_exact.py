@@ -116,6 +116,28 @@ def test_prompts_include_prompt_false_and_truncate_dim_are_exact(build, side):
     check_exact(folder, prompt="search: ", normalize_embeddings=True)
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding_to_a_multiple_leaves_the_vectors_as_they_are(build, side):
+    """The corpus encoder pads an exported encoder's batches to a multiple of 8 (fewer shapes for OpenVINO): on the right only."""
+    modes = ("mean", "cls", "max", "weightedmean", "lasttoken", "mean_sqrt_len_tokens")
+    folder = build(
+        f"pad_{side}",
+        [pooling(modes, include_prompt=False)],
+        padding_side=side,
+        prompts={"query": "query: "},
+        default_prompt_name="query",
+    )
+    runner = load_encoder(str(folder), "onnx", FP32)
+    plain = runner.encode(TEXTS, batch_size=3)
+    np.testing.assert_allclose(runner.encode(TEXTS, batch_size=3, pad_to_multiple_of=8), plain, rtol=0, atol=1e-5)
+    assert runner._tokenize(["hi"])["input_ids"].shape[1] == 3  # [CLS] hi [SEP]
+    # on the left the pads would shift the real tokens' positions (other vectors): not padded there
+    assert runner._tokenize(["hi"], 8)["input_ids"].shape[1] == (8 if side == "right" else 3)
+    runner.max_seq_length = 60  # not a multiple of 8: no padding past it (nor past the model's positions)
+    assert runner._tokenize([TEXTS[2], "hi"], 8)["input_ids"].shape[1] == 60
+    assert runner._tokenize(["hi"], 8)["input_ids"].shape[1] == 3
+
+
 def test_dense_tanh_is_exact(build):
     from sentence_transformers.base.modules import Dense
 

@@ -65,6 +65,27 @@ def test_vectors_match_the_model_in_the_original_order(tmp_path, tiny):
     assert encoder.batches[0] < encoder.batches[-1]
 
 
+def test_an_exported_encoder_gets_batches_cut_at_lengths_padded_to_a_multiple(tmp_path, tiny, monkeypatch):
+    """Batches of budget // (longest length rounded up to 8) texts, each padded to that length, then the heap trimmed."""
+    from embedding_ft.export import export_model
+
+    folder, model = tiny
+    export_model(folder, "onnx", "none")
+    exported = backends.load_encoder(folder, "onnx", FILES[("onnx", "none")])
+    shapes, trims = [], []
+    run = exported._run
+    monkeypatch.setattr(exported, "_run", lambda feeds: shapes.append(feeds["input_ids"].shape) or run(feeds))
+    monkeypatch.setattr(ce, "release_free_memory", lambda: trims.append(1) or True)
+    texts = _texts()
+    encoder = CorpusEncoder(folder, "onnx", FILES[("onnx", "none")], encoder=exported, token_budget=96, shard_size=8)
+    vectors = encoder.encode(texts, show_progress=False)
+    np.testing.assert_allclose(vectors, model.encode(texts, normalize_embeddings=True), atol=1e-5)
+    assert all(length % ce.PAD_MULTIPLE == 0 for _, length in shapes)
+    full = [(rows, length) for rows, length in shapes if rows == 96 // length]
+    assert len(full) >= len(shapes) - 3 and len(set(shapes)) < len(shapes)  # only a shard's last batch is short
+    assert len(trims) == 3  # one per shard
+
+
 def test_a_killed_pass_resumes_from_its_shards(tmp_path, tiny):
     folder, model = tiny
     texts = _texts()  # 22 texts: 6 shards of 4, one batch each (a large budget)

@@ -101,9 +101,18 @@ class ExportedEncoder:
     def get_embedding_dimension(self) -> int:
         return int(self.encode(["x"]).shape[1])
 
-    def _tokenize(self, texts: list[str]):
+    def _tokenize(self, texts: list[str], pad_to_multiple_of: int | None = None):
+        if pad_to_multiple_of and (self.max_seq_length % pad_to_multiple_of or self.tokenizer.padding_side != "right"):
+            # past max_seq_length it could pass the model's last position; on the left, pads shift the
+            # position ids of the real tokens and so change their vectors
+            pad_to_multiple_of = None
         return self.tokenizer(
-            texts, padding=True, truncation="longest_first", max_length=self.max_seq_length, return_tensors="np"
+            texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=self.max_seq_length,
+            return_tensors="np",
+            pad_to_multiple_of=pad_to_multiple_of,
         )
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
@@ -134,9 +143,16 @@ class ExportedEncoder:
         convert_to_numpy: bool = True,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        pad_to_multiple_of: int | None = None,
         **_ignored,
     ) -> np.ndarray:
-        """(n, dim) float32 embeddings, computed as the model's modules compute them."""
+        """(n, dim) float32 embeddings, computed as the model's modules compute them.
+
+        ``pad_to_multiple_of``: pad each batch's length up to a multiple of it, when the tokenizer pads on the
+        right and ``max_seq_length`` is a multiple of it. The vectors do not change (pads are masked); the
+        runtime sees fewer distinct shapes, and OpenVINO keeps state for every shape it has run
+        (:data:`embedding_ft.corpus_encoder.PAD_MULTIPLE`).
+        """
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         prompt = self._resolve_prompt(prompt, prompt_name)
@@ -149,7 +165,7 @@ class ExportedEncoder:
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="encoding", disable=not show_progress_bar):
             batch = [texts[i] for i in order[start : start + batch_size]]
-            enc = self._tokenize([prompt + t for t in batch] if prompt else batch)
+            enc = self._tokenize([prompt + t for t in batch] if prompt else batch, pad_to_multiple_of)
             feeds = {name: enc[name].astype(np.int64) for name in self._names if name in enc}
             if "token_type_ids" in self._names and "token_type_ids" not in feeds:
                 feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
