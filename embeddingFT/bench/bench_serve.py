@@ -1,7 +1,7 @@
 """embeddingFT's server (make serve-embed) under load, next to a naive endpoint and infinity-emb.
 
     python embeddingFT/bench/bench_serve.py [--model M] [--backend torch|onnx|openvino] [--requests 300]
-        [--seconds 60] [--concurrency 1 8 32] [--soak-seconds 600] [--skip-infinity] [--skip-naive] [--skip-soak]
+        [--seconds 60] [--concurrency 1 8 32] [--soak-seconds 600] [--skip-infinity] [--skip-naive] [--skip-soak | --only-soak]
         [--workers N] [--also-workers 2 ...]
 
 Every server runs in a process of its own on 127.0.0.1 (one at a time, so none shares the
@@ -535,6 +535,12 @@ def to_markdown(report: dict) -> str:
             f"({soak.get('rss_growth_pct_after_3min', '?')}%; the reload's second index included); "
             f"hot reload at {soak['reload'].get('at_s')} s: HTTP {soak['reload'].get('status')} in {soak['reload'].get('seconds')} s.",
         ]
+        before = report.get("parts_measured_before_the_soak")
+        if before:
+            lines.append(
+                f"(The soak alone is from this run; every other part is from the run that ended {before['ended']} "
+                f"on {before.get('cpu') or '?'}: `{before.get('command')}`.)"
+            )
         if soak.get("earlier_run"):
             lines.append(
                 f"(The soak is from an earlier run of this bench, {soak['earlier_run']}, on {soak.get('cpu', '?')}.)"
@@ -573,6 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-infinity", action="store_true")
     parser.add_argument("--skip-soak", action="store_true")
+    parser.add_argument(
+        "--only-soak",
+        action="store_true",
+        help="run the soak alone and keep every other part of the last serve.json (their runs are dated there)",
+    )
     parser.add_argument("--naive-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.naive_server:
@@ -609,6 +620,26 @@ def main(argv: list[str] | None = None) -> int:
 
     def save():
         write_results(RESULTS, "serve", report, to_markdown(report), facts=facts)
+
+    if args.only_soak:
+        if not previous.is_file():
+            raise SystemExit(f"--only-soak: {previous} does not exist yet (run the bench whole first)")
+        report = json.loads(previous.read_text())
+        before = {  # the run that measured every other part, kept through later soak-only runs
+            "ended": time.strftime("%Y-%m-%d %H:%M", time.gmtime(previous.stat().st_mtime)),
+            "command": report.get("command"),
+            "cpu": report.get("machine", {}).get("cpu"),
+        }
+        report["parts_measured_before_the_soak"] = report.get("parts_measured_before_the_soak") or before
+        report.pop("machine", None)  # written again by write_results, with this run's facts
+        server = serve_server(full, args.threads, args.workers).start()
+        try:
+            report["soak"] = soak_part(server, model_id(server, "/v1/models"), all_queries, half, args.soak_seconds)
+        finally:
+            server.stop()
+        save()
+        print(f"wrote the soak into {RESULTS / 'serve.json'} and serve.md")
+        return 0
 
     server = serve_server(full, args.threads, args.workers).start()
     try:

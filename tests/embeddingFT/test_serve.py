@@ -262,6 +262,25 @@ def test_a_lone_request_runs_at_once_and_requests_under_load_wait_to_be_batched(
         batcher.stop()
 
 
+def test_the_worker_returns_free_heap_pages_at_its_interval_between_batches(encoder, monkeypatch):
+    from embedding_ft.serve import batcher as batching
+
+    trims = []
+    monkeypatch.setattr(batching, "release_free_memory", lambda: trims.append(threading.current_thread().name))
+    for every, expected in ((0.0, 3), (3600.0, 0)):
+        trims.clear()
+        batcher = batching.Batcher(budget_tokens=100, wait_ms=1, trim_every_s=every).start()
+        try:
+            for text in ("one", "two", "three"):  # one after another: three batches
+                batcher.submit(encoder, [text], [3]).result(timeout=20)
+            deadline = time.monotonic() + 10
+            while len(trims) < expected and time.monotonic() < deadline:  # the trim follows the reply
+                time.sleep(0.01)
+        finally:
+            batcher.stop()
+        assert trims == ["embed-batcher-0"] * expected, (every, trims)
+
+
 def test_engine_with_two_workers_loads_a_copy_per_worker(indexes, tiny_model):
     from embedding_ft.serve import Engine
 

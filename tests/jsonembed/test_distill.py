@@ -18,7 +18,7 @@ from safetensors import safe_open
 from embedding_model.augment import Augmenter
 from embedding_model.cli import train as train_cli
 from embedding_model.config import build_config
-from embedding_model.losses import DistillationHead, distill_loss
+from embedding_model.losses import DistillationHead, distill_loss, ranking_distill_loss
 from embedding_model.model import build_encoder
 from embedding_model.model_file import load_model, save_model
 from embedding_model.teacher import Teacher, TeacherTargetCache, teacher_text
@@ -183,6 +183,40 @@ def test_distill_loss_by_hand_and_the_head():
     assert distill_loss(student, teacher, "mse").item() == pytest.approx((2.0 + 1.0) / 2)
     assert DistillationHead(8, 8).projection is None and list(DistillationHead(8, 8).parameters()) == []
     assert DistillationHead(8, 12)(torch.zeros(3, 8)).shape == (3, 12)
+
+
+def test_ranking_distill_loss_by_hand():
+    teacher_views = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    teacher_records = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
+    # the teacher's scores at temperature 1: view 0 -> (0.6, 0.0), view 1 -> (0.8, 1.0)
+    same = ranking_distill_loss(3 * teacher_views, teacher_records, teacher_views, teacher_records, 1.0)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)  # the student's length does not count, only its cosines
+    flat = ranking_distill_loss(torch.ones(2, 2), torch.ones(2, 2), teacher_views, teacher_records, 1.0)
+    p = torch.softmax(torch.tensor([[0.6, 0.0], [0.8, 1.0]]), dim=-1)  # the student: uniform
+    expected = float((p * (p.log() - torch.log(torch.tensor(0.5)))).sum(dim=1).mean())
+    assert flat.item() == pytest.approx(expected, rel=1e-5)
+
+
+def _similarity_agreement(student_vectors: np.ndarray, teacher_vectors: np.ndarray) -> float:
+    """Pearson correlation of the off-diagonal record-to-record similarities of the two models."""
+    upper = np.triu_indices(len(student_vectors), k=1)
+    return float(
+        np.corrcoef((student_vectors @ student_vectors.T)[upper], (teacher_vectors @ teacher_vectors.T)[upper])[0, 1]
+    )
+
+
+def test_ranking_distillation_teaches_the_teachers_similarities(teacher_path, segments, tiny_cfg):
+    """300 steps of the ranking loss: the student's record-to-record similarities follow the teacher's, unlike
+    self-supervision alone (the tiny teacher is random, so nothing but the teacher could teach them)."""
+    cfg = tiny_cfg(*STEPS_300, f"teacher={teacher_path}", "distill_loss=ranking", "distill_weight=5")
+    teacher = Teacher(teacher_path, "cpu")
+    targets = teacher.encode([teacher_text(s, cfg.max_chars) for s in segments])
+    ranked, result = train(cfg, segments, show_progress=False, teacher=teacher)
+    assert result.steps == 300 and "distill_loss" in result.history[-1]
+    alone, _ = train(tiny_cfg(*STEPS_300, "teacher=null"), segments, show_progress=False)
+    with_teacher = _similarity_agreement(ranked.embed_segments(segments), targets)
+    without = _similarity_agreement(alone.embed_segments(segments), targets)
+    assert with_teacher > 0.3 > without, (with_teacher, without)
 
 
 def test_student_noise_case_and_spaces():

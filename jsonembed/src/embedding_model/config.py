@@ -110,9 +110,12 @@ class JsonEmbedConfig:
     teacher_views: int = field(
         default=4, metadata=_help("query-shaped views per record the teacher embeds once (cached)")
     )
-    distill_loss: Literal["cosine", "mse"] = field(
+    distill_loss: Literal["cosine", "mse", "ranking"] = field(
         default="cosine",
-        metadata=_help("distillation loss to the teacher's unit vector: cosine (1 - cos) or mse (squared distance)"),
+        metadata=_help(
+            "distillation loss: to the teacher's unit vector, cosine (1 - cos) or mse (squared distance); ranking: "
+            "KL to the teacher's softmax over the batch's records for each query view (at `temperature`)"
+        ),
     )
     distill_weight: float = field(default=1.0, metadata=_help("weight of the distillation loss"))
     nt_xent_weight: float = field(default=1.0, metadata=_help("weight of the NT-Xent loss (with a teacher)"))

@@ -1,4 +1,5 @@
-"""The losses: NT-Xent (InfoNCE over both views, as in SimCLR) and distillation to a teacher's vectors."""
+"""The losses: NT-Xent (InfoNCE over both views, as in SimCLR) and distillation from a teacher: to its vectors
+(``cosine`` / ``mse``) or to its in-batch ranking of records for each query view (``ranking``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DISTILL_LOSSES = ("cosine", "mse")
+DISTILL_LOSSES = ("cosine", "mse", "ranking")
 
 
 def nt_xent_loss(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -49,6 +50,36 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosi
     if kind == "mse":
         return (student - teacher).pow(2).sum(dim=-1).mean()
     raise ValueError(f"unknown distillation loss {kind!r} (choose from {', '.join(DISTILL_LOSSES)})")
+
+
+def ranking_distill_loss(
+    student_views: torch.Tensor,
+    student_records: torch.Tensor,
+    teacher_views: torch.Tensor,
+    teacher_records: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """KL from the teacher's to the student's softmax over the batch's records, for each query view.
+
+    Row i of the views and of the records is the same record. The student's scores are its
+    cosines; the teacher's, the dot products of its unit vectors; both divided by
+    ``temperature``. Only the ranking is learned, not the teacher's coordinates: a student
+    that cannot reproduce the teacher's vectors (a character CNN reached a cosine of 0.49 to
+    MiniLM's on SciFact) can still order the records as the teacher does, which is what search reads.
+
+    Args:
+        student_views, student_records: (n, d) the student's vectors (any length).
+        teacher_views, teacher_records: (n, D) the teacher's unit vectors.
+        temperature: the softmax temperature of both score matrices.
+
+    Returns:
+        A scalar: the mean over the views of KL(teacher || student).
+    """
+    student = F.normalize(student_views, dim=-1) @ F.normalize(student_records, dim=-1).T / temperature
+    teacher = teacher_views @ teacher_records.T / temperature
+    return F.kl_div(
+        F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean"
+    )
 
 
 class DistillationHead(nn.Module):

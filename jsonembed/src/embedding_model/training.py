@@ -30,7 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from embedding_model.augment import Augmenter
 from embedding_model.config import JsonEmbedConfig
 from embedding_model.embedder import JsonEmbedder
-from embedding_model.losses import DistillationHead, distill_loss, nt_xent_loss
+from embedding_model.losses import DistillationHead, distill_loss, nt_xent_loss, ranking_distill_loss
 from embedding_model.model import build_encoder
 from embedding_model.records import Segment, segments_to_text
 from embedding_model.teacher import Teacher, TeacherTargetCache, TeacherTargets, build_targets
@@ -284,7 +284,14 @@ def train(
                 distill = None
                 if targets is not None:
                     loss = cfg.nt_xent_weight * loss
-                    if positions:
+                    if positions and cfg.distill_loss == "ranking":  # positions: (view, its record) pairs
+                        picked = vectors[torch.tensor(positions, device=vectors.device)]
+                        wanted = target_vectors[target_rows]
+                        distill = ranking_distill_loss(
+                            picked[0::2], picked[1::2], wanted[0::2], wanted[1::2], cfg.temperature
+                        )
+                        loss = loss + cfg.distill_weight * distill
+                    elif positions:
                         student = head(vectors[torch.tensor(positions, device=vectors.device)])
                         distill = distill_loss(student, target_vectors[target_rows], cfg.distill_loss)
                         loss = loss + cfg.distill_weight * distill
