@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embshared.bench import rss_mb
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "serve"
 WORK = HERE / "work" / "serve"
@@ -119,16 +121,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 class Server:

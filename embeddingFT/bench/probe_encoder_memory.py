@@ -24,6 +24,7 @@ import numpy as np
 
 from embedding_ft import backends
 from embedding_ft.corpus_encoder import _budget_batches
+from embshared.bench import rss_mb
 from embshared.runtime import release_free_memory
 
 WORK = Path(__file__).resolve().parent / "work" / "scale"
@@ -31,7 +32,8 @@ FILE = "openvino/openvino_model_qint8_quantized.xml"
 
 
 def status(field: str) -> float:
-    return next(int(line.split()[1]) / 1e6 for line in open("/proc/self/status") if line.startswith(field))
+    """This process's ``field`` (VmRSS, VmHWM) in GiB."""
+    return rss_mb("self", field) / 1024
 
 
 def main(variant: str, n_tail: int = 16000) -> None:

@@ -15,14 +15,11 @@ import weakref
 from pathlib import Path
 
 from embedding_ft.serve import Engine
+from embshared.bench import rss_mb
 from embshared.runtime import release_free_memory
 
 WORK = Path(__file__).resolve().parent / "work" / "serve"
 QUERIES = ["vitamin d and bone fractures", "statins reduce cholesterol", "zebrafish regeneration"] * 30
-
-
-def rss_mb() -> float:
-    return next(int(line.split()[1]) / 1e3 for line in open("/proc/self/status") if line.startswith("VmRSS"))
 
 
 def work(engine: Engine) -> None:

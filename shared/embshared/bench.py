@@ -64,6 +64,18 @@ def peak_rss_gb(children: bool = False) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024**2, 3)
 
 
+def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
+    """A process's resident memory in MiB from ``/proc/<pid>/status`` (``field``: VmRSS now, VmHWM its peak);
+    None where there is no such process or no /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def shared_cores(facts: dict) -> bool:
     """True if the load (start or end) says other jobs were running on the cores."""
     loads = list(facts.get("load_average_start", [0, 0])[:2]) + list(facts.get("load_average_end", [0, 0])[:2])

@@ -22,6 +22,8 @@ TEXTS = [
     "The zebrafish fin regenerates after amputation through blastema formation in a few days.",
 ]
 FP32 = FILES[("onnx", "none")]
+#: every pooling mode that can run with the prompt excluded
+PROMPT_MODES = ("mean", "cls", "max", "weightedmean", "lasttoken", "mean_sqrt_len_tokens")
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +102,9 @@ def test_pooling_with_left_padding_is_exact(build):
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_prompts_include_prompt_false_and_truncate_dim_are_exact(build, side):
-    modes = ("mean", "cls", "max", "weightedmean", "lasttoken", "mean_sqrt_len_tokens")
     folder = build(
         f"prompt_{side}",
-        [pooling(modes, include_prompt=False)],
+        [pooling(PROMPT_MODES, include_prompt=False)],
         padding_side=side,
         prompts={"query": "query: ", "document": "a much longer passage prompt: "},
         default_prompt_name="query",
@@ -119,10 +120,9 @@ def test_prompts_include_prompt_false_and_truncate_dim_are_exact(build, side):
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_padding_to_a_multiple_leaves_the_vectors_as_they_are(build, side):
     """The corpus encoder pads an exported encoder's batches to a multiple of 8 (fewer shapes for OpenVINO): on the right only."""
-    modes = ("mean", "cls", "max", "weightedmean", "lasttoken", "mean_sqrt_len_tokens")
     folder = build(
         f"pad_{side}",
-        [pooling(modes, include_prompt=False)],
+        [pooling(PROMPT_MODES, include_prompt=False)],
         padding_side=side,
         prompts={"query": "query: "},
         default_prompt_name="query",

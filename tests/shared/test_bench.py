@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
 import pytest
 
-from embshared.bench import cached_embeddings, machine_facts, percentiles, shared_cores, write_results
+from embshared.bench import cached_embeddings, machine_facts, percentiles, rss_mb, shared_cores, write_results
 
 
 def test_write_results_has_command_machine_and_both_files(tmp_path):
@@ -61,3 +62,13 @@ def test_cached_embeddings_reuses_the_file(tmp_path):
     cached_embeddings(["x", "z"], embed, tmp_path, "m")
     assert calls == [2, 2] and np.array_equal(a, b)
     assert len(list(tmp_path.glob("emb-*.npy"))) == 2
+
+
+def test_rss_mb_reads_this_process_and_none_for_no_process():
+    import resource
+
+    peak = rss_mb(os.getpid(), "VmHWM")
+    # the kernel's own peak in KiB, through getrusage: the same figure in MiB (a unit slip would be 1024x off)
+    assert peak == pytest.approx(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rel=0.02)
+    assert 0 < rss_mb() <= rss_mb("self", "VmHWM")
+    assert rss_mb(2**22 + 12345) is None  # beyond Linux's pid range
