@@ -78,13 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     if threads is None and args.workers > 1:  # the workers share the cores
         threads = max(1, (os.cpu_count() or 1) // args.workers)
     start_run(threads=threads)
-    engine = Engine(args.index, args.model, args.backend, served_name=args.served_name, workers=args.workers)
     source = {"index": str(args.index), "model": args.model, "backend": args.backend}
-    app = create_app(engine, settings, source)
+    # the engine is held by the app's state only: a local name here would keep the first engine (its
+    # index, and its model after a model change) alive through every hot reload until the server stops
+    app = create_app(
+        Engine(args.index, args.model, args.backend, served_name=args.served_name, workers=args.workers),
+        settings,
+        source,
+    )
     install_sighup(app.state.serve)
     import uvicorn
 
-    print(f"serving {engine.name} and {args.index} on http://{args.host}:{args.port}/ (SIGHUP reloads)", flush=True)
+    name = app.state.serve.engine.name
+    print(f"serving {name} and {args.index} on http://{args.host}:{args.port}/ (SIGHUP reloads)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 

@@ -33,7 +33,12 @@ def create_app(engine: Engine, settings: ServeSettings | None = None, source: di
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         batcher = Batcher(
-            settings.batch_tokens, settings.batch_wait_ms, settings.queue_texts, metrics.on_batch, settings.workers
+            settings.batch_tokens,
+            settings.batch_wait_ms,
+            settings.queue_texts,
+            metrics.on_batch,
+            settings.workers,
+            settings.trim_every_s,
         )
         state.batcher = batcher.start()
         try:

@@ -19,10 +19,14 @@ must not be called from two threads at once, and each copy has its own). Measure
 queries at concurrency 32 (187 against 172/s) but fewer at concurrency 1 and 8, and a single
 document takes 1.6x as long (one thread per forward pass), so the default is one worker.
 
-Every ``trim_every_s`` seconds of work (30), the first worker hands the C heap's free pages back to
+Every ``trim_every_s`` seconds of work (2), the first worker hands the C heap's free pages back to
 the OS between two batches (:func:`embshared.runtime.release_free_memory`): glibc otherwise keeps
-what tokenizers and the model freed. In ``make bench-serve``'s 10-minute soak (AMD EPYC) RSS then
-held flat from minute 1 to the hot reload at minute 5 (839 / 833 MB); the step at the reload remains.
+what tokenizers and the model freed. Measured with the soak's load (``bench/probe_soak_memory.py``,
+AMD EPYC, 2026-12-07): the memory that churns is native (Python's traced allocations stay at
+296 MB while RSS moves), and between two trims RSS climbs back by up to ~100 MB: every 30 s, RSS
+read every 15 s swung between 787 and 898 MB; every 2 s, between 810 and 873 MB, at the same rate
+(75.0 against 72.4 requests/s), so a reading says less about the phase of the trim. Fewer glibc
+arenas (``MALLOC_ARENA_MAX=2``) changed neither.
 
 The queue holds at most ``max_queue`` texts; a request that does not fit gets :class:`QueueFull`
 (answered 429, Retry-After from the worker's recent rate) instead of waiting without bound.
@@ -96,7 +100,7 @@ class Batcher:
         max_queue: int = 1024,
         on_batch=None,
         workers: int = 1,
-        trim_every_s: float = 30.0,
+        trim_every_s: float = 2.0,
     ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")

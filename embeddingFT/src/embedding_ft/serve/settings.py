@@ -25,6 +25,8 @@ class ServeSettings:
         queue_texts: texts waiting for the model at most (more: 429 with Retry-After).
         request_timeout_s: how long a request waits for the model before a 503.
         workers: forward-pass worker threads, each with its own copy of the model (the batcher's).
+        trim_every_s: seconds of work between two returns of the C heap's free pages to the OS
+            (the batcher's; see :class:`~embedding_ft.serve.batcher.Batcher`).
     """
 
     api_key: str | None = None
@@ -38,14 +40,15 @@ class ServeSettings:
     queue_texts: int = 1024
     request_timeout_s: float = 60.0
     workers: int = 1
+    trim_every_s: float = 2.0
 
     def __post_init__(self):
         positive = ("max_texts", "max_chars", "max_body_bytes", "max_top_k", "batch_tokens", "queue_texts", "workers")
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.batch_wait_ms < 0 or self.request_timeout_s <= 0:
-            raise UserError("batch_wait_ms must be >= 0 and request_timeout_s > 0")
+        if self.batch_wait_ms < 0 or self.request_timeout_s <= 0 or self.trim_every_s < 0:
+            raise UserError("batch_wait_ms and trim_every_s must be >= 0 and request_timeout_s > 0")
         if self.queue_texts < self.max_texts:
             raise UserError(f"queue_texts ({self.queue_texts}) must be at least max_texts ({self.max_texts})")
         if self.api_key is not None and not self.api_key.strip():
