@@ -247,3 +247,26 @@ def test_config_keys_of_distillation():
         build_config(None, ["distill_weight=0", "nt_xent_weight=0", "teacher=sentence-transformers/all-MiniLM-L6-v2"])
     with pytest.raises(ConfigError, match="'distill_loss' expects"):
         build_config(None, ["distill_loss=l1"])
+
+
+def test_teacher_neighbour_batches_group_close_records():
+    """nearest_records is the brute-force top-k; neighbour_groups places every record once, in groups of
+    a record and its nearest: on two well-separated clusters every group stays inside one cluster."""
+    from embedding_model.training import nearest_records, neighbour_groups
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8, dtype=np.float32)[:2] * 10
+    vectors = np.concatenate([centres[0] + rng.normal(size=(30, 8)), centres[1] + rng.normal(size=(30, 8))])
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    near = nearest_records(vectors, 5, chunk=7)  # chunks that do not divide n
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    np.testing.assert_array_equal(near, np.argsort(-scores, axis=1, kind="stable")[:, :5])
+    groups = neighbour_groups(near, 4, np.random.default_rng(1))
+    assert sorted(i for g in groups for i in g) == list(range(60))
+    assert all(set(g[1:]) <= set(near[g[0]]) for g in groups)  # each member among its first one's nearest
+    assert all(len({i >= 30 for i in g}) == 1 for g in groups)  # never across the two clusters
+    assert sum(len(g) == 4 for g in groups) >= 8
+    with pytest.raises(ConfigError, match="'teacher_neighbours' must be 0, or positive with a teacher"):
+        build_config(None, ["teacher_neighbours=3", "teacher=null"])
+    assert build_config(None, ["teacher_neighbours=3", "teacher=sentence-transformers/all-MiniLM-L6-v2"]).teacher_neighbours == 3

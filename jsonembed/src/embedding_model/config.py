@@ -118,6 +118,13 @@ class JsonEmbedConfig:
         ),
     )
     distill_weight: float = field(default=1.0, metadata=_help("weight of the distillation loss"))
+    teacher_neighbours: int = field(
+        default=0,
+        metadata=_help(
+            "with a teacher: batches made of groups of a record and this many of its nearest records by the "
+            "teacher's vectors (hard negatives for NT-Xent, close rivals for the ranking loss); 0: random batches"
+        ),
+    )
     nt_xent_weight: float = field(default=1.0, metadata=_help("weight of the NT-Xent loss (with a teacher)"))
     noise_case_prob: float = field(
         default=0.05, metadata=_help("distillation views: per word, change its case (upper or capitalised)")
@@ -249,6 +256,10 @@ class JsonEmbedConfig:
             raise ValueError(
                 f"keys 'distill_weight' / 'nt_xent_weight' must not be negative, got "
                 f"{self.distill_weight} / {self.nt_xent_weight}"
+            )
+        if self.teacher_neighbours < 0 or (self.teacher_neighbours > 0 and self.teacher is None):
+            raise ValueError(
+                f"key 'teacher_neighbours' must be 0, or positive with a teacher, got {self.teacher_neighbours}"
             )
         if self.teacher is not None and self.distill_weight + self.nt_xent_weight == 0:
             raise ValueError("keys 'distill_weight' and 'nt_xent_weight' are both 0: there is nothing to train")

@@ -155,6 +155,45 @@ def teacher_cosine(
     return float(torch.nn.functional.cosine_similarity(student, teacher, dim=-1).mean())
 
 
+def nearest_records(vectors: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """(n, k) each row's k nearest other rows by dot product (unit rows: cosine), nearest first.
+
+    In chunks of ``chunk`` rows, so memory is chunk x n, not n x n; with ``k`` >= n - 1 every other row.
+    """
+    n = len(vectors)
+    k = min(k, n - 1)
+    matrix = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, chunk):
+        scores = matrix[start : start + chunk] @ matrix.T
+        rows = torch.arange(start, min(start + chunk, n))
+        scores[rows - start, rows] = float("-inf")  # not itself
+        out[start : start + chunk] = torch.topk(scores, k, dim=1).indices.numpy()
+    return out
+
+
+def neighbour_groups(neighbours: np.ndarray, group: int, rng: np.random.Generator) -> list[list[int]]:
+    """The records in groups: a random record, then up to ``group`` - 1 of its nearest not yet placed
+    (``neighbours``: nearest first). Laid end to end they are an epoch's order, so each batch slice
+    holds close rivals. Every record is in exactly one group; a group is shorter when its first
+    record's neighbours are all placed.
+    """
+    placed = np.zeros(len(neighbours), dtype=bool)
+    groups: list[list[int]] = []
+    for seed in rng.permutation(len(neighbours)):
+        if placed[seed]:
+            continue
+        members = [int(seed)]
+        for other in neighbours[seed]:
+            if len(members) == group:
+                break
+            if not placed[other] and other != seed:
+                members.append(int(other))
+        placed[members] = True
+        groups.append(members)
+    return groups
+
+
 def distill_batch(
     augmenter: Augmenter,
     segments: Sequence[Sequence[Segment]],
@@ -259,12 +298,19 @@ def train(
     if targets is not None:
         result.teacher = {"name": cfg.teacher, **targets.summary(), "projection": head.projection is not None}
     order_rng = np.random.default_rng(cfg.seed)
+    neighbours = None
+    if targets is not None and cfg.teacher_neighbours > 0:  # by the teacher's vectors of the clean records
+        neighbours = nearest_records(targets.vectors[targets.record_rows], 4 * cfg.teacher_neighbours)
+        logger.info("batches of groups of a record and its %d nearest (teacher)", cfg.teacher_neighbours)
     view_rng = random.Random(cfg.seed)
     step = 0
     with logging_redirect_tqdm():
         for epoch in range(1, cfg.epochs + 1):
             encoder.train()
-            order = order_rng.permutation(len(train_segments))
+            if neighbours is None:
+                order = order_rng.permutation(len(train_segments))
+            else:
+                order = np.concatenate(neighbour_groups(neighbours, cfg.teacher_neighbours + 1, order_rng))
             bar = tqdm(
                 range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=not show_progress
             )
