@@ -39,11 +39,29 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds every core of the machine has spent busy since boot (``/proc/stat``), None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (servers once stopped and waited for)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def machine_facts() -> dict:
     """Cores, torch threads, CPU model, versions and the load at the start: the context every figure needs.
 
     Keys: ``cpu``, ``cores``, ``torch_threads``, ``torch``, ``cuda``, ``python``, ``load_average_start``
-    (1/5/15 min); :func:`write_results` adds ``load_average_end`` and ``peak_rss_gb``.
+    (1/5/15 min); :func:`write_results` adds ``load_average_end``, ``peak_rss_gb`` and, from the
+    ``_cpu_start`` reading taken here, ``other_cpu_seconds``: what the machine's cores ran besides
+    this process and its children over the run.
     """
     import torch
 
@@ -55,7 +73,21 @@ def machine_facts() -> dict:
         "cuda": torch.cuda.is_available(),
         "python": platform.python_version(),
         "load_average_start": load_average(),
+        "_cpu_start": [time.time(), busy_cpu_seconds(), own_cpu_seconds()],
     }
+
+
+def other_cpu(facts: dict) -> dict:
+    """``other_cpu_seconds`` and ``run_seconds`` since :func:`machine_facts`: the machine's busy CPU time
+    minus this process's and its ended children's ({} when unknown). A child still running when
+    this is read counts as other: benches read it after their servers are stopped.
+    """
+    start = facts.get("_cpu_start")
+    busy = busy_cpu_seconds()
+    if not start or start[1] is None or busy is None:
+        return {}
+    other = (busy - start[1]) - (own_cpu_seconds() - start[2])
+    return {"other_cpu_seconds": round(max(0.0, other), 1), "run_seconds": round(time.time() - start[0], 1)}
 
 
 def peak_rss_gb(children: bool = False) -> float:
@@ -76,8 +108,18 @@ def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
     return None
 
 
+#: other processes busier than this share of one core on average over the run: the cores were shared
+OTHER_CPU_SHARE = 0.1
+
+
 def shared_cores(facts: dict) -> bool:
-    """True if the load (start or end) says other jobs were running on the cores."""
+    """True if other jobs ran on the cores: by ``other_cpu_seconds`` when measured, else by the load.
+
+    The load average alone cannot tell a bench's own servers and clients from other jobs (it
+    flagged every ``make bench-serve`` as shared), nor a run that just ended from one running.
+    """
+    if facts.get("run_seconds"):
+        return facts["other_cpu_seconds"] > OTHER_CPU_SHARE * facts["run_seconds"]
     loads = list(facts.get("load_average_start", [0, 0])[:2]) + list(facts.get("load_average_end", [0, 0])[:2])
     return max(loads) > 0.8 * (facts.get("cores") or 1)
 
@@ -94,6 +136,11 @@ def machine_note(facts: dict) -> str:
     if end:
         text += f", at the end: {end[0]} / {end[1]}"
     text += "."
+    if facts.get("run_seconds"):
+        text += (
+            f" Other processes than the bench's own used {facts['other_cpu_seconds']} CPU s over its "
+            f"{facts['run_seconds']} s."
+        )
     if shared_cores(facts):
         text += (
             f" **The {facts['cores']} cores were shared with other jobs during this run**, so absolute times "
@@ -129,6 +176,8 @@ def write_results(
     facts = dict(facts or machine_facts())
     facts.setdefault("load_average_end", load_average())
     facts.setdefault("peak_rss_gb", peak_rss_gb())
+    facts.update(other_cpu(facts))
+    facts.pop("_cpu_start", None)
     command = command or command_line()
     report = {**report, "command": command, "machine": facts}
     json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"

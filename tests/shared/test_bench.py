@@ -30,6 +30,28 @@ def test_write_results_has_command_machine_and_both_files(tmp_path):
 def test_shared_cores_and_percentiles():
     assert shared_cores({"cores": 2, "load_average_start": [0.1, 0.2], "load_average_end": [1.9, 1.0]})
     assert not shared_cores({"cores": 2, "load_average_start": [0.1, 0.2]})
+    # measured CPU of other processes decides over the load (the bench's own servers load the cores too)
+    busy_alone = {"cores": 2, "load_average_end": [1.9, 1.9], "other_cpu_seconds": 3.0, "run_seconds": 600.0}
+    assert not shared_cores(busy_alone)
+    assert shared_cores({**busy_alone, "other_cpu_seconds": 90.0})
+
+
+def test_a_childs_cpu_is_the_bench_own_once_it_ended():
+    """own_cpu_seconds counts a child that ended (a stopped server), so it is not "other" CPU."""
+    import subprocess
+    import sys
+
+    from embshared.bench import busy_cpu_seconds, other_cpu, own_cpu_seconds
+
+    facts = machine_facts()
+    before = own_cpu_seconds()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    assert own_cpu_seconds() - before >= 0.9
+    assert busy_cpu_seconds() > 0
+    measured = other_cpu(facts)
+    assert measured["run_seconds"] >= 0.9 and measured["other_cpu_seconds"] >= 0
+    assert other_cpu({}) == {}
     p = percentiles([1, 2, 3, 4, 100])
     assert p["p50_ms"] == 3 and p["n"] == 5 and p["mean_ms"] == 22
     assert p["p95_ms"] == pytest.approx(80.8)  # numpy's linear interpolation: 4 + 0.8 * 96
