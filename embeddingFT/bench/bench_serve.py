@@ -13,7 +13,9 @@ load loop stops at ``--requests`` requests or ``--seconds`` seconds, whichever c
    and 32: texts/s and p50 / p95 / p99 latency, for
    - ``serve``: ``python -m embedding_ft.cli.serve`` (batching across requests on one worker);
    - ``serve-w2``: the same server with ``--workers 2`` (two forward passes at once, each on its
-     own copy of the model with one torch thread; ``--also-workers``);
+     own copy of the model; a worker alone takes both cores' torch threads, two busy ones one
+     each; ``--also-workers``); ``serve-w2-fixed`` with ``--fixed-threads-too``: one torch
+     thread per worker whatever the load (the server's ``--threads 1``);
    - ``naive``: a FastAPI endpoint calling ``encode`` once per request on the same model and
      back end (``def`` route: FastAPI runs it on its thread pool), started from this file;
    - ``infinity``: infinity-emb 0.0.78 in its own venv under ``embeddingFT/bench/work/``
@@ -437,7 +439,9 @@ def goals(report: dict) -> list[str]:
     lines = []
     for name in [n for n in emb if n.startswith("serve")]:
         if len(lines):
-            lines += ["", f"The same goals for `{name}` ({name.split('-w')[-1]} workers):", ""]
+            workers, _, fixed = name.split("-w")[-1].partition("-")
+            what = f"{workers} workers" + (", one torch thread each" if fixed else "")
+            lines += ["", f"The same goals for `{name}` ({what}):", ""]
         lines += _goals_of(report, emb[name], name)
     return lines
 
@@ -564,6 +568,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[2],
         help="measure the server with these --workers too (embeddings only; default 2; none: no value)",
     )
+    parser.add_argument(
+        "--fixed-threads-too",
+        action="store_true",
+        help="also measure each --also-workers count with a fixed cores / workers torch threads per worker",
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per measured point at most")
     parser.add_argument("--seconds", type=float, default=60, help="seconds per measured point at most")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -644,8 +653,11 @@ def main(argv: list[str] | None = None) -> int:
             save()
     finally:
         server.stop()
-    for workers in args.also_workers:  # the server with more workers, embeddings only
-        variant = serve_server(full, args.threads, workers, name=f"serve-w{workers}").start()
+    variants = [(w, args.threads, f"serve-w{w}") for w in args.also_workers]
+    if args.fixed_threads_too:  # the same workers, each with a fixed share of the cores
+        variants += [(w, max(1, (os.cpu_count() or 1) // w), f"serve-w{w}-fixed") for w in args.also_workers]
+    for workers, threads, label in variants:  # the server with more workers, embeddings only
+        variant = serve_server(full, threads, workers, name=label).start()
         try:
             name = model_id(variant, "/v1/models")
             report["embeddings"][variant.name] = embeddings_part(variant, "/v1/embeddings", name, texts, args)

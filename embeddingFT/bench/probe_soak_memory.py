@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import subprocess
 import sys
 import threading
@@ -29,8 +28,7 @@ HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "serve"
 
 DRIVER = """
-import asyncio, json, sys
-sys.path.insert(0, {here!r})
+import asyncio, json
 from bench_serve import bench_texts, drive
 _, _, queries, _ = bench_texts({model!r})
 reqs = [("/search", {{"query": q, "top_k": 10, "hybrid": True}}) if i % 8 == 7
@@ -57,15 +55,17 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
     import uvicorn
-
     from bench_serve import free_port
+
     from embedding_ft.serve import Engine, ServeSettings, create_app
     from embshared.cli import start_run
 
     start_run(threads=None, quiet=True)
     if args.trace:
         tracemalloc.start(1)
-    app = create_app(Engine(WORK / "index-full"), ServeSettings(api_key="k", trim_every_s=args.trim_every))  # no reference kept here
+    app = create_app(
+        Engine(WORK / "index-full"), ServeSettings(api_key="k", trim_every_s=args.trim_every)
+    )  # no reference kept here
     state = app.state.serve
     model = state.engine.name
     port = free_port()
@@ -74,8 +74,9 @@ def main() -> None:
     while not server.started:
         time.sleep(0.1)
     url = f"http://127.0.0.1:{port}"
-    code = DRIVER.format(here=str(HERE), model=model, name=model, url=url, seconds=args.seconds)
-    client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    code = DRIVER.format(model=model, name=model, url=url, seconds=args.seconds)
+    # run from this folder, so that `python -c` finds bench_serve.py
+    client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=HERE)
     start, base, old = time.monotonic(), None, None
     reloaded = args.reload_at < 0
     while client.poll() is None:
@@ -83,14 +84,20 @@ def main() -> None:
         t = time.monotonic() - start
         if not reloaded and t >= args.reload_at:
             old = weakref.ref(state.engine)
-            reply = httpx.post(url + "/admin/reload", json={"index": str(WORK / "index-half")},
-                               headers={"Authorization": "Bearer k"}, timeout=120)
+            reply = httpx.post(
+                url + "/admin/reload",
+                json={"index": str(WORK / "index-half")},
+                headers={"Authorization": "Bearer k"},
+                timeout=120,
+            )
             print(f"{t:6.0f} s reload: {reply.status_code}", flush=True)
             reloaded = True
         if int(t) % 15 == 0:
             mem = smaps()
-            line = (f"{t:6.0f} s RSS {mem['Rss']:7.1f} MB anon {mem['Anonymous']:7.1f} "
-                    f"py blocks {sys.getallocatedblocks():9d} objects {len(gc.get_objects()):8d}")
+            line = (
+                f"{t:6.0f} s RSS {mem['Rss']:7.1f} MB anon {mem['Anonymous']:7.1f} "
+                f"py blocks {sys.getallocatedblocks():9d} objects {len(gc.get_objects()):8d}"
+            )
             if old is not None:
                 line += f" old engine alive {old() is not None}"
             if args.trace:
@@ -113,7 +120,6 @@ def main() -> None:
                 for up in gc.get_referrers(holder)[:6]:
                     print("   which is held by", type(up).__name__, repr(up)[:160])
     server.should_exit = True
-    json.dumps({})
 
 
 if __name__ == "__main__":

@@ -230,6 +230,45 @@ def test_two_workers_run_two_batches_at_once_each_on_its_own_copy(encoder):
     assert sorted(first.calls + second.calls) == [4, 4, 4]
 
 
+def test_shared_cores_go_to_a_lone_worker_and_are_split_between_busy_ones(encoder):
+    """share_cores=2: the first batch, alone, runs with 2 torch threads; one started while it is held
+    runs with 1; after both ended, a lone batch has 2 again (each worker sets its own thread's count)."""
+    import torch
+
+    from embedding_ft.serve.batcher import Batcher, Replicas
+
+    seen: list[tuple[str, int]] = []
+
+    class Recording(CountingEncoder):
+        def encode(self, texts, **kwargs):
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+            return super().encode(texts, **kwargs)
+
+    first, second = Recording(encoder), Recording(encoder)
+    gate = threading.Event()
+    first.gate = second.gate = gate
+    before = torch.get_num_threads()
+    batcher = Batcher(budget_tokens=32, wait_ms=1, workers=2, share_cores=2).start()
+    replicas = Replicas([first, second])
+    try:
+        held = batcher.submit(replicas, ["a b c"] * 4, [8] * 4)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        other = batcher.submit(replicas, ["d e f"] * 4, [8] * 4)
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gate.set()
+        held.result(timeout=30), other.result(timeout=30)
+        batcher.submit(replicas, ["g h i"] * 4, [8] * 4).result(timeout=30)
+    finally:
+        gate.set()
+        batcher.stop()
+    assert [threads for _, threads in seen] == [2, 1, 2], seen
+    assert seen[0][0] != seen[1][0] and batcher.threads_used == [2, 1, 2]
+    assert torch.get_num_threads() == before  # the caller's thread is untouched
+
+
 def test_a_lone_request_runs_at_once_and_requests_under_load_wait_to_be_batched(encoder):
     from embedding_ft.serve.batcher import Batcher
 

@@ -269,4 +269,9 @@ def test_teacher_neighbour_batches_group_close_records():
     assert sum(len(g) == 4 for g in groups) >= 8
     with pytest.raises(ConfigError, match="'teacher_neighbours' must be 0, or positive with a teacher"):
         build_config(None, ["teacher_neighbours=3", "teacher=null"])
-    assert build_config(None, ["teacher_neighbours=3", "teacher=sentence-transformers/all-MiniLM-L6-v2"]).teacher_neighbours == 3
+    assert (
+        build_config(
+            None, ["teacher_neighbours=3", "teacher=sentence-transformers/all-MiniLM-L6-v2"]
+        ).teacher_neighbours
+        == 3
+    )

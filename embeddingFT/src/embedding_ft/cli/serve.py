@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--served-name", help="the model id clients send (default: the index's model)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads per forward pass (default: cores / workers)"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per forward pass, fixed (default: all cores; with several workers, the "
+        "cores shared among the workers busy at a batch's start, so a worker alone takes all)",
     )
     parser.add_argument(
         "--workers",
@@ -73,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         queue_texts=args.queue_texts,
         request_timeout_s=args.timeout,
         workers=args.workers,
+        share_cores=(os.cpu_count() or 1) if args.threads is None and args.workers > 1 else None,
     )
     threads = args.threads
-    if threads is None and args.workers > 1:  # the workers share the cores
+    if threads is None and args.workers > 1:  # the workers share the cores (each batch: see share_cores)
         threads = max(1, (os.cpu_count() or 1) // args.workers)
     start_run(threads=threads)
     source = {"index": str(args.index), "model": args.model, "backend": args.backend}

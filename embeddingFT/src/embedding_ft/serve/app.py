@@ -39,6 +39,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None, source: di
             metrics.on_batch,
             settings.workers,
             settings.trim_every_s,
+            settings.share_cores,
         )
         state.batcher = batcher.start()
         try:

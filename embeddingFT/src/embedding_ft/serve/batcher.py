@@ -91,6 +91,10 @@ class Batcher:
         on_batch: called after each forward pass with (texts, padded tokens, seconds).
         workers: worker threads, each running its own batches (on copy k of a :class:`Replicas`).
         trim_every_s: seconds between two returns of the C heap's free pages to the OS (after a batch).
+        share_cores: with several workers, the torch threads shared among the workers running at
+            a batch's start: a worker alone takes all of them, two take half each (None: each worker
+            keeps the process's setting). PyTorch's thread count is per thread, so each worker
+            sets its own.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class Batcher:
         on_batch=None,
         workers: int = 1,
         trim_every_s: float = 2.0,
+        share_cores: int | None = None,
     ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -114,6 +119,9 @@ class Batcher:
         self._lone = True  # the last batch held one request: no load, so a lone request does not wait
         self.trim_every_s = trim_every_s
         self._trimmed = time.monotonic()
+        self.share_cores = share_cores
+        self._busy = 0  # workers running a batch
+        self.threads_used: list[int] = []  # torch threads of each batch, under share_cores (for tests, metrics)
         self._threads = [
             threading.Thread(target=self._run, args=(k,), name=f"embed-batcher-{k}", daemon=True)
             for k in range(workers)
@@ -162,10 +170,27 @@ class Batcher:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._encode(batch, worker)
+            with self._cond:
+                self._busy += 1
+                busy = self._busy
+            try:
+                if self.share_cores:
+                    self._set_threads(max(1, self.share_cores // busy))
+                self._encode(batch, worker)
+            finally:
+                with self._cond:
+                    self._busy -= 1
             if worker == 0 and time.monotonic() - self._trimmed >= self.trim_every_s:
                 release_free_memory()
                 self._trimmed = time.monotonic()
+
+    def _set_threads(self, threads: int) -> None:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        if len(self.threads_used) < 10_000:
+            self.threads_used.append(threads)
 
     def _ready(self) -> bool:
         """The queue's head batch is full (its budget reached), its first request has waited long enough,

@@ -27,6 +27,8 @@ class ServeSettings:
         workers: forward-pass worker threads, each with its own copy of the model (the batcher's).
         trim_every_s: seconds of work between two returns of the C heap's free pages to the OS
             (the batcher's; see :class:`~embedding_ft.serve.batcher.Batcher`).
+        share_cores: with several workers, torch threads shared among the workers busy at a
+            batch's start (the batcher's; None: each keeps the process's thread setting).
     """
 
     api_key: str | None = None
@@ -41,6 +43,7 @@ class ServeSettings:
     request_timeout_s: float = 60.0
     workers: int = 1
     trim_every_s: float = 2.0
+    share_cores: int | None = None
 
     def __post_init__(self):
         positive = ("max_texts", "max_chars", "max_body_bytes", "max_top_k", "batch_tokens", "queue_texts", "workers")
