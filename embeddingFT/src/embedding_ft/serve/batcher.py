@@ -14,10 +14,13 @@ queued for the old model still run on it, the new ones on the new model.
 
 With ``workers`` > 1 each worker thread takes the next batch while the others run theirs, on
 its own copy of the model (:class:`Replicas`: worker k runs copy k; a Hugging Face tokenizer
-must not be called from two threads at once, and each copy has its own). Measured on 2 cores
-(``make bench-serve``, MiniLM, 2026-12-07): two workers of one torch thread each serve 9% more
-queries at concurrency 32 (187 against 172/s) but fewer at concurrency 1 and 8, and a single
-document takes 1.6x as long (one thread per forward pass), so the default is one worker.
+must not be called from two threads at once, and each copy has its own). With ``share_cores``
+the cores are shared per batch: a worker starting a batch alone takes all torch threads, two
+busy ones half each. Measured on 2 cores (``make bench-serve --fixed-threads-too``, MiniLM,
+AMD EPYC, 2026-12-08, one run): two workers sharing the cores served 171 queries/s at
+concurrency 32 and 152 at 8, against 154 / 126 with one fixed thread each and 143 / 124 with
+one worker; a single document ran at 14.2/s, against 10.1 with fixed threads and 17.4 with one
+worker. So the default stays one worker (single requests), and two are the throughput setting.
 
 Every ``trim_every_s`` seconds of work (2), the first worker hands the C heap's free pages back to
 the OS between two batches (:func:`embshared.runtime.release_free_memory`): glibc otherwise keeps
