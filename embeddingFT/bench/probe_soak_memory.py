@@ -32,7 +32,7 @@ import asyncio, json
 from bench_serve import bench_texts, drive
 _, _, queries, _ = bench_texts({model!r})
 reqs = [("/search", {{"query": q, "top_k": 10, "hybrid": True}}) if i % 8 == 7
-        else ("/v1/embeddings", {{"model": {name!r}, "input": q}}) for i, q in enumerate(queries)]
+        else ("/v1/embeddings", {{"model": {model!r}, "input": q}}) for i, q in enumerate(queries)]
 out = asyncio.run(drive({url!r}, reqs, 16, 10_000_000, {seconds}, {{"Authorization": "Bearer k"}}))
 print(json.dumps(out))
 """
@@ -74,7 +74,7 @@ def main() -> None:
     while not server.started:
         time.sleep(0.1)
     url = f"http://127.0.0.1:{port}"
-    code = DRIVER.format(model=model, name=model, url=url, seconds=args.seconds)
+    code = DRIVER.format(model=model, url=url, seconds=args.seconds)
     # run from this folder, so that `python -c` finds bench_serve.py
     client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=HERE)
     start, base, old = time.monotonic(), None, None

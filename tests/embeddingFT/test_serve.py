@@ -265,7 +265,7 @@ def test_shared_cores_go_to_a_lone_worker_and_are_split_between_busy_ones(encode
         gate.set()
         batcher.stop()
     assert [threads for _, threads in seen] == [2, 1, 2], seen
-    assert seen[0][0] != seen[1][0] and batcher.threads_used == [2, 1, 2]
+    assert seen[0][0] != seen[1][0]  # the two held batches ran on the two workers
     assert torch.get_num_threads() == before  # the caller's thread is untouched
 
 

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     check_bind(args.host, args.api_key)  # before anything loads
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0-65535, got {args.port}")
+    cores = os.cpu_count() or 1
+    shared = args.threads is None and args.workers > 1  # the workers share the cores, per batch
     settings = ServeSettings(
         api_key=args.api_key,
         served_name=args.served_name,
@@ -77,12 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         queue_texts=args.queue_texts,
         request_timeout_s=args.timeout,
         workers=args.workers,
-        share_cores=(os.cpu_count() or 1) if args.threads is None and args.workers > 1 else None,
+        share_cores=cores if shared else None,
     )
-    threads = args.threads
-    if threads is None and args.workers > 1:  # the workers share the cores (each batch: see share_cores)
-        threads = max(1, (os.cpu_count() or 1) // args.workers)
-    start_run(threads=threads)
+    # the process's own setting; with shared cores each worker sets its own per batch
+    start_run(threads=max(1, cores // args.workers) if shared else args.threads)
     source = {"index": str(args.index), "model": args.model, "backend": args.backend}
     # the engine is held by the app's state only: a local name here would keep the first engine (its
     # index, and its model after a model change) alive through every hot reload until the server stops

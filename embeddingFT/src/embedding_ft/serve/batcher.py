@@ -124,7 +124,6 @@ class Batcher:
         self._trimmed = time.monotonic()
         self.share_cores = share_cores
         self._busy = 0  # workers running a batch
-        self.threads_used: list[int] = []  # torch threads of each batch, under share_cores (for tests, metrics)
         self._threads = [
             threading.Thread(target=self._run, args=(k,), name=f"embed-batcher-{k}", daemon=True)
             for k in range(workers)
@@ -192,8 +191,6 @@ class Batcher:
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        if len(self.threads_used) < 10_000:
-            self.threads_used.append(threads)
 
     def _ready(self) -> bool:
         """The queue's head batch is full (its budget reached), its first request has waited long enough,
