@@ -83,10 +83,10 @@ export-embed: setup ## Export MODEL for fast CPU inference: BACKEND=onnx|openvin
 	$(PY) -m embedding_ft.cli.export --model $(EMBED_MODEL) --backend $(if $(filter torch,$(EMBED_BACKEND)),onnx,$(EMBED_BACKEND)) --quant $(EMBED_QUANT) \
 		$(if $(EMBED_EXPORT_OUTPUT),--output $(EMBED_EXPORT_OUTPUT))
 
-index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=torch|onnx|openvino|auto] into INDEX [NPROC=, NNODES=: each process encodes a slice] (FAISS + BM25 + documents); [FAISS=auto|flat|hnsw|ivf (auto: flat below 100k docs, else hnsw)] [VECTORS=float32|float16|int8] [FROM_INDEX=base index: an adapter MODEL reuses its vectors] [GATE=exact|approximate: BACKEND=auto's parity gate]
+index-embed: setup ## Index DOCS (BEIR / JSONL / CSV / .txt) with MODEL [BACKEND=torch|onnx|openvino|auto] into INDEX [NPROC=, NNODES=: each process encodes a slice] (FAISS + BM25 + documents); [FAISS=auto|flat|hnsw|ivf (auto: flat below 100k docs, else hnsw)] [VECTORS=float32|float16|int8] [FROM_INDEX=base index: an adapter MODEL reuses its vectors] [GATE=exact|approximate: BACKEND=auto's parity gate] [COMPUTE_DTYPE=float32|bfloat16]
 	$(EMBED_RUN) -m embedding_ft.cli.index --model $(EMBED_MODEL) $(BACKEND_ARGS) $(if $(EMBED_FROM_INDEX),--from-index $(EMBED_FROM_INDEX),--docs $(EMBED_DOCS)) --index $(EMBED_INDEX) \
 		$(if $(or $(EMBED_FAISS),$(call guide_name,FAISS)),--faiss $(or $(EMBED_FAISS),$(call guide_name,FAISS))) $(if $(or $(EMBED_VECTORS),$(call guide_name,VECTORS)),--vectors $(or $(EMBED_VECTORS),$(call guide_name,VECTORS))) \
-		$(if $(call guide_name,GATE),--gate $(call guide_name,GATE))
+		$(if $(call guide_name,GATE),--gate $(call guide_name,GATE)) $(if $(call guide_name,COMPUTE_DTYPE),--compute-dtype $(call guide_name,COMPUTE_DTYPE))
 
 search-embed: setup ## Search INDEX for QUERY="..." [TOPK=10] [HYBRID=1: fused as the index's fusion.json says; WEIGHT=w: convex, dense weight w; CANDIDATES=N: fuse each ranker's top N, 0: every document] (JSON=1: JSON lines)
 	$(PY) -m embedding_ft.cli.search --index $(EMBED_INDEX) --query "$(EMBED_QUERY)" --top-k $(EMBED_TOPK) $(if $(EMBED_HYBRID),--hybrid) $(if $(EMBED_WEIGHT),--weight $(EMBED_WEIGHT)) $(if $(EMBED_JSON),--json) \

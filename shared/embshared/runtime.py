@@ -83,6 +83,24 @@ def bf16_supported(device: str) -> bool:
         except (AttributeError, RuntimeError):
             return False
     return False
+
+
+def bf16_native(device: str) -> bool:
+    """True when ``device`` computes in bfloat16 natively (CUDA with bf16; a CPU with AVX512-BF16 or AMX).
+
+    Whether that is *faster* differs from CPU to CPU, so callers measure before they choose:
+    encoding MiniLM under bf16 autocast ran at about 0.7x fp32 on a 2-core Xeon with AVX512-BF16,
+    and at 2.15x on a 2-core AMD EPYC (Zen 4) with the same flag (cosine to fp32 >= 0.99997).
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
     return False
 
 

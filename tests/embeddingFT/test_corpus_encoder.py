@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -191,11 +192,12 @@ def test_backend_auto_falls_back_to_torch_when_no_export_passes_the_gate(tmp_pat
         (tmp_path / "tiny" / "st" / file_name).write_text("fake")
     loaded = []
 
-    def fake_load(name, backend="torch", file_name=None, device=None):
+    def fake_load(name, backend="torch", file_name=None, device=None, compute_dtype="float32"):
         loaded.append((backend, file_name))
         return Counting(model) if backend == "torch" else Noise()
 
     monkeypatch.setattr(backends, "load_encoder", fake_load)
+    monkeypatch.setattr(ce, "bf16_native", lambda device: False)  # fp32 candidates only, on any CPU
     texts = _texts()
     for gate in ce.GATES:
         encoder = CorpusEncoder(folder, backend="auto", gate=gate, cache=EmbeddingCache(tmp_path / gate))
@@ -240,6 +242,7 @@ def test_backend_auto_exports_into_the_cache_and_never_into_the_model_folder(tmp
     from embedding_ft import export
 
     folder, model = tiny
+    monkeypatch.setattr(ce, "bf16_native", lambda device: False)  # fp32 candidates only, on any CPU
     texts = _texts()
     cache = EmbeddingCache(tmp_path / "cache")
     encoder = CorpusEncoder(folder, backend="auto", gate="exact", cache=cache, encoder=model, export=True)
@@ -278,6 +281,7 @@ def test_an_index_built_on_an_export_in_the_cache_encodes_its_queries_with_it(tm
         return vectors, seconds + (1.0 if encoder is model else 0.0)
 
     monkeypatch.setattr(ce, "_timed", torch_slower)
+    monkeypatch.setattr(ce, "bf16_native", lambda device: False)  # fp32 candidates only, on any CPU
     texts = _texts()
     docs = Documents([f"d{i}" for i in range(len(texts))], texts, "test")
     build_index(tmp_path / "idx", docs, str(folder), "auto", encoder=model, gate="exact")
@@ -349,3 +353,63 @@ def test_an_unwritable_target_fails_in_one_line_before_encoding(tmp_path, tiny, 
     assert index_cli.main(argv) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot write the" in err[0] and "Traceback" not in err[0]
+
+
+def test_float32_cache_keys_are_those_made_before_compute_dtype_existed():
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    key = ce.CacheKey("f" * 16, "torch", None, 256, "c" * 16, None)
+    legacy = {k: v for k, v in asdict(key).items() if k != "compute_dtype"}
+    assert key.digest() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:20]
+    bf16 = ce.CacheKey("f" * 16, "torch", None, 256, "c" * 16, None, "bfloat16")
+    assert bf16.digest() != key.digest() and bf16.fields()["compute_dtype"] == "bfloat16"
+
+
+def test_autocast_encoder_computes_in_bf16_and_passes_attributes_through(tiny):
+    import copy
+
+    folder, model = tiny
+    texts = _texts(12)
+    fp32 = model.encode(texts, normalize_embeddings=True)
+    bf16 = backends.AutocastEncoder(model)
+    got = bf16.encode(texts, normalize_embeddings=True)
+    cosines = np.sum(got * fp32, axis=1)
+    assert cosines.min() > 0.99 and np.abs(got - fp32).max() > 1e-5  # close, and not fp32's own numbers
+    twin = copy.deepcopy(bf16)
+    assert isinstance(twin, backends.AutocastEncoder) and twin.model is not model
+    np.testing.assert_allclose(twin.encode(texts, normalize_embeddings=True), got, atol=1e-6)
+    bf16.max_seq_length = 17
+    assert model.max_seq_length == 17 and bf16.max_seq_length == 17 and twin.max_seq_length != 17
+    with pytest.raises(Exception, match="float32 only"):
+        backends.load_encoder(str(folder), "onnx", None, compute_dtype="bfloat16")
+
+
+def test_backend_auto_measures_bf16_where_native_and_the_index_keeps_it_for_queries(tmp_path, tiny, monkeypatch):
+    """A CPU with native bf16: PyTorch autocast and OpenVINO bf16 are candidates; chosen, the index records it."""
+    from embedding_ft.index import Searcher, build_index, load_vectors, read_meta
+    from embshared.io import Documents
+
+    folder, model = tiny
+    monkeypatch.setattr(ce, "bf16_native", lambda device: True)
+    timed = ce._timed
+
+    def bf16_torch_fastest(encoder, texts, prompt_name=None):  # the choice, not the clock, is under test
+        vectors, seconds = timed(encoder, texts, prompt_name)
+        return vectors, 0.0 if isinstance(encoder, backends.AutocastEncoder) else seconds + 1.0
+
+    monkeypatch.setattr(ce, "_timed", bf16_torch_fastest)
+    texts = _texts()
+    docs = Documents([f"d{i}" for i in range(len(texts))], texts, "test")
+    build_index(tmp_path / "idx", docs, str(folder), "auto", encoder=model, gate="exact")
+    encoder_choice = read_meta(tmp_path / "idx")
+    assert (encoder_choice["backend"], encoder_choice["compute_dtype"]) == ("torch", "bfloat16")
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "idx.cache").glob("*/meta.json")]
+    assert [m["key"]["compute_dtype"] for m in metas] == ["bfloat16"]
+    fp32 = model.encode(texts, normalize_embeddings=True)
+    stored = load_vectors(tmp_path / "idx")
+    assert np.sum(stored * fp32, axis=1).min() >= 0.9999 and np.abs(stored - fp32).max() > 0  # bf16's own vectors
+    searcher = Searcher(tmp_path / "idx")
+    assert isinstance(searcher.encoder, backends.AutocastEncoder)  # queries encoded as the documents were
+    assert [hits[0].id for hits in (searcher.search(t, 3) for t in texts[:3])] == ["d0", "d1", "d2"]

@@ -21,7 +21,11 @@
 - ``backend="auto"`` tries the exported files already in the model folder (:data:`embedding_ft.export.FILES`;
   nothing is exported here) on a sample of the collection, keeps those whose vectors pass a parity
   gate against PyTorch (``gate="exact"``: cosine >= 0.9999 for every sample text; ``"approximate"``:
-  mean cosine >= 0.99), and uses the fastest of them and PyTorch; PyTorch when none passes.
+  mean cosine >= 0.99), and uses the fastest of them and PyTorch; PyTorch when none passes. Where
+  the device computes in bfloat16 natively (:func:`embshared.runtime.bf16_native`), PyTorch under
+  bf16 autocast and OpenVINO's bf16 inference are measured too, under the same gate: on a 2-core
+  AMD EPYC (Zen 4) they pass the exact gate (cosine >= 0.99997) at 2.2x PyTorch fp32, while on a
+  Xeon with the same flag bf16 was slower than fp32, so it is measured, never assumed.
 
 Nothing is pickled: arrays are ``.npy`` read with ``allow_pickle=False``, metadata is JSON.
 """
@@ -44,7 +48,7 @@ from tqdm.auto import tqdm
 
 from embedding_ft import backends
 from embshared.files import atomic_write, write_json
-from embshared.runtime import release_free_memory
+from embshared.runtime import bf16_native, release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +96,17 @@ class CacheKey:
     max_seq_length: int | None
     collection: str
     prompt_name: str | None = None
+    compute_dtype: str = "float32"
+
+    def fields(self) -> dict:
+        """The key as stored; float32's leaves ``compute_dtype`` out, so caches made before it existed still match."""
+        out = asdict(self)
+        if out["compute_dtype"] == "float32":
+            del out["compute_dtype"]
+        return out
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
+        return hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()[:20]
 
 
 def model_key(
@@ -104,12 +116,25 @@ def model_key(
     max_seq_length: int | None,
     texts_hash: str,
     prompt_name: str | None = None,
+    compute_dtype: str = "float32",
 ) -> CacheKey:
     """The key of ``model``'s vectors (its fingerprint as :func:`embedding_ft.index.model_identity` computes it)."""
     from embedding_ft.identity import model_identity
 
     fingerprint = model_identity(str(model), backend, file_name)["model_fingerprint"]
-    return CacheKey(fingerprint, backend, file_name, max_seq_length, texts_hash, prompt_name)
+    return CacheKey(fingerprint, backend, file_name, max_seq_length, texts_hash, prompt_name, compute_dtype)
+
+
+def exact_backends() -> list[tuple[str, str | None, str]]:
+    """(backend, file_name, compute_dtype) of every encoder whose vectors may feed reported figures.
+
+    PyTorch and the fp32 exports; in bfloat16 too, since ``auto`` chooses bf16 under the exact
+    gate only where it measured cosine >= 0.9999 to fp32 on the collection.
+    """
+    from embedding_ft.export import FILES
+
+    fp32 = [("torch", None)] + [(b, f) for (b, q), f in FILES.items() if q == "none"]
+    return [(b, f, "float32") for b, f in fp32] + [(b, f, "bfloat16") for b, f in fp32 if b != "onnx"]
 
 
 class EmbeddingCache:
@@ -129,7 +154,7 @@ class EmbeddingCache:
         folder = self.folder(key)
         try:
             meta = json.loads((folder / META).read_text(encoding="utf-8"))
-            if meta.get("key") != asdict(key):
+            if meta.get("key") != key.fields():
                 return None
             vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
@@ -145,17 +170,15 @@ class EmbeddingCache:
     def lookup(
         self, model: str, texts, max_seq_length: int | None, prompt_name: str | None = None
     ) -> np.ndarray | None:
-        """``model``'s completed vectors of ``texts`` on an exact back end (PyTorch or an fp32 export), else None.
+        """``model``'s completed vectors of ``texts`` on an exact back end (:func:`exact_backends`), else None.
 
         For readers that did not encode (benchmarks judging a run's models): the key is rebuilt
         for each exact back end in turn, nothing is searched for by file name.
         """
-        from embedding_ft.export import FILES
-
         texts_hash = collection_hash(texts)
-        exact = [("torch", None)] + [(b, f) for (b, q), f in FILES.items() if q == "none"]
-        for backend, file_name in exact:
-            vectors = self.load(model_key(model, backend, file_name, max_seq_length, texts_hash, prompt_name))
+        for backend, file_name, dtype in exact_backends():
+            key = model_key(model, backend, file_name, max_seq_length, texts_hash, prompt_name, dtype)
+            vectors = self.load(key)
             if vectors is not None:
                 return vectors
         return None
@@ -180,6 +203,8 @@ class CorpusEncoder:
         export: ``backend="auto"`` also exports the model to ONNX (fp32, and int8 under the
             approximate gate) once, into ``<cache>/exports/`` (never into the model folder),
             and measures those files too. Needs a cache.
+        compute_dtype: "float32" or "bfloat16" (:func:`embedding_ft.backends.load_encoder`); under
+            ``backend="auto"`` it is measured and chosen with the back end.
     """
 
     def __init__(
@@ -195,6 +220,7 @@ class CorpusEncoder:
         sample_size: int = SAMPLE_SIZE,
         prompt_name: str | None = None,
         export: bool = False,
+        compute_dtype: str = "float32",
     ):
         if shard_size < 1 or token_budget < 1:
             raise ValueError("shard_size and token_budget must be >= 1")
@@ -210,6 +236,7 @@ class CorpusEncoder:
         self.sample_size = sample_size
         self.prompt_name = prompt_name
         self.export = export
+        self.compute_dtype = getattr(encoder, "compute_dtype", compute_dtype)
         self._encoder = encoder
         self.choice: dict | None = None  # backend="auto": what was measured and chosen
         self.batches: list[int] = []  # the last pass's batch sizes (texts per call)
@@ -222,14 +249,17 @@ class CorpusEncoder:
         if self._encoder is None:
             if self.backend == "auto":
                 raise RuntimeError("backend 'auto' is resolved by encode()")
-            self._encoder = backends.load_encoder(self.source_folder(), self.backend, self.file_name)
+            self._encoder = backends.load_encoder(
+                self.source_folder(), self.backend, self.file_name, compute_dtype=self.compute_dtype
+            )
         return self._encoder
 
-    def use(self, backend: str, file_name: str | None) -> None:
+    def use(self, backend: str, file_name: str | None, compute_dtype: str = "float32") -> None:
         """Encode on ``backend`` / ``file_name`` (e.g. another process's ``auto`` choice): loaded on first use,
         from the model folder or, for a file only exported into the cache, from there."""
-        if (backend, file_name) != (self.backend, self.file_name) or self.backend == "auto":
-            self.backend, self.file_name, self._encoder = backend, file_name, None
+        chosen = (backend, file_name, compute_dtype)
+        if chosen != (self.backend, self.file_name, self.compute_dtype) or self.backend == "auto":
+            self.backend, self.file_name, self.compute_dtype, self._encoder = *chosen, None
 
     def source_folder(self) -> str:
         """The folder the encoder loads from: the model folder, or its export in the cache when only that holds the file."""
@@ -247,87 +277,104 @@ class CorpusEncoder:
 
     def _resolve_auto(self, texts: list[str]) -> None:
         """backend="auto": the fastest back end whose vectors pass the gate on a sample; torch when none does."""
-        from embedding_ft.export import FILES
-        from embshared.models import resolve_model
-
-        folder = Path(resolve_model(self.model)).expanduser()
-        candidates = [(b, f, folder) for (b, _), f in FILES.items() if folder.is_dir() and (folder / f).is_file()]
-        if self.export and self.cache is not None and folder.is_dir():
-            exported = exported_copy(folder, self.cache.root / "exports", self.gate)
-            have = {(b, f) for b, f, _ in candidates}  # the model folder's own files first
-            if exported is not None:
-                candidates += [
-                    (b, f, exported) for (b, _), f in FILES.items() if (b, f) not in have and (exported / f).is_file()
-                ]
         rows = np.linspace(0, len(texts) - 1, min(self.sample_size, len(texts))).round().astype(int)
         sample = [texts[i] for i in dict.fromkeys(rows.tolist())]
         torch_encoder = self._encoder or backends.load_encoder(self.model, "torch", None)
+        if isinstance(torch_encoder, backends.AutocastEncoder):  # the reference is fp32
+            torch_encoder = torch_encoder.model
         reference, torch_seconds = _timed(torch_encoder, sample, self.prompt_name)
-        measured = [{"backend": "torch", "file_name": None, "seconds": torch_seconds, "passed": True}]
+        measured = [self._measurement("torch", None, "float32", torch_seconds, None, None)]
         min_each, min_mean = GATES[self.gate]
         reference_length = getattr(torch_encoder, "max_seq_length", None)
-        for backend, file_name, where in candidates:
+        for backend, file_name, where, dtype in self._candidates(torch_encoder):
             try:
-                candidate = backends.load_encoder(str(where), backend, file_name)
-                if reference_length:  # the length the caller set, not the folder's
-                    candidate.max_seq_length = reference_length
+                if backend == "torch":
+                    candidate = backends.AutocastEncoder(torch_encoder)
+                else:
+                    candidate = backends.load_encoder(str(where), backend, file_name, compute_dtype=dtype)
+                    if reference_length:  # the length the caller set, not the folder's
+                        candidate.max_seq_length = reference_length
                 vectors, seconds = _timed(candidate, sample, self.prompt_name)
             except Exception as exc:  # a file that does not load or run is not a candidate
-                logger.warning("backend auto: %s %s not usable (%s)", backend, file_name, exc)
+                logger.warning("backend auto: %s %s %s not usable (%s)", backend, file_name or "", dtype, exc)
                 continue
             if vectors.shape != reference.shape:
                 cosines = np.full(len(sample), -1.0)
             else:
                 cosines = np.sum(_unit(vectors) * _unit(reference), axis=1)
             passed = bool(cosines.min() >= min_each and cosines.mean() >= min_mean)
-            measured.append(
-                {
-                    "backend": backend,
-                    "file_name": file_name,
-                    "seconds": seconds,
-                    "passed": passed,
-                    "min_cosine": float(cosines.min()),
-                    "mean_cosine": float(cosines.mean()),
-                    "where": str(where),
-                }
-            )
+            measured.append(self._measurement(backend, file_name, dtype, seconds, cosines, where, passed))
             del candidate  # measured, then released: each runtime keeps its buffers while it lives
             gc.collect()
         best = min((m for m in measured if m["passed"]), key=lambda m: m["seconds"])
         for m in measured:
             logger.info(
-                "backend auto (gate %s, %d texts): %s %s %.3f s%s%s",
+                "backend auto (gate %s, %d texts): %s %s %s %.3f s%s%s",
                 self.gate,
                 len(sample),
                 m["backend"],
                 m["file_name"] or "",
+                m["compute_dtype"],
                 m["seconds"],
                 f", cosine min {m['min_cosine']:.6f} mean {m['mean_cosine']:.6f}" if "min_cosine" in m else "",
                 "" if m["passed"] else " (fails the gate)",
             )
-        logger.info("backend auto: using %s %s", best["backend"], best["file_name"] or "")
-        self.backend, self.file_name = best["backend"], best["file_name"]
+        logger.info("backend auto: using %s %s %s", best["backend"], best["file_name"] or "", best["compute_dtype"])
+        self.backend, self.file_name, self.compute_dtype = best["backend"], best["file_name"], best["compute_dtype"]
         if self.backend == "torch":
-            self._encoder = torch_encoder
+            bf16 = self.compute_dtype == "bfloat16"
+            self._encoder = backends.AutocastEncoder(torch_encoder) if bf16 else torch_encoder
         else:  # loaded again: only the chosen runtime stays in memory
             del torch_encoder
             self._encoder = None
             gc.collect()
-            self._encoder = backends.load_encoder(best["where"], self.backend, self.file_name)
+            self._encoder = backends.load_encoder(
+                best["where"], self.backend, self.file_name, compute_dtype=self.compute_dtype
+            )
             if reference_length:
                 self._encoder.max_seq_length = reference_length
         self.choice = {"gate": self.gate, "sample": len(sample), "measured": measured, "chosen": best}
 
-    def resolve_backend(self, texts) -> tuple[str, str | None]:
-        """(backend, file_name) that will encode ``texts``: "auto" is resolved here (once), others are kept."""
+    def _candidates(self, torch_encoder) -> list[tuple[str, str | None, Path | None, str]]:
+        """(backend, file_name, folder, compute_dtype) to measure against PyTorch fp32: the model folder's exports
+        (and, with ``export``, the cache's), in fp32 and, where the device computes it natively, bf16."""
+        from embedding_ft.export import FILES
+        from embshared.models import resolve_model
+
+        folder = Path(resolve_model(self.model)).expanduser()
+        files = [(b, f, folder) for (b, _), f in FILES.items() if folder.is_dir() and (folder / f).is_file()]
+        if self.export and self.cache is not None and folder.is_dir():
+            exported = exported_copy(folder, self.cache.root / "exports", self.gate)
+            have = {(b, f) for b, f, _ in files}  # the model folder's own files first
+            if exported is not None:
+                files += [
+                    (b, f, exported) for (b, _), f in FILES.items() if (b, f) not in have and (exported / f).is_file()
+                ]
+        out = [(b, f, where, "float32") for b, f, where in files]
+        device = getattr(getattr(torch_encoder, "device", None), "type", "cpu")
+        if bf16_native(device):
+            out.append(("torch", None, None, "bfloat16"))
+        if bf16_native("cpu"):  # OpenVINO runs on the CPU
+            out += [(b, f, where, "bfloat16") for b, f, where in files if b == "openvino"]
+        return out
+
+    @staticmethod
+    def _measurement(backend, file_name, dtype, seconds, cosines, where, passed=True) -> dict:
+        out = {"backend": backend, "file_name": file_name, "compute_dtype": dtype, "seconds": seconds, "passed": passed}
+        if cosines is not None:
+            out |= {"min_cosine": float(cosines.min()), "mean_cosine": float(cosines.mean()), "where": str(where)}
+        return out
+
+    def resolve_backend(self, texts) -> tuple[str, str | None, str]:
+        """(backend, file_name, compute_dtype) that will encode ``texts``: "auto" is resolved here (once)."""
         if self.backend == "auto":
             texts = texts if isinstance(texts, list) else list(texts)
             if not texts or self._adapter_key(texts) is not None:
                 # nothing to measure on, or an adapter over cached base vectors (no forward pass at all)
-                self.backend, self.file_name = "torch", None
+                self.backend, self.file_name, self.compute_dtype = "torch", None, "float32"
             else:
                 self._resolve_auto(texts)
-        return self.backend, self.file_name
+        return self.backend, self.file_name, self.compute_dtype
 
     # -- the pass -----------------------------------------------------------------------------
 
@@ -339,6 +386,7 @@ class CorpusEncoder:
             getattr(self.encoder, "max_seq_length", None),
             texts_hash,
             self.prompt_name,
+            self.compute_dtype,
         )
 
     def encode(self, texts, show_progress: bool = True) -> np.ndarray:
@@ -424,7 +472,7 @@ class CorpusEncoder:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, folder / VECTORS)
-        meta = {"key": asdict(key), "model": self.model, "n": n, "dim": dim, "format": 1}
+        meta = {"key": key.fields(), "model": self.model, "n": n, "dim": dim, "format": 1}
         write_json(folder / META, meta)
         if shard_dir is not None:
             shutil.rmtree(shard_dir, ignore_errors=True)
@@ -451,7 +499,8 @@ class CorpusEncoder:
 
     # -- adapters -----------------------------------------------------------------------------
 
-    def _adapter_base_key(self, texts_hash: str, max_seq_length: int | None) -> CacheKey | None:
+    def _adapter_base_key(self, texts_hash: str, max_seq_length: int | None, cache: EmbeddingCache) -> CacheKey | None:
+        """The key of the adapter's base model's vectors of these texts in ``cache``, on any exact back end."""
         from embedding_ft.adapter import AdapterInfo, is_adapter
 
         if not is_adapter(self.model):
@@ -459,15 +508,18 @@ class CorpusEncoder:
         info = AdapterInfo.load(self.model)
         if info is None or not info.base or not info.base.get("model"):
             return None
-        try:
-            base = model_key(info.base["model"], "torch", None, max_seq_length, texts_hash)
-        except Exception as exc:  # the base is gone: no shortcut
-            logger.info("%s: the adapter's base %s is not available (%s)", self.model, info.base["model"], exc)
-            return None
-        if info.base.get("model_fingerprint") not in (None, base.model_fingerprint):
-            logger.info("%s: its base %s has changed since training: no shortcut", self.model, info.base["model"])
-            return None
-        return base
+        for backend, file_name, dtype in exact_backends():
+            try:
+                base = model_key(info.base["model"], backend, file_name, max_seq_length, texts_hash, None, dtype)
+            except Exception as exc:  # the base is gone: no shortcut
+                logger.info("%s: the adapter's base %s is not available (%s)", self.model, info.base["model"], exc)
+                return None
+            if info.base.get("model_fingerprint") not in (None, base.model_fingerprint):
+                logger.info("%s: its base %s has changed since training: no shortcut", self.model, info.base["model"])
+                return None
+            if base in cache:
+                return base
+        return None
 
     def _adapter_key(self, texts: list[str]) -> CacheKey | None:
         """backend="auto": the cached base vectors' key when the adapter shortcut applies (torch encoder loaded)."""
@@ -478,11 +530,10 @@ class CorpusEncoder:
         if self._encoder is None:
             self._encoder = backends.load_encoder(self.model, "torch", None)
         max_len = getattr(self._encoder, "max_seq_length", None)
-        base = self._adapter_base_key(collection_hash(texts), max_len)
-        return base if base is not None and base in self.cache else None
+        return self._adapter_base_key(collection_hash(texts), max_len, self.cache)
 
     def _adapter_base(self, cache: EmbeddingCache, key: CacheKey, texts: list[str]) -> np.ndarray | None:
-        base = self._adapter_base_key(key.collection, key.max_seq_length)
+        base = self._adapter_base_key(key.collection, key.max_seq_length, cache)
         return None if base is None else cache.load(base)
 
     def _from_base(self, folder: Path, key: CacheKey, base: np.ndarray, show_progress: bool) -> np.ndarray:

@@ -150,6 +150,7 @@ def build_index(
     cache_dir: str | Path | None = None,
     gate: str = "exact",
     shard_size: int | None = None,
+    compute_dtype: str = "float32",
 ) -> tuple[Path, bool]:
     """Embed ``docs`` and write the index folder; returns (folder, reused).
 
@@ -172,6 +173,8 @@ def build_index(
             (those exports and any in the model folder) whose vectors match PyTorch's on a sample is
             used, else torch; the index records the back end chosen.
         shard_size: documents per resumable shard of the encoding pass (default 8,192).
+        compute_dtype: "float32" or "bfloat16" (torch, openvino); under ``backend="auto"`` chosen with
+            the back end. meta.json records it, and the queries are encoded the same way.
     """
     if vectors not in VECTOR_PRECISIONS:
         raise ValueError(f"vectors must be one of {VECTOR_PRECISIONS}, got {vectors!r}")
@@ -190,9 +193,10 @@ def build_index(
         gate=gate,
         encoder=encoder,
         export=backend == "auto",
+        compute_dtype=compute_dtype,
         **({"shard_size": shard_size} if shard_size else {}),
     )
-    backend, file_name = corpus.resolve_backend(docs.texts)  # "auto": the back end chosen on a sample
+    backend, file_name, compute_dtype = corpus.resolve_backend(docs.texts)  # "auto": chosen on a sample
     identity = model_identity(model, backend, file_name)
     source = corpus.source_folder()  # an export only in the cache: the queries must be encoded from it too
     encoder_folder = str(Path(source).resolve()) if source != model else None
@@ -251,6 +255,7 @@ def build_index(
         "dense_stats": STATS_FILE,
         "fusion": fusion_meta,
         **({"encoder_folder": encoder_folder} if encoder_folder else {}),
+        "compute_dtype": compute_dtype,
         "encode_seconds": round(encode_seconds, 2),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -471,7 +476,10 @@ class Searcher:
             )
         if encoder is None:
             encoder = load_encoder(
-                query_encoder_folder(self.folder, self.meta), self.meta["backend"], self.meta.get("file_name")
+                query_encoder_folder(self.folder, self.meta),
+                self.meta["backend"],
+                self.meta.get("file_name"),
+                compute_dtype=self.meta.get("compute_dtype", "float32"),  # as its documents were encoded
             )
         self.encoder = encoder
 

@@ -531,7 +531,7 @@ def _final_doc_vectors(ctx: _RunContext, fitted: _Fitted, final: Path):
         token_budget=ctx.cfg.evaluation.batch_size * 256,
     )  # fmt: skip
     vectors = encoder.encode(list(eval_set.corpus.values()))
-    logger.info("final evaluation encoded on %s %s", encoder.backend, encoder.file_name or "")
+    logger.info("final evaluation encoded on %s %s %s", encoder.backend, encoder.file_name or "", encoder.compute_dtype)
     return vectors
 
 

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="--backend auto's parity gate: cosine >= 0.9999 for every sample text, or mean cosine >= 0.99",
     )
     parser.add_argument("--file-name", help="exported file inside the model folder (default: the int8 export)")
+    parser.add_argument(
+        "--compute-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="bfloat16: torch under autocast, openvino's bf16 inference (fast where the CPU has AVX512-BF16 "
+        "or AMX; measure with make bench-scale); --backend auto measures both where the CPU has it",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--docs", type=Path, help="the document collection")
     source.add_argument(
@@ -140,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             gate=args.gate,
             shard_size=args.shard_size,
+            compute_dtype=args.compute_dtype,
         )
         print(f"{'reused' if reused else 'built'} {folder}: {len(docs)} documents from {docs.source}")
     meta = read_meta(folder)
@@ -167,7 +175,7 @@ def _build_by_rank(args, docs):
     corpus = CorpusEncoder(
         args.model, args.backend, args.file_name, cache=EmbeddingCache(cache_dir),
         token_budget=max(args.batch_size, 1) * 256, gate=args.gate, export=args.backend == "auto",
-        **({"shard_size": args.shard_size} if args.shard_size else {}),
+        compute_dtype=args.compute_dtype, **({"shard_size": args.shard_size} if args.shard_size else {}),
     )  # fmt: skip
     vectors = encode_by_rank(corpus, docs.texts, state)
     if not state.is_main_process:
@@ -175,6 +183,7 @@ def _build_by_rank(args, docs):
     folder, reused = build_index(
         args.index, docs, args.model, corpus.backend, corpus.file_name, args.batch_size, args.faiss or "auto",
         encoder=corpus.encoder, embeddings=vectors, vectors=args.vectors or "float32", cache_dir=cache_dir,
+        compute_dtype=corpus.compute_dtype,
     )  # fmt: skip
     print(f"{state.num_processes} processes encoded {len(docs)} documents from {docs.source}")
     return folder, reused

@@ -30,7 +30,7 @@ from embedding_ft.serve.batcher import Replicas
 logger = logging.getLogger("embedding_ft.serve")
 
 #: what identifies the weights an index was built with (meta.json keys)
-IDENTITY = ("model_fingerprint", "backend", "file_name")
+IDENTITY = ("model_fingerprint", "backend", "file_name", "compute_dtype")
 
 
 class _GivenQuery:
@@ -108,7 +108,10 @@ class Engine:
 
         # a model the caller named was checked by the Searcher: it is the index's own
         return load_encoder(
-            query_encoder_folder(self.index, self.meta), self.meta["backend"], self.meta.get("file_name")
+            query_encoder_folder(self.index, self.meta),
+            self.meta["backend"],
+            self.meta.get("file_name"),
+            compute_dtype=self.meta.get("compute_dtype", "float32"),
         )
 
     def same_model(self, meta: dict) -> bool:
