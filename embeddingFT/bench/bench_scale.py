@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -204,7 +205,7 @@ def throughput_stage(report: dict) -> None:
     from embedding_ft.export import FILES
     from embshared.io import load_beir
     from embshared.models import resolve_model
-    from embshared.runtime import shared_data_dir
+    from embshared.runtime import bf16_native, shared_data_dir
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MODEL))
     texts = []
@@ -218,14 +219,25 @@ def throughput_stage(report: dict) -> None:
     root = exports_dir()
     export_seconds = round(time.perf_counter() - start, 1)
     folder = next(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    variants = [("pytorch fp32", "torch", None)] + [
-        (f"{b} {'fp32' if q == 'none' else q}", b, FILES[(b, q)])
+    variants = [("pytorch fp32", "torch", None, "float32")] + [
+        (f"{b} {'fp32' if q == 'none' else q}", b, FILES[(b, q)], "float32")
         for q in ("none", "int8")
         for b in ("onnx", "openvino")
     ]
+    if bf16_native("cpu"):  # what backend=auto measures too on such a CPU
+        variants += [("pytorch bf16 autocast", "torch", None, "bfloat16")] + [
+            (
+                f"openvino {'fp32' if q == 'none' else q} file, bf16 inference",
+                "openvino",
+                FILES[("openvino", q)],
+                "bfloat16",
+            )
+            for q in ("none", "int8")
+        ]
     rows, reference = {}, None
-    for label, backend, file_name in [*variants, ("pytorch fp32 (again)", "torch", None)]:
-        encoder = backends.load_encoder(MODEL if backend == "torch" else str(folder), backend, file_name)
+    for label, backend, file_name, dtype in [*variants, ("pytorch fp32 (again)", "torch", None, "float32")]:
+        source = MODEL if backend == "torch" else str(folder)
+        encoder = backends.load_encoder(source, backend, file_name, compute_dtype=dtype)
         encoder.max_seq_length = 256
         corpus = CorpusEncoder(MODEL, backend, file_name, encoder=encoder, token_budget=64 * 256)
         corpus.encode(texts[:64], show_progress=False)  # warm-up
@@ -258,7 +270,10 @@ def throughput_stage(report: dict) -> None:
     }
 
 
-def train_stage(report: dict) -> None:
+TRAIN_RUNS = ("finetune_torch", "torch", "auto", "auto_warm")
+
+
+def train_stage(report: dict, names: list[str]) -> None:
     out = {}
     runs = WORK / "train"
     for name, backend, keep_exports, recipe in (
@@ -267,6 +282,8 @@ def train_stage(report: dict) -> None:
         ("auto", "auto", False, RECIPE),
         ("auto_warm", "auto", True, RECIPE),
     ):
+        if name not in names:
+            continue
         cache = runs / f"cache-{name}"
         if keep_exports:  # the auto run's cache with everything but its exports removed
             cache = runs / "cache-auto"
@@ -287,16 +304,20 @@ def train_stage(report: dict) -> None:
         measured = run_measured(cmd, runs / f"{name}.log")
         summary = json.loads((runs / name / "metrics.json").read_text()) if measured["returncode"] == 0 else {}
         pick = ("bm25", "base", "hybrid_base_tuned", "finetuned", "hybrid_finetuned_tuned")
+        log = (runs / f"{name}.log").read_text(errors="replace")
         out[name] = {
             **measured,
+            "auto_chose": re.findall(r"backend auto: using ([^\n]+)", log),  # each auto pass's choice
             "dev": {k: round(v["ndcg@10"], 4) for k, v in summary.get("metrics_dev", {}).items() if k in pick},
             "rest": {k: round(v["ndcg@10"], 4) for k, v in summary.get("metrics_rest", {}).items() if k in pick},
         }
         print("train", name, out[name], flush=True)
     for name in ("auto", "auto_warm"):
-        out[f"{name}_ratio"] = round(out[name]["seconds"] / out["torch"]["seconds"], 3)
+        if name in out and "torch" in out:
+            out[f"{name}_ratio"] = round(out[name]["seconds"] / out["torch"]["seconds"], 3)
     for name in ("torch", "auto", "auto_warm"):
-        out[f"{name}_vs_finetune"] = round(out[name]["seconds"] / out["finetune_torch"]["seconds"], 3)
+        if name in out and "finetune_torch" in out:
+            out[f"{name}_vs_finetune"] = round(out[name]["seconds"] / out["finetune_torch"]["seconds"], 3)
     report["train"] = out
 
 
@@ -315,7 +336,7 @@ def index_stage(report: dict, sizes: list[int]) -> None:
         rows[n] = {
             **measured,
             "docs_per_s": round(n / measured["seconds"], 1),
-            "backend": f"{meta.get('backend')} {meta.get('file_name') or ''}".strip(),
+            "backend": f"{meta.get('backend')} {meta.get('file_name') or ''} {meta.get('compute_dtype', '')}".strip(),
             "faiss": meta.get("faiss_kind"),
             "command": command_line(),
             "cpu": facts()["cpu"],
@@ -691,6 +712,8 @@ def to_markdown(report: dict) -> str:
             ),
             "lrrrrl",
         )  # fmt: skip
+        chose = {labels[n]: "; ".join(tr[n]["auto_chose"]) for n in labels if tr.get(n, {}).get("auto_chose")}
+        lines += ["", *(f"- {label}: auto chose {what}" for label, what in chose.items())]
         lines += ["", "Goal: wall time <= 0.65x today's, dev NDCG@10 within the seed spread (0.007-0.024).", ""]
     ix = report.get("index")
     if ix:
@@ -826,6 +849,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["throughput", "train", "index", "fault", "unwritable", "nproc", "search", "ef", "quality"],
     )
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 50_000, 200_000])
+    parser.add_argument(
+        "--train-runs", nargs="+", default=list(TRAIN_RUNS), choices=TRAIN_RUNS, help="the train stage's runs"
+    )
     parser.add_argument("--search-size", type=int, default=1_000_000)
     parser.add_argument("--search-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
     args = parser.parse_args(argv)
@@ -848,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "throughput":
             throughput_stage(report)
         elif stage == "train":
-            train_stage(report)
+            train_stage(report, args.train_runs)
         elif stage == "index":
             index_stage(report, sorted(args.sizes))
         elif stage == "fault":
