@@ -101,17 +101,18 @@ def search_collection() -> Path:
     return full if (full / "corpus.jsonl").is_file() else repo_root() / SAMPLE
 
 
-def build_indexes(model: str, backend: str, file_name: str | None) -> tuple[Path, Path]:
+def build_indexes(model: str, backend: str, file_name: str | None, compute_dtype: str = "float32") -> tuple[Path, Path]:
     """(the search collection's abstracts, the first half for the reload) indexed with the model; reused once built."""
     from embedding_ft.index import build_index, load_vectors
     from embshared.io import Documents, read_documents
 
     docs = read_documents(search_collection())
-    full, half = WORK / "index-full", WORK / "index-half"
-    build_index(full, docs, model, backend, file_name)
+    suffix = "" if compute_dtype == "float32" else f"-{compute_dtype}"
+    full, half = WORK / f"index-full{suffix}", WORK / f"index-half{suffix}"
+    build_index(full, docs, model, backend, file_name, compute_dtype=compute_dtype)
     n = len(docs) // 2
     subset = Documents(docs.ids[:n], docs.texts[:n], docs.source + " (first half)")
-    build_index(half, subset, model, backend, file_name, embeddings=load_vectors(full)[:n])
+    build_index(half, subset, model, backend, file_name, embeddings=load_vectors(full)[:n], compute_dtype=compute_dtype)
     return full, half
 
 
@@ -183,15 +184,19 @@ def serve_server(index: Path, threads: int | None, workers: int | None = None, n
     return Server(name, cmd, port, "/health", {"EMBED_SERVE_API_KEY": key}, key)
 
 
-def naive_server(model: str, backend: str, file_name: str | None, threads: int | None) -> Server:
+def naive_server(
+    model: str, backend: str, file_name: str | None, threads: int | None, compute_dtype: str = "float32"
+) -> Server:
     port = free_port()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-server", str(port), "--model", model]
-    cmd += ["--backend", backend] + (["--file-name", file_name] if file_name else [])
+    cmd += ["--backend", backend, "--compute-dtype", compute_dtype] + (["--file-name", file_name] if file_name else [])
     cmd += ["--threads", str(threads)] if threads else []
     return Server("naive", cmd, port, "/health")
 
 
-def run_naive_server(port: int, model: str, backend: str, file_name: str | None, threads: int | None) -> None:
+def run_naive_server(
+    port: int, model: str, backend: str, file_name: str | None, threads: int | None, compute_dtype: str = "float32"
+) -> None:
     """The naive peer: one ``encode`` per request, FastAPI's thread pool, no batching, no queue."""
     import uvicorn
     from fastapi import FastAPI
@@ -200,7 +205,7 @@ def run_naive_server(port: int, model: str, backend: str, file_name: str | None,
     from embshared.cli import start_run
 
     start_run(threads=threads, quiet=True)
-    encoder = load_encoder(model, backend, file_name)
+    encoder = load_encoder(model, backend, file_name, compute_dtype=compute_dtype)
     app = FastAPI()
 
     @app.get("/health")
@@ -417,7 +422,7 @@ def ceiling_part(args, texts: dict[str, list[str]]) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    encoder = load_encoder(args.model, args.backend, args.file_name)
+    encoder = load_encoder(args.model, args.backend, args.file_name, compute_dtype=args.compute_dtype)
     out = {}
     for kind, items in texts.items():
         items = items[: 320 if kind == "queries" else 96]
@@ -492,7 +497,7 @@ def to_markdown(report: dict) -> str:
     lines = ["# embeddingFT serving: throughput, latency, soak", ""]
     sizes = report["texts"]
     lines.append(
-        f"Model `{report['model']}` ({report['backend']}); one text per request: queries of "
+        f"Model `{report['model']}` ({report['backend']}, {report.get('compute_dtype', 'float32')}); one text per request: queries of "
         f"{sizes['query_tokens_mean']:.1f} tokens, documents of {sizes['doc_tokens_mean']:.1f} tokens (means)."
     )
     lines += [
@@ -559,6 +564,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"])
     parser.add_argument("--file-name", help="the exported file (onnx / openvino; default: the int8 one)")
+    parser.add_argument(
+        "--compute-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="serve and the naive peer compute in this dtype (bfloat16: torch autocast / openvino bf16)",
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS, help="where serve.json / serve.md go (default: results/serve)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads of each server (default: torch's)")
     parser.add_argument("--workers", type=int, help="the server's --workers (default: its own default)")
     parser.add_argument(
@@ -588,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.naive_server:
-        run_naive_server(args.naive_server, args.model, args.backend, args.file_name, args.threads)
+        run_naive_server(args.naive_server, args.model, args.backend, args.file_name, args.threads, args.compute_dtype)
         return 0
     from embshared.bench import machine_facts, write_results
     from embshared.runtime import setup_logging
@@ -597,15 +611,23 @@ def main(argv: list[str] | None = None) -> int:
     # httpx logs every request at INFO: a line per request formatted on the cores the servers use
     logging.getLogger("httpx").setLevel(logging.WARNING)
     facts = machine_facts()
+    results = args.results_dir
     WORK.mkdir(parents=True, exist_ok=True)
     queries, docs, all_queries, sizes = bench_texts(args.model)
-    full, half = build_indexes(args.model, args.backend, args.file_name)
+    full, half = build_indexes(args.model, args.backend, args.file_name, args.compute_dtype)
     texts = {"queries": queries, "documents": docs}
-    report = {"model": args.model, "backend": args.backend, "texts": sizes, "embeddings": {}, "infinity": "skipped"}
+    report = {
+        "model": args.model,
+        "backend": args.backend,
+        "compute_dtype": args.compute_dtype,
+        "texts": sizes,
+        "embeddings": {},
+        "infinity": "skipped",
+    }
     report["search_docs"] = json.loads((full / "meta.json").read_text())["n_docs"]
     report |= {"requests_per_point": args.requests, "seconds_per_point": args.seconds, "concurrency": args.concurrency}
 
-    previous = RESULTS / "serve.json"
+    previous = results / "serve.json"
     if args.skip_soak and previous.is_file():  # keep the last soak (10 min) with when it ran
         kept = json.loads(previous.read_text())
         soak = kept.get("soak")
@@ -620,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             report["soak"] = {**soak, **rss_growth(soak.get("rss_mb", [])), "earlier_run": f"ended {when}", "cpu": cpu}
 
     def save():
-        write_results(RESULTS, "serve", report, to_markdown(report), facts=facts)
+        write_results(results, "serve", report, to_markdown(report), facts=facts)
 
     if args.only_soak:
         if not previous.is_file():
@@ -639,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
         save()
-        print(f"wrote the soak into {RESULTS / 'serve.json'} and serve.md")
+        print(f"wrote the soak into {results / 'serve.json'} and serve.md")
         return 0
 
     server = serve_server(full, args.threads, args.workers).start()
@@ -665,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             variant.stop()
         save()
     if not args.skip_naive:
-        peer = naive_server(args.model, args.backend, args.file_name, args.threads).start()
+        peer = naive_server(args.model, args.backend, args.file_name, args.threads, args.compute_dtype).start()
         try:
             report["embeddings"]["naive"] = embeddings_part(peer, "/v1/embeddings", args.model, texts, args)
         finally:
@@ -690,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
     report["model_alone"] = ceiling_part(args, texts)  # every server stopped: the cores are the model's
     save()
-    print(f"wrote {RESULTS / 'serve.json'} and serve.md; infinity-emb: {report['infinity']}")
+    print(f"wrote {results / 'serve.json'} and serve.md; infinity-emb: {report['infinity']}")
     return 0
 
 

@@ -413,3 +413,5 @@ def test_backend_auto_measures_bf16_where_native_and_the_index_keeps_it_for_quer
     searcher = Searcher(tmp_path / "idx")
     assert isinstance(searcher.encoder, backends.AutocastEncoder)  # queries encoded as the documents were
     assert [hits[0].id for hits in (searcher.search(t, 3) for t in texts[:3])] == ["d0", "d1", "d2"]
+    _, reused = build_index(tmp_path / "idx", docs, str(folder), "torch", encoder=model)  # fp32 asked: not reused
+    assert not reused and read_meta(tmp_path / "idx")["compute_dtype"] == "float32"

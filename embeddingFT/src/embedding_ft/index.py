@@ -211,6 +211,7 @@ def build_index(
         else:
             meta = read_meta(folder)  # refuses a folder that is not an index
             same_model = all(meta.get(k) == v for k, v in identity.items() if k != "model")
+            same_model = same_model and meta.get("compute_dtype", "float32") == compute_dtype
             if same_model and meta.get("docs_hash") == digest:
                 old_precision = meta.get("vectors", "float32")
                 if meta.get("faiss_kind") == kind and meta.get("fusion") == fusion_meta and old_precision == vectors:
