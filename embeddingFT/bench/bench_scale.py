@@ -274,7 +274,9 @@ TRAIN_RUNS = ("finetune_torch", "torch", "auto", "auto_warm")
 
 
 def train_stage(report: dict, names: list[str]) -> None:
-    out = {}
+    # runs not repeated stay, marked as from an earlier run (ratios are only taken within one run)
+    earlier = report.get("train", {})
+    out = {k: {**earlier[k], "earlier": True} for k in TRAIN_RUNS if k not in names and k in earlier}
     runs = WORK / "train"
     for name, backend, keep_exports, recipe in (
         ("finetune_torch", "torch", False, FINETUNE_RECIPE),
@@ -313,10 +315,10 @@ def train_stage(report: dict, names: list[str]) -> None:
         }
         print("train", name, out[name], flush=True)
     for name in ("auto", "auto_warm"):
-        if name in out and "torch" in out:
+        if name in names and "torch" in names:
             out[f"{name}_ratio"] = round(out[name]["seconds"] / out["torch"]["seconds"], 3)
     for name in ("torch", "auto", "auto_warm"):
-        if name in out and "finetune_torch" in out:
+        if name in names and "finetune_torch" in names:
             out[f"{name}_vs_finetune"] = round(out[name]["seconds"] / out["finetune_torch"]["seconds"], 3)
     report["train"] = out
 
@@ -344,16 +346,18 @@ def index_stage(report: dict, sizes: list[int]) -> None:
         print("index", n, rows[n], flush=True)
         report["index"] = {"rows": rows}
         save(report)
-    smallest = min(rows)
+    # linearity and the extrapolation from this run's rows (older rows may be of another back end or session)
+    latest = [n for n in sizes if n in rows] or sorted(rows)
     per_doc = {n: rows[n]["seconds"] / n for n in rows}
     for n in rows:
-        rows[n]["seconds_per_doc_vs_smallest"] = round(per_doc[n] / per_doc[smallest], 3)
-    largest = max(rows)
+        rows[n]["seconds_per_doc_vs_smallest"] = round(per_doc[n] / per_doc[min(latest)], 3)
+        rows[n]["extrapolated_1m_hours"] = round(per_doc[n] * 1_000_000 / 3600, 2)
     report["index"] = {
         "rows": rows,
         "shard_size": SHARD,
-        "linear_within_15pct": all(abs(r["seconds_per_doc_vs_smallest"] - 1) <= 0.15 for r in rows.values()),
-        "extrapolated_1m_hours": round(per_doc[largest] * 1_000_000 / 3600, 2),
+        "latest_sizes": latest,
+        "linear_within_15pct": all(abs(per_doc[n] / per_doc[min(latest)] - 1) <= 0.15 for n in latest),
+        "extrapolated_1m_hours": round(per_doc[max(latest)] * 1_000_000 / 3600, 2),
     }
 
 
@@ -646,14 +650,15 @@ def _index_lines(ix: dict, cpu: str) -> list[str]:
         f"On {cpu}.",
         "",
         *markdown_table(
-            ["documents", "wall s", "documents/s", "s/doc vs smallest", "peak RSS GB (process tree)", "peak at s",
-             "back end", "FAISS"],
+            ["documents", "wall s", "documents/s", "s/doc vs smallest", "1M extrapolated h", "peak RSS GB (process tree)",
+             "peak at s", "back end", "FAISS", "command"],
             (
                 [f"{int(n):,}", r["seconds"], r["docs_per_s"], r.get("seconds_per_doc_vs_smallest", ""),
-                 r["peak_rss_gb"], r.get("peak_rss_at_s", "-"), r["backend"], r["faiss"]]
+                 r.get("extrapolated_1m_hours", "-"), r["peak_rss_gb"], r.get("peak_rss_at_s", "-"), r["backend"],
+                 r["faiss"], f"`{r['command']}`" if r.get("command") else "-"]
                 for n, r in sorted(ix["rows"].items(), key=lambda item: int(item[0]))
             ),
-            "rrrrrrll",
+            "rrrrrrrlll",
         ),
     ]  # fmt: skip
     traced = {int(n): r["rss_trace"] for n, r in ix["rows"].items() if r.get("rss_trace")}
@@ -664,9 +669,9 @@ def _index_lines(ix: dict, cpu: str) -> list[str]:
     if "extrapolated_1m_hours" in ix:
         lines += [
             "",
-            f"Linear within +-15%: **{'yes' if ix['linear_within_15pct'] else 'no'}**. "
-            f"Extrapolated to 1M documents: **{ix['extrapolated_1m_hours']} h** (goal <= 4 h); goal peak RSS <= 4 GB "
-            "at 200k.",
+            f"Over the newest run's sizes ({', '.join(f'{int(n):,}' for n in ix.get('latest_sizes', ix['rows']))}): "
+            f"linear within +-15%: **{'yes' if ix['linear_within_15pct'] else 'no'}**; extrapolated from the largest "
+            f"to 1M documents: **{ix['extrapolated_1m_hours']} h** (goal <= 4 h). Goal peak RSS <= 4 GB at 200k.",
         ]
     return [*lines, ""]
 
@@ -704,7 +709,7 @@ def to_markdown(report: dict) -> str:
             ["recipe, encode_backend", "wall s", "x scifact.yaml torch", "x when filed", "peak RSS GB",
              "dev NDCG@10: base / hybrid base / tuned / hybrid tuned"],
             (
-                [labels[n], tr[n]["seconds"], tr.get(f"{n}_ratio", 1.0 if n == "torch" else "-"),
+                [labels[n] + (" (an earlier run)" if tr[n].get("earlier") else ""), tr[n]["seconds"], tr.get(f"{n}_ratio", 1.0 if n == "torch" else "-"),
                  tr.get(f"{n}_vs_finetune", 1.0 if n == "finetune_torch" else "-"), tr[n]["peak_rss_gb"],
                  " / ".join(str(tr[n]["dev"].get(k)) for k in keys)]
                 for n in labels
