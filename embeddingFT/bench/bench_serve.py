@@ -324,7 +324,7 @@ class RawConnection:
             if "transfer-encoding: chunked" in headers:
                 content = b""
                 while size := int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16):
-                    content += await self.reader.readexactly(size + 2)
+                    content += (await self.reader.readexactly(size + 2))[:-2]  # the chunk, not its CRLF
                 await self.reader.readuntil(b"\r\n")
             else:
                 length = next(
