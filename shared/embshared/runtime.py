@@ -71,7 +71,9 @@ def bf16_supported(device: str) -> bool:
     A CPU with AVX512-BF16 but no AMX runs bfloat16 natively yet gains nothing from it: on
     the 2-core Xeon this workspace is benchmarked on, bf16 autocast trained MiniLM at about
     0.85x and encoded at about 0.7x the speed of fp32 (embeddingFT/bench/results). So
-    ``bf16: auto`` means fp32 there; ``bf16=true`` still forces it.
+    ``bf16: auto`` means fp32 there; ``bf16=true`` still forces it. On a 2-core AMD EPYC (Zen 4,
+    AVX512-BF16, no AMX) bf16 autocast *encoded* at 2.0x fp32 (make bench-scale); training there
+    was not measured, so training keeps this rule, while encoding measures (:func:`bf16_native`).
     """
     import torch
 
