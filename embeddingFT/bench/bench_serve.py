@@ -302,16 +302,17 @@ class RawConnection:
     """
 
     def __init__(self, host: str, port: int, headers: dict | None):
+        import orjson
+
+        self.dumps = orjson.dumps
         self.host, self.port = host, port
         self.extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.reader = self.writer = None
 
     async def post(self, path: str, body: dict) -> tuple[int, bytes]:
-        import orjson
-
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        data = orjson.dumps(body)
+        data = self.dumps(body)
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(data)}\r\n{self.extra}\r\n"

@@ -40,7 +40,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,10 +175,9 @@ class EmbeddingCache:
         For readers that did not encode (benchmarks judging a run's models): the key is rebuilt
         for each exact back end in turn, nothing is searched for by file name.
         """
-        texts_hash = collection_hash(texts)
-        for backend, file_name, dtype in exact_backends():
-            key = model_key(model, backend, file_name, max_seq_length, texts_hash, prompt_name, dtype)
-            vectors = self.load(key)
+        first = model_key(model, "torch", None, max_seq_length, collection_hash(texts), prompt_name)
+        for backend, file_name, dtype in exact_backends():  # the fingerprint is the weights', whatever runs them
+            vectors = self.load(replace(first, backend=backend, file_name=file_name, compute_dtype=dtype))
             if vectors is not None:
                 return vectors
         return None
@@ -508,15 +507,16 @@ class CorpusEncoder:
         info = AdapterInfo.load(self.model)
         if info is None or not info.base or not info.base.get("model"):
             return None
-        for backend, file_name, dtype in exact_backends():
-            try:
-                base = model_key(info.base["model"], backend, file_name, max_seq_length, texts_hash, None, dtype)
-            except Exception as exc:  # the base is gone: no shortcut
-                logger.info("%s: the adapter's base %s is not available (%s)", self.model, info.base["model"], exc)
-                return None
-            if info.base.get("model_fingerprint") not in (None, base.model_fingerprint):
-                logger.info("%s: its base %s has changed since training: no shortcut", self.model, info.base["model"])
-                return None
+        try:
+            first = model_key(info.base["model"], "torch", None, max_seq_length, texts_hash)
+        except Exception as exc:  # the base is gone: no shortcut
+            logger.info("%s: the adapter's base %s is not available (%s)", self.model, info.base["model"], exc)
+            return None
+        if info.base.get("model_fingerprint") not in (None, first.model_fingerprint):
+            logger.info("%s: its base %s has changed since training: no shortcut", self.model, info.base["model"])
+            return None
+        for backend, file_name, dtype in exact_backends():  # the fingerprint is the weights', whatever runs them
+            base = replace(first, backend=backend, file_name=file_name, compute_dtype=dtype)
             if base in cache:
                 return base
         return None
